@@ -1,0 +1,39 @@
+"""rp_eval's app: `python app.py [--host H] [--port P]` (also the Hugging Face Spaces entry point).
+
+With no models configured (`RP_EVAL_MODELS`), the first start builds the tiny offline demo models into the
+workspace (`RP_EVAL_HOME`, default ./workspace); later starts reuse them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    args = p.parse_args()
+
+    start = time.perf_counter()
+    from rp_eval.cli import _terminal_progress
+    from rp_eval.models import demo, registry
+    from rp_eval.ui import build_app
+
+    problems = registry.register_configured()
+    use_demo = not os.environ.get("RP_EVAL_MODELS")
+    if use_demo:
+        if not demo.demos_ready():
+            print("First start: building the tiny offline demo models (about 2-3 minutes on 2 CPU cores)...")
+        demo.build_demo_models(_terminal_progress())
+    for line in problems:
+        print(f"warning: {line}")
+    app = build_app(problems, demo_models=use_demo)
+    print(f"ready in {time.perf_counter() - start:.1f} s: http://{args.host}:{args.port}")
+    app.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from rp_eval.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,157 @@
+"""`python -m rp_eval` (or `rp-eval`): one subcommand per capability, calling the same functions as the tabs.
+
+Errors go to stderr with exit code 2; results to stdout (one JSON object with --json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rp_eval.chat.formats import FORMATS
+
+
+def _models(args: argparse.Namespace) -> int:
+    from rp_eval.models import registry
+
+    if args.action == "list":
+        rows = registry.list_models()
+        if args.json:
+            print(json.dumps([_row_dict(r) for r in rows], ensure_ascii=False, indent=1))
+        else:
+            for r in rows:
+                print(f"{r.name:32} {r.kind:8} {r.architecture:24} {r.source}")
+            if not rows:
+                print("no models registered (the app registers the demo models at its first start)")
+    elif args.action == "add":
+        row = registry.add_model(
+            args.source, args.name or "", prompt_format=args.prompt_format, trust_remote_code=args.trust_remote_code
+        )
+        print(json.dumps(_row_dict(row), ensure_ascii=False) if args.json else f"registered {row.name}")
+    elif args.action == "remove":
+        registry.remove_model(args.source, delete_files=args.delete_files)
+        print(f"removed {args.source}")
+    elif args.action == "demo":
+        from rp_eval.models.demo import build_demo_models
+
+        names = build_demo_models(_terminal_progress())
+        print("demo models ready: " + ", ".join(names))
+    return 0
+
+
+def _row_dict(row) -> dict:
+    return {
+        k: getattr(row, k)
+        for k in (
+            "name",
+            "kind",
+            "source",
+            "parents",
+            "architecture",
+            "model_type",
+            "parameters",
+            "size_bytes",
+            "prompt_format",
+            "made_by",
+            "notes",
+        )
+    }
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from rp_eval.chat.generate import GenerationSettings, generate
+    from rp_eval.models import registry
+    from rp_eval.models.loading import model_cache, transient_row
+
+    settings = GenerationSettings(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
+    )
+    store_row = registry.get_store().get_model(args.model)
+    row = store_row or transient_row(args.model, args.prompt_format)
+    if store_row is None and args.prompt_format != "auto":
+        row.prompt_format = args.prompt_format
+    loaded = model_cache().get(row)
+    messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
+        {"role": "user", "content": args.message}
+    ]
+    result = generate(loaded.model, loaded.tokenizer, loaded.format, messages, settings)
+    if args.json:
+        out = result.to_dict()
+        out.pop("prompt")
+        out["model"] = row.name
+        out["prompt_format"] = loaded.format.name
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        print(result.text)
+        print(f"[{result.finish_reason}, {result.new_tokens} tokens, {result.seconds:.2f} s]", file=sys.stderr)
+    return 0
+
+
+def _terminal_progress():
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(message: str, done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="building demo models", unit="step", file=sys.stderr)
+        bar.set_postfix_str(message)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rp-eval", description="Role-play chat models: register, chat, evaluate.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("models", help="the model registry")
+    m.add_argument("action", choices=["list", "add", "remove", "demo"])
+    m.add_argument("source", nargs="?", default="", help="hub id or folder (add), name (remove)")
+    m.add_argument("--name", default="", help="registry name (add); default: the folder name or hub id")
+    m.add_argument("--prompt-format", default="auto", choices=["auto", *FORMATS])
+    m.add_argument("--trust-remote-code", action="store_true")
+    m.add_argument("--delete-files", action="store_true", help="remove: also delete files rp_eval made")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=_models)
+
+    g = sub.add_parser("generate", help="one reply from a model, cut and trimmed as in the chat")
+    g.add_argument("--model", required=True, help="registered name, hub id or folder")
+    g.add_argument("--message", required=True)
+    g.add_argument("--system", default="")
+    g.add_argument("--max-new-tokens", type=int, default=128)
+    g.add_argument("--temperature", type=float, default=0.7, help="0 means greedy")
+    g.add_argument("--top-p", type=float, default=0.9)
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--prompt-format", default="auto", choices=["auto", *FORMATS])
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(func=_generate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "models" and args.action in ("add", "remove") and not args.source:
+        print(f"error: models {args.action} needs a model (hub id or folder for add, name for remove)", file=sys.stderr)
+        return 2
+    from pydantic import ValidationError
+
+    from rp_eval.chat.generate import GenerationError
+    from rp_eval.models.registry import RegistryError
+
+    try:
+        return args.func(args)
+    except (RegistryError, GenerationError) as err:
+        print(f"error: {err}", file=sys.stderr)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        print(f"error: bad setting: {problems}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,268 @@
+"""Tiny demo models, built once into the workspace so the whole app works offline and on a CPU.
+
+They are toys (a few million parameters, trained about a minute on `prompts/demo/corpus.jsonl`): enough that
+chat shows Japanese role-play text and replies end by themselves, nothing more. Three of them share one
+byte-level BPE tokenizer with real `<s>`, `</s>`, `<unk>`, `<pad>` tokens and a Llama-2 chat template:
+- `demo-llama-a`: a Llama-architecture model trained on the whole corpus;
+- `demo-llama-b`: `demo-llama-a` trained further on the polite and old-fashioned characters (same shapes,
+  so the two can merge);
+- `demo-mistral`: a Mistral-architecture model trained from scratch (a second family).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rp_eval import settings
+from rp_eval.chat.formats import FORMATS, Message
+from rp_eval.models import registry
+
+CORPUS = Path(__file__).resolve().parents[2] / "prompts" / "demo" / "corpus.jsonl"
+BUILD_VERSION = 1  # bump when the recipe below changes, so old builds are replaced
+
+# The Llama-2 format as a Jinja chat template; renders exactly what formats.Llama2 renders.
+LLAMA2_TEMPLATE = (
+    "{%- if messages and messages[0]['role'] == 'system' -%}"
+    "{%- set system = messages[0]['content'] -%}{%- set turns = messages[1:] -%}"
+    "{%- else -%}{%- set system = '' -%}{%- set turns = messages -%}{%- endif -%}"
+    "{%- set ns = namespace(first=true) -%}"
+    "{%- for m in turns -%}"
+    "{%- if m['role'] == 'user' -%}"
+    "{%- if ns.first and system -%}{%- set text = '<<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' + m['content'] -%}"
+    "{%- else -%}{%- set text = m['content'] -%}{%- endif -%}"
+    "{%- set ns.first = false -%}"
+    "{{- bos_token + '[INST] ' + text + ' [/INST]' -}}"
+    "{%- elif m['role'] == 'assistant' -%}{{- ' ' + m['content'] + ' ' + eos_token -}}"
+    "{%- endif -%}{%- endfor -%}"
+)
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    name: str
+    architecture: str  # "llama" | "mistral"
+    steps: int
+    start_from: str = ""  # another demo model to continue from
+    styles: tuple[str, ...] = ()  # train only on these corpus styles (empty: all)
+    notes: str = ""
+
+
+DEMOS = [
+    DemoSpec("demo-llama-a", "llama", 420, notes="tiny demo model (Llama architecture), trained on the demo corpus"),
+    DemoSpec(
+        "demo-llama-b",
+        "llama",
+        160,
+        start_from="demo-llama-a",
+        styles=("polite", "archaic", "calm", "shy"),
+        notes="tiny demo model: demo-llama-a trained further on the polite characters; merges with demo-llama-a",
+    ),
+    DemoSpec("demo-mistral", "mistral", 420, notes="tiny demo model (Mistral architecture), a second family"),
+]
+
+SHAPE = dict(
+    hidden_size=128,
+    intermediate_size=352,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=512,
+)
+
+
+def load_corpus(path: Path = CORPUS) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def conversations_as_messages(corpus: list[dict]) -> list[list[Message]]:
+    return [[{"role": "system", "content": c["system"]}, *c["messages"]] for c in corpus]
+
+
+def train_tokenizer(texts: list[str], vocab_size: int = 2000, chat_template: str = LLAMA2_TEMPLATE):
+    """A byte-level BPE tokenizer trained on `texts`, with real special tokens and a chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<s>", "</s>", "<pad>"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        clean_up_tokenization_spaces=False,
+    )
+    fast.chat_template = chat_template
+    return fast
+
+
+def training_examples(tokenizer, conversations: list[list[Message]]) -> list[tuple[list[int], list[int]]]:
+    """(input ids, labels) per assistant turn: loss on the reply and on the real EOS id, nothing else."""
+    fmt = FORMATS["llama2"]
+    examples = []
+    for messages in conversations:
+        for i, m in enumerate(messages):
+            if m["role"] != "assistant":
+                continue
+            prompt = tokenizer(fmt.render(messages[:i]), add_special_tokens=False)["input_ids"]
+            reply = tokenizer(" " + m["content"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            examples.append((prompt + reply, [-100] * len(prompt) + reply))
+    return examples
+
+
+def make_model(architecture: str, vocab_size: int, tokenizer, seed: int = 0):
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(seed)
+    ids = dict(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
+    )
+    if architecture == "llama":
+        return LlamaForCausalLM(LlamaConfig(vocab_size=vocab_size, **SHAPE, **ids))
+    return MistralForCausalLM(MistralConfig(vocab_size=vocab_size, sliding_window=256, **SHAPE, **ids))
+
+
+def train(
+    model,
+    examples,
+    steps: int,
+    pad_id: int,
+    seed: int = 0,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    on_step: Callable[[int, float], None] | None = None,
+) -> float:
+    """A short AdamW run with cosine decay; returns the last loss."""
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    model.train()
+    loss_value = float("nan")
+    for step in range(steps):
+        batch = rng.sample(examples, min(batch_size, len(examples)))
+        width = max(len(x) for x, _ in batch)
+        ids = torch.tensor([x + [pad_id] * (width - len(x)) for x, _ in batch])
+        labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])
+        mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        loss_value = loss.item()
+        if on_step:
+            on_step(step, loss_value)
+    model.eval()
+    return loss_value
+
+
+def _fingerprint() -> str:
+    h = hashlib.sha256(CORPUS.read_bytes())
+    h.update(json.dumps([BUILD_VERSION, SHAPE, [d.__dict__ for d in DEMOS]], sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def demo_dir() -> Path:
+    return settings.models_dir() / "demo"
+
+
+def demos_ready() -> bool:
+    marker = demo_dir() / "READY"
+    return marker.exists() and marker.read_text().strip() == _fingerprint()
+
+
+def build_demo_models(progress: Callable[[str, int, int], None] | None = None) -> list[str]:
+    """Build the demo models (once; later calls return at once) and register them. Returns their names.
+
+    Everything is written to a temporary folder and moved into place at the end, so an interrupted
+    build leaves nothing half-written behind and is simply redone at the next start.
+    """
+    if not demos_ready():
+        _build(progress)
+    for spec in DEMOS:
+        if registry.get_store().get_model(spec.name) is None:
+            registry.add_model(
+                str(demo_dir() / spec.name),
+                spec.name,
+                kind="demo",
+                parents=[spec.start_from] if spec.start_from else [],
+                made_by={
+                    "demo": f"trained {spec.steps} steps on prompts/demo/corpus.jsonl",
+                    "styles": list(spec.styles),
+                },
+                notes=spec.notes,
+            )
+    return [d.name for d in DEMOS]
+
+
+def _build(progress: Callable[[str, int, int], None] | None) -> None:
+    corpus = load_corpus()
+    conversations = conversations_as_messages(corpus)
+    texts = [m["content"] for conv in conversations for m in conv]
+    tokenizer = train_tokenizer(texts)
+    tmp = demo_dir().with_name("demo.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    total = sum(d.steps for d in DEMOS)
+    done = 0
+    built = {}
+    for spec in DEMOS:
+        subset = [
+            c for c, raw in zip(conversations, corpus, strict=True) if not spec.styles or raw["style"] in spec.styles
+        ]
+        examples = training_examples(tokenizer, subset)
+        if spec.start_from:
+            model = built[spec.start_from]
+            model = type(model)(model.config)
+            model.load_state_dict(built[spec.start_from].state_dict())
+        else:
+            model = make_model(spec.architecture, len(tokenizer), tokenizer, seed=len(built))
+        start = time.perf_counter()
+
+        def step(i: int, loss: float, spec: DemoSpec = spec, base: int = done) -> None:
+            if progress:
+                progress(f"{spec.name} loss {loss:.2f}", base + i + 1, total)
+
+        train(model, examples, spec.steps, tokenizer.pad_token_id, seed=len(built), on_step=step)
+        done += spec.steps
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.save_pretrained(tmp / spec.name)
+        tokenizer.save_pretrained(tmp / spec.name)
+        (tmp / spec.name / "DEMO.md").write_text(
+            f"# {spec.name}\n\n{spec.notes}.\nA tiny model for trying rp_eval offline; trained "
+            f"{spec.steps} steps in {time.perf_counter() - start:.0f} s. Not a real chat model.\n",
+            encoding="utf-8",
+        )
+        built[spec.name] = model
+    (tmp / "READY").write_text(_fingerprint())
+    final = demo_dir()
+    for spec in DEMOS:  # a rebuilt demo replaces the old registry entries
+        if registry.get_store().get_model(spec.name) is not None:
+            registry.get_store().remove_model(spec.name)
+    old = final.with_name("demo.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,115 @@
+"""The one place that touches SQL: schema, engine and transactions.
+
+Later features add their tables here (conversations, ratings, evaluations, runs, candidates), next to
+`ModelRow`, so the whole schema reads in one file. Every write runs in a transaction (`Store.transaction`):
+either all of it lands or none of it does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import cache
+
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, create_engine, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from rp_eval import settings
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ModelRow(Base):
+    """A registered model: a base (hub id or folder), a LoRA adapter on a base, a merge, or a demo model."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True, index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # base | adapter | merged | demo
+    source: Mapped[str] = mapped_column(Text)  # hub id or local folder
+    parents: Mapped[list] = mapped_column(JSON, default=list)  # names of the models it was made from
+    made_by: Mapped[dict] = mapped_column(JSON, default=dict)  # how it was made: recipe, training run, ...
+    architecture: Mapped[str] = mapped_column(String(200), default="")
+    model_type: Mapped[str] = mapped_column(String(100), default="")
+    parameters: Mapped[int] = mapped_column(Integer, default=0)
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_format: Mapped[str] = mapped_column(String(50), default="auto")
+    trust_remote_code: Mapped[bool] = mapped_column(Boolean, default=False)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Store:
+    """A database (SQLite file by default) with the rp_eval schema created on open."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, json_serializer=lambda v: json.dumps(v, ensure_ascii=False))
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose changes commit together at the end, or roll back on any error."""
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- models ------------------------------------------------------------------------------------
+
+    def list_models(self) -> list[ModelRow]:
+        with self.transaction() as s:
+            return list(s.scalars(select(ModelRow).order_by(ModelRow.id)))
+
+    def get_model(self, name: str) -> ModelRow | None:
+        with self.transaction() as s:
+            return s.scalar(select(ModelRow).where(ModelRow.name == name))
+
+    def add_model(self, row: ModelRow) -> ModelRow:
+        with self.transaction() as s:
+            s.add(row)
+        return row
+
+    def remove_model(self, name: str) -> bool:
+        with self.transaction() as s:
+            row = s.scalar(select(ModelRow).where(ModelRow.name == name))
+            if row is None:
+                return False
+            s.delete(row)
+            return True
+
+    def integrity_ok(self) -> bool:
+        """SQLite's own integrity check; other databases keep their own guarantees."""
+        if not self.url.startswith("sqlite"):
+            return True
+        with self.engine.connect() as c:
+            return c.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer (several raters at once)
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@cache
+def _open(url: str) -> Store:
+    return Store(url)
+
+
+def get_store() -> Store:
+    """The store for the current settings (one per database URL per process)."""
+    return _open(settings.database_url())

@@ -1,0 +1,82 @@
+"""`python -m rp_eval` end to end, in a subprocess, as a script would call it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RP_EVAL_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "rp_eval", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
+
+
+def test_generate_prints_one_json_object(tiny_llama, tmp_path):
+    out = cli(
+        "generate",
+        "--model",
+        str(tiny_llama),
+        "--message",
+        "こんにちは",
+        "--system",
+        "あなたは猫です。",
+        "--max-new-tokens",
+        "6",
+        "--temperature",
+        "0",
+        "--json",
+        home=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert {"text", "raw_text", "finish_reason", "new_tokens", "seconds"} <= result.keys()
+    assert result["finish_reason"] in ("eos", "stop_string", "length", "length_trimmed")
+    assert 1 <= result["new_tokens"] <= 6 and result["prompt_format"] == "template"
+    again = cli(
+        "generate",
+        "--model",
+        str(tiny_llama),
+        "--message",
+        "こんにちは",
+        "--system",
+        "あなたは猫です。",
+        "--max-new-tokens",
+        "6",
+        "--temperature",
+        "0",
+        "--json",
+        home=tmp_path,
+    )
+    assert json.loads(again.stdout)["raw_text"] == result["raw_text"]  # greedy is deterministic
+
+
+def test_models_add_list_remove(tiny_llama, tmp_path):
+    assert cli("models", "add", str(tiny_llama), "--name", "tiny", home=tmp_path).returncode == 0
+    listed = json.loads(cli("models", "list", "--json", home=tmp_path).stdout)
+    assert [m["name"] for m in listed] == ["tiny"] and listed[0]["architecture"] == "LlamaForCausalLM"
+    named = cli("generate", "--model", "tiny", "--message", "やあ", "--max-new-tokens", "3", "--json", home=tmp_path)
+    assert json.loads(named.stdout)["model"] == "tiny"
+    assert cli("models", "remove", "tiny", home=tmp_path).returncode == 0
+    assert json.loads(cli("models", "list", "--json", home=tmp_path).stdout) == []
+
+
+def test_errors_go_to_stderr_with_a_nonzero_exit(tiny_llama, tmp_path):
+    cases = [
+        (["generate", "--model", str(tmp_path / "nope"), "--message", "x"], "does not exist"),
+        (["generate", "--model", "owner/not-here", "--message", "x"], "HF_HUB_OFFLINE"),
+        (["generate", "--model", str(tiny_llama), "--message", " "], "message is empty"),
+        (["generate", "--model", str(tiny_llama), "--message", "x", "--max-new-tokens", "0"], "max_new_tokens"),
+        (["models", "remove", "ghost"], "no registered model named 'ghost'"),
+        (["models", "add"], "needs a model"),
+    ]
+    for args, message in cases:
+        out = cli(*args, home=tmp_path)
+        assert out.returncode == 2, (args, out.stderr)
+        assert message in out.stderr and out.stdout == ""
