@@ -6,6 +6,7 @@ Errors go to stderr with exit code 2; results to stdout (one JSON object with --
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
@@ -130,7 +131,15 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--prompt-format", default="auto", choices=["auto", *FORMATS])
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=_generate)
+
+    for module in FEATURE_COMMANDS:
+        importlib.import_module(module).add_parser(sub)
     return p
+
+
+# One line per feature: a module with `add_parser(subparsers)` that adds its subcommand(s); each handler
+# takes the parsed arguments and returns an exit code, and raises RpEvalError for a person's mistakes.
+FEATURE_COMMANDS: list[str] = []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,12 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from pydantic import ValidationError
 
-    from rp_eval.chat.generate import GenerationError
-    from rp_eval.models.registry import RegistryError
+    from rp_eval.errors import RpEvalError
 
     try:
         return args.func(args)
-    except (RegistryError, GenerationError) as err:
+    except RpEvalError as err:
         print(f"error: {err}", file=sys.stderr)
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())

@@ -8,6 +8,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -16,7 +22,17 @@ import torch  # noqa: E402
 from rp_eval import store  # noqa: E402
 from rp_eval.models import demo  # noqa: E402
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def use_workspace(path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -83,6 +99,11 @@ def demo_workspace(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("demo") / "workspace"
     mp = pytest.MonkeyPatch()
     use_workspace(path, mp)
+    # Developers may point RP_EVAL_DEMO_CACHE at a workspace whose demo build is current, to skip the
+    # 2.5-minute build; its fingerprint is checked, and CI leaves it unset and builds.
+    cached = Path(os.environ.get("RP_EVAL_DEMO_CACHE", "/nonexistent")) / "models" / "demo"
+    if (cached / "READY").exists():
+        shutil.copytree(cached, demo.demo_dir(), dirs_exist_ok=True)
     demo.build_demo_models()
     mp.undo()
     store._open.cache_clear()
@@ -93,3 +114,49 @@ def demo_workspace(tmp_path_factory) -> Path:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(demo_workspace, tmp_path):
+    """The app (`python app.py`) on a free port over the demo workspace; its URL."""
+    port = free_port()
+    env = {**os.environ, "RP_EVAL_HOME": str(demo_workspace), "HF_HUB_OFFLINE": "1"}
+    env.pop("RP_EVAL_MODELS", None)
+    log = open(tmp_path / "app.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            assert proc.poll() is None, (tmp_path / "app.log").read_text()
+            time.sleep(0.5)
+    else:
+        pytest.fail("the app did not start in 120 s:\n" + (tmp_path / "app.log").read_text())
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture
+def page():
+    """A page of headless Debian Chromium (1280x900)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed (apt-get install chromium fonts-noto-cjk)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser.new_page(viewport={"width": 1280, "height": 900})
+        browser.close()

@@ -33,6 +33,7 @@ from transformers import (
 
 from rp_eval.chat import text as textrules
 from rp_eval.chat.formats import Message, PromptFormat, end_markers, render_prompt, speaker_tags
+from rp_eval.errors import RpEvalError
 
 FinishReason = Literal["eos", "stop_string", "length_trimmed", "length"]
 
@@ -94,7 +95,7 @@ def stop_rules(tokenizer, model, fmt: PromptFormat, extra: tuple[str, ...] = ())
     return StopRules(frozenset(ids), tuple(dict.fromkeys(s for s in strings if s)))
 
 
-class GenerationError(ValueError):
+class GenerationError(RpEvalError):
     """A request that can not be generated, with a message meant for the person who asked."""
 
 

@@ -16,12 +16,13 @@ import yaml
 
 from rp_eval import settings
 from rp_eval.chat.formats import FORMATS
+from rp_eval.errors import RpEvalError
 from rp_eval.store import ModelRow, get_store
 
 KINDS = ("base", "adapter", "merged", "demo")
 
 
-class RegistryError(ValueError):
+class RegistryError(RpEvalError):
     """A model that can not be registered, loaded or removed, with a message meant for a person."""
 
 

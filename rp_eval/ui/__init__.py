@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+
 import gradio as gr
 
 from rp_eval.ui import models_tab
 from rp_eval.ui.locale import t
+
+# One line per tab after Models: (module under rp_eval.ui with a `build()` function, locale key of its label).
+TABS: list[tuple[str, str]] = []
 
 
 def build_app(startup_problems: list[str] | None = None, demo_models: bool = True) -> gr.Blocks:
@@ -13,6 +18,10 @@ def build_app(startup_problems: list[str] | None = None, demo_models: bool = Tru
         gr.Markdown(f"# {t('title')}")
         if demo_models:
             gr.Markdown(t("demo_banner"), elem_id="demo-banner")
-        with gr.Tabs(), gr.Tab(t("models_tab"), id="models"):
-            models_tab.build(startup_problems or [])
+        with gr.Tabs():
+            with gr.Tab(t("models_tab"), id="models"):
+                models_tab.build(startup_problems or [])
+            for module, label in TABS:
+                with gr.Tab(t(label), id=module):
+                    importlib.import_module(f"rp_eval.ui.{module}").build()
     return app

@@ -1,8 +1,9 @@
 """The one place that touches SQL: schema, engine and transactions.
 
-Later features add their tables here (conversations, ratings, evaluations, runs, candidates), next to
-`ModelRow`, so the whole schema reads in one file. Every write runs in a transaction (`Store.transaction`):
-either all of it lands or none of it does.
+The registry's `ModelRow` lives here; each later feature adds one module in this package with its tables
+(declared on `Base`) and the functions that read and write them, taking a `Store`, and names that module in
+`TABLE_MODULES` so its tables are created on open. Nothing outside `rp_eval.store` builds a query.
+Every write runs in a transaction (`Store.transaction`): either all of it lands or none of it does.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
+from importlib import import_module
 
 from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, create_engine, event, select
 from sqlalchemy.engine import Engine
@@ -49,6 +51,10 @@ class ModelRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
+# One line per feature module of this package that declares tables (e.g. "ratings").
+TABLE_MODULES: list[str] = []
+
+
 class Store:
     """A database (SQLite file by default) with the rp_eval schema created on open."""
 
@@ -57,6 +63,8 @@ class Store:
         self.engine: Engine = create_engine(url, json_serializer=lambda v: json.dumps(v, ensure_ascii=False))
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        for module in TABLE_MODULES:
+            import_module(f"rp_eval.store.{module}")
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
