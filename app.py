@@ -30,9 +30,20 @@ def main() -> None:
         demo.build_demo_models(_terminal_progress())
     for line in problems:
         print(f"warning: {line}")
-    app = build_app(problems, demo_models=use_demo)
-    print(f"ready in {time.perf_counter() - start:.1f} s: http://{args.host}:{args.port}")
-    app.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port)
+    import gradio as gr
+    import uvicorn
+    from fastapi import FastAPI
+
+    from rp_eval import api, settings
+
+    blocks = build_app(problems, demo_models=use_demo).queue(default_concurrency_limit=4)
+    server = api.install(FastAPI(title="rp_eval"))
+    server = gr.mount_gradio_app(server, blocks, path="/")
+    print(f"data: {settings.home()} (database {settings.database_url()})")
+    print(
+        f"ready in {time.perf_counter() - start:.1f} s: http://{args.host}:{args.port}  (OpenAI-compatible API at /v1)"
+    )
+    uvicorn.run(server, host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":
