@@ -160,3 +160,27 @@ def page():
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield browser.new_page(viewport={"width": 1280, "height": 900})
         browser.close()
+
+
+POSTGRES_URL = os.environ.get("RP_EVAL_TEST_POSTGRES_URL", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """An empty database of each supported kind. PostgreSQL comes from RP_EVAL_TEST_POSTGRES_URL
+    (`.ci/run` starts a server and sets it); without it the PostgreSQL case is skipped, except in CI."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.sqlite'}"
+    if not POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("CI must test PostgreSQL: RP_EVAL_TEST_POSTGRES_URL is not set")
+        pytest.skip("no PostgreSQL server (set RP_EVAL_TEST_POSTGRES_URL to test the store on one)")
+    from sqlalchemy import create_engine
+
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as c:  # a clean schema for every test
+        c.exec_driver_sql("DROP SCHEMA public CASCADE")
+        c.exec_driver_sql("CREATE SCHEMA public")
+    engine.dispose()
+    store._open.cache_clear()
+    return POSTGRES_URL

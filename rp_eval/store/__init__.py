@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from functools import cache
 from importlib import import_module
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, create_engine, event, select
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, String, Text, create_engine, event, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from rp_eval import settings
@@ -43,8 +44,8 @@ class ModelRow(Base):
     made_by: Mapped[dict] = mapped_column(JSON, default=dict)  # how it was made: recipe, training run, ...
     architecture: Mapped[str] = mapped_column(String(200), default="")
     model_type: Mapped[str] = mapped_column(String(100), default="")
-    parameters: Mapped[int] = mapped_column(Integer, default=0)
-    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    parameters: Mapped[int] = mapped_column(BigInteger, default=0)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     prompt_format: Mapped[str] = mapped_column(String(50), default="auto")
     trust_remote_code: Mapped[bool] = mapped_column(Boolean, default=False)
     notes: Mapped[str] = mapped_column(Text, default="")
@@ -52,7 +53,8 @@ class ModelRow(Base):
 
 
 # One line per feature module of this package that declares tables (e.g. "ratings").
-TABLE_MODULES: list[str] = []
+TABLE_MODULES: list[str] = [
+]
 
 
 class Store:
@@ -60,12 +62,18 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url, json_serializer=lambda v: json.dumps(v, ensure_ascii=False))
+        self.engine: Engine = create_engine(
+            url, json_serializer=lambda v: json.dumps(v, ensure_ascii=False), pool_pre_ping=True
+        )
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         for module in TABLE_MODULES:
             import_module(f"rp_eval.store.{module}")
-        Base.metadata.create_all(self.engine)
+        try:
+            Base.metadata.create_all(self.engine)
+        except (IntegrityError, ProgrammingError, OperationalError):
+            # another process created the same tables a moment earlier (PostgreSQL): they exist now
+            Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
