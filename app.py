@@ -1,40 +1,52 @@
 """rp_eval's app: `python app.py [--host H] [--port P]` (also the Hugging Face Spaces entry point).
 
-With no models configured (`RP_EVAL_MODELS`), the first start builds the tiny offline demo models into the
-workspace (`RP_EVAL_HOME`, default ./workspace); later starts reuse them.
+With no models configured, the first start builds the tiny offline demo models into the workspace; later
+starts reuse them. The page and an OpenAI-compatible API (/v1) are served together.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from rp_eval import settings
+
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=settings.describe(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     args = p.parse_args()
 
     start = time.perf_counter()
+    try:
+        config = settings.config()
+    except settings.ConfigError as err:
+        sys.exit(f"error: {err}")
     from rp_eval.cli import _terminal_progress
     from rp_eval.models import demo, registry
     from rp_eval.ui import build_app
 
     problems = registry.register_configured()
-    use_demo = not os.environ.get("RP_EVAL_MODELS")
+    use_demo = not config.models
     if use_demo:
         if not demo.demos_ready():
             print("First start: building the tiny offline demo models (about 2-3 minutes on 2 CPU cores)...")
         demo.build_demo_models(_terminal_progress())
     for line in problems:
         print(f"warning: {line}")
+
     import gradio as gr
     import uvicorn
     from fastapi import FastAPI
 
-    from rp_eval import api, settings
+    from rp_eval import api
 
     blocks = build_app(problems, demo_models=use_demo).queue(default_concurrency_limit=4)
     server = api.install(FastAPI(title="rp_eval"))

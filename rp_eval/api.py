@@ -12,7 +12,6 @@ Set `RP_EVAL_API_KEY` to require `Authorization: Bearer <key>`.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 import uuid
@@ -23,6 +22,7 @@ from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from rp_eval import settings
 from rp_eval.chat.generate import GenerationResult, GenerationSettings, stream
 from rp_eval.errors import RpEvalError
 from rp_eval.models import registry
@@ -68,7 +68,7 @@ def _error(status: int, message: str, kind: str) -> JSONResponse:
 
 
 def _check_key(authorization: str | None = Header(None)) -> None:
-    key = os.environ.get("RP_EVAL_API_KEY", "")
+    key = settings.config().api_key
     if key and not secrets.compare_digest(authorization or "", f"Bearer {key}"):
         raise ApiError("missing or wrong API key (Authorization: Bearer ...)", 401, "authentication_error")
 

@@ -1,21 +1,101 @@
-"""Where rp_eval keeps its files, read from the environment once per call."""
+"""Settings in one place: defaults, then a config file (`rp_eval.yaml`), then environment variables.
+
+The file is `RP_EVAL_CONFIG` if set, else `./rp_eval.yaml` if it exists. Every key has an environment variable
+(`RP_EVAL_<KEY>`), which wins over the file. `python app.py --help` prints this table.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rp_eval.errors import RpEvalError
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: str = Field("workspace", description="workspace folder: database, demo and merged models, runs")
+    database_url: str = Field("", description="SQLAlchemy URL; default a SQLite file in the workspace")
+    models: str | list = Field(
+        "", description="models to register at start: ids/folders, comma-separated, or a YAML file"
+    )
+    generation: dict = Field(default_factory=dict, description="default generation settings (max_new_tokens, ...)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where models run")
+    demo_mode: Literal["auto", "on", "off"] = Field(
+        "auto", description="chat and rating only (on by itself on a CPU Hugging Face Space)"
+    )
+    auth: str = Field("", description="users YAML file for the lab server's login (rp-eval users add ...)")
+    cache_gb: float | None = Field(None, description="memory for models kept loaded (default 85% GPU / half RAM)")
+    api_key: str = Field("", description="key the OpenAI-compatible API asks for (none: open)")
+
+
+class ConfigError(RpEvalError):
+    pass
+
+
+def config_file() -> Path | None:
+    explicit = os.environ.get("RP_EVAL_CONFIG")
+    if explicit:
+        return Path(explicit)
+    default = Path("rp_eval.yaml")
+    return default if default.exists() else None
+
+
+def config() -> Config:
+    """The settings now in force (read fresh each call, so tests and servers see changes)."""
+    values: dict = {}
+    from_file: set[str] = set()
+    path = config_file()
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"config file {path} can not be read: {err}") from err
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must be a mapping of settings, not {type(loaded).__name__}")
+        values.update(loaded)
+        from_file = set(loaded)
+    for key in Config.model_fields:
+        env = os.environ.get(f"RP_EVAL_{key.upper()}")
+        if env is not None and env != "":
+            values[key] = env
+    try:
+        return Config(**values)
+    except ValidationError as err:
+        e = err.errors()[0]
+        key = ".".join(map(str, e["loc"]))
+        top = str(e["loc"][0]) if e["loc"] else ""
+        where = (
+            f"config file {path}"
+            if top in from_file and not os.environ.get(f"RP_EVAL_{top.upper()}")
+            else (f"RP_EVAL_{top.upper()}")
+        )
+        hint = f"; known settings: {', '.join(Config.model_fields)}" if e["type"] == "extra_forbidden" else ""
+        raise ConfigError(f"setting '{key}' in {where}: {e['msg']}{hint}") from err
+
+
+def describe() -> str:
+    """The settings table for --help."""
+    lines = ["settings (rp_eval.yaml key / environment variable: meaning):"]
+    for key, field in Config.model_fields.items():
+        lines.append(f"  {key} / RP_EVAL_{key.upper()}: {field.description}")
+    return "\n".join(lines)
 
 
 def home() -> Path:
-    """The workspace folder: database, demo models, merged models, runs (`RP_EVAL_HOME`, default ./workspace)."""
-    path = Path(os.environ.get("RP_EVAL_HOME", "workspace")).expanduser().resolve()
+    """The workspace folder (created on first use)."""
+    path = Path(config().home).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def database_url() -> str:
-    """`RP_EVAL_DATABASE_URL` if set (e.g. a PostgreSQL URL for a lab server), else a SQLite file in the workspace."""
-    return os.environ.get("RP_EVAL_DATABASE_URL") or f"sqlite:///{home() / 'rp_eval.sqlite'}"
+    return config().database_url or f"sqlite:///{home() / 'rp_eval.sqlite'}"
 
 
 def models_dir() -> Path:
@@ -26,3 +106,21 @@ def models_dir() -> Path:
 
 def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def demo_mode() -> bool:
+    """Chat and rating only: on when asked, and by itself on a Hugging Face Space without a GPU."""
+    mode = config().demo_mode
+    if mode != "auto":
+        return mode == "on"
+    on_space = bool(os.environ.get("SPACE_ID"))
+    return on_space and not _has_gpu()
+
+
+def _has_gpu() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False

@@ -17,6 +17,7 @@ from typing import Literal
 
 import torch
 
+from rp_eval import settings
 from rp_eval.chat.formats import PromptFormat, detect_format, get_format
 from rp_eval.models.registry import RegistryError, get_model, inspect_source
 from rp_eval.store import ModelRow
@@ -35,7 +36,10 @@ class LoadedModel:
 
 
 def pick_device() -> tuple[str, torch.dtype]:
-    if torch.cuda.is_available():
+    wanted = settings.config().device
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise RegistryError("the device setting says cuda, but this machine has no CUDA GPU")
+    if wanted != "cpu" and torch.cuda.is_available():
         return "cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return "cpu", torch.float32
 
@@ -114,9 +118,9 @@ def transient_row(source: str, prompt_format: str = "auto", trust_remote_code: b
 
 
 def default_budget() -> int:
-    """Bytes of weights to keep loaded: `RP_EVAL_CACHE_GB`, else 85% of GPU memory or half of RAM."""
-    if os.environ.get("RP_EVAL_CACHE_GB"):
-        return int(float(os.environ["RP_EVAL_CACHE_GB"]) * 2**30)
+    """Bytes of weights to keep loaded: the cache_gb setting, else 85% of GPU memory or half of RAM."""
+    if settings.config().cache_gb:
+        return int(settings.config().cache_gb * 2**30)
     if torch.cuda.is_available():
         return int(torch.cuda.get_device_properties(0).total_memory * 0.85)
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.5)

@@ -7,7 +7,6 @@ its config and tokenizer files only: no weights are read.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,15 +219,18 @@ def remove_model(name: str, delete_files: bool = False) -> None:
 
 
 def configured_sources() -> list[str]:
-    """Models named by `RP_EVAL_MODELS`: a comma-separated list of ids/folders, or a YAML file with a
-    `models:` list (strings, or mappings with `source`, and optionally `name`, `prompt_format`)."""
-    value = os.environ.get("RP_EVAL_MODELS", "").strip()
-    if not value:
-        return []
-    if value.endswith((".yaml", ".yml")):
-        data = yaml.safe_load(Path(value).read_text()) or {}
-        return [m if isinstance(m, str) else json.dumps(m) for m in data.get("models", [])]
-    return [v.strip() for v in value.split(",") if v.strip()]
+    """Models named by the `models` setting (`RP_EVAL_MODELS`): a comma-separated list of ids/folders, a list,
+    or a YAML file with a `models:` list (strings, or mappings with `source`, and optionally `name`,
+    `prompt_format`)."""
+    value = settings.config().models
+    if isinstance(value, str):
+        value = value.strip()
+        if value.endswith((".yaml", ".yml")):
+            data = yaml.safe_load(Path(value).read_text()) or {}
+            value = data.get("models", [])
+        else:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+    return [m if isinstance(m, str) else json.dumps(m) for m in value]
 
 
 def register_configured() -> list[str]:

@@ -6,11 +6,17 @@ import importlib
 
 import gradio as gr
 
+from rp_eval import settings
 from rp_eval.ui import models_tab
 from rp_eval.ui.locale import t
 
 # One line per tab after Models: (module under rp_eval.ui with a `build()` function, locale key of its label).
-TABS: list[tuple[str, str]] = []
+TABS: list[tuple[str, str]] = [
+]
+
+# Tabs that need a GPU-class machine; in demo mode (a CPU Space) they are not built at all, so their
+# endpoints do not exist and a request to them is refused, and the tab says why.
+HEAVY_TABS = {"finetune_tab", "merge_tab", "evolve_tab"}
 
 
 def build_app(startup_problems: list[str] | None = None, demo_models: bool = True) -> gr.Blocks:
@@ -21,7 +27,11 @@ def build_app(startup_problems: list[str] | None = None, demo_models: bool = Tru
         with gr.Tabs():
             with gr.Tab(t("models_tab"), id="models"):
                 models_tab.build(startup_problems or [])
+            demo_mode = settings.demo_mode()
             for module, label in TABS:
                 with gr.Tab(t(label), id=module):
-                    importlib.import_module(f"rp_eval.ui.{module}").build()
+                    if demo_mode and module in HEAVY_TABS:
+                        gr.Markdown(t("demo_mode_off"), elem_classes="demo-mode-off")
+                    else:
+                        importlib.import_module(f"rp_eval.ui.{module}").build()
     return app
