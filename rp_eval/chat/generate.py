@@ -15,7 +15,6 @@ stopping, holding back and per-row accounting must be one piece of code for stre
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -32,6 +31,7 @@ from transformers import (
 )
 
 from rp_eval.chat import text as textrules
+from rp_eval.chat.engine import EagerEngine, StaticEngine, supports_static
 from rp_eval.chat.formats import Message, PromptFormat, end_markers, render_prompt, speaker_tags
 from rp_eval.errors import RpEvalError
 
@@ -49,6 +49,7 @@ class GenerationSettings(BaseModel, frozen=True):
     seed: int | None = None
     stop_strings: tuple[str, ...] = ()  # extra literal strings, e.g. the user's character name tag
     trim_to_sentence: bool = True
+    engine: Literal["auto", "eager", "static"] = "auto"  # auto: static (CUDA graphs) on a GPU, eager on CPU
 
 
 @dataclass
@@ -141,10 +142,16 @@ class _Row:
     finished: float = 0.0
 
 
-def _cache_argument(model) -> str:
-    """transformers renamed `past_key_values` to `cache` (5.2x); speak whichever the model's forward takes."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+def _engine(model, choice: str = "auto"):
+    """The static engine (CUDA graphs on a GPU) where the model supports it, else the eager one; kept on the
+    model so captured graphs are reused by the next request."""
+    if choice == "eager" or (choice == "auto" and model.device.type != "cuda") or not supports_static(model):
+        return EagerEngine(model)
+    engine = getattr(model, "_rp_eval_static_engine", None)
+    if engine is None:
+        engine = StaticEngine(model)
+        model._rp_eval_static_engine = engine
+    return engine
 
 
 def _decode(
@@ -162,23 +169,14 @@ def _decode(
     seen = input_ids
     sample = _sampler(settings, device)
     rows = [_Row() for _ in prompts]
+    engine = _engine(model, settings.engine)
+    if isinstance(engine, StaticEngine) and not engine.fits(len(prompts), width + settings.max_new_tokens):
+        engine = EagerEngine(model)
     start = time.perf_counter()
-    cache = None
-    cache_arg = _cache_argument(model)
-    step_ids = input_ids
     with torch.inference_mode():
+        logits = engine.prefill(input_ids, mask, settings.max_new_tokens)
         for step in range(settings.max_new_tokens):
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1] :]
-            out = model(
-                input_ids=step_ids,
-                attention_mask=mask,
-                position_ids=positions,
-                use_cache=True,
-                logits_to_keep=1,
-                **{cache_arg: cache},
-            )
-            cache = out.get("cache", out.get("past_key_values"))
-            next_ids = sample(seen, out.logits[:, -1, :])
+            next_ids = sample(seen, logits)
             now = time.perf_counter()
             for row, token in zip(rows, next_ids.tolist(), strict=True):
                 if row.done:
@@ -193,9 +191,8 @@ def _decode(
             if all(r.done for r in rows):
                 break
             next_ids = torch.tensor([pad if r.done else r.ids[-1] for r in rows], device=device)
-            step_ids = next_ids[:, None]
-            seen = torch.cat([seen, step_ids], dim=1)
-            mask = torch.cat([mask, torch.ones_like(step_ids)], dim=1)
+            seen = torch.cat([seen, next_ids[:, None]], dim=1)
+            logits = engine.step(next_ids)
 
 
 def _advance(row: _Row, token: int, tokenizer, rules: StopRules, settings: GenerationSettings, step: int) -> None:

@@ -1,0 +1,247 @@
+"""Decoding speed: rp_eval's generation loop (static engine, CUDA graphs) against plain `model.generate()`.
+
+    python benchmarks/decode.py                 # 7B Llama-2 and Mistral shapes, bf16, on a CUDA GPU
+    python benchmarks/decode.py --tiny          # a tiny model on the CPU: checks the script, measures nothing
+
+Random weights (speed does not depend on their values). Fixed lengths: stopping is off for the speed
+figures, so every row makes exactly the asked number of tokens; the project's loop still decodes text and
+checks stop strings at every step, as it does in the chat. Prints a table and writes benchmarks/decode.json
+(or --out). The floor is the weight bytes over the measured device copy bandwidth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rp_eval.chat.engine import StaticEngine  # noqa: E402
+from rp_eval.chat.generate import GenerationSettings, StopRules, _decode  # noqa: E402
+
+SHAPES = {
+    "llama2-7b": dict(
+        arch="llama",
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        vocab_size=32000,
+    ),
+    "mistral-7b": dict(
+        arch="mistral",
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=32000,
+        sliding_window=4096,
+    ),
+    "tiny": dict(
+        arch="llama",
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=32000,
+    ),
+}
+
+
+def word_tokenizer(vocab_size: int):
+    """A tokenizer covering every id of the model (words t0..tN), so any sampled id decodes to text."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, **{f"t{i}": i for i in range(3, vocab_size)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<unk>"
+    )
+
+
+def build(shape: str, device: str, dtype: torch.dtype):
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+    spec = dict(SHAPES[shape])
+    arch = spec.pop("arch")
+    config = (LlamaConfig if arch == "llama" else MistralConfig)(
+        **spec, max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=0
+    )
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = (LlamaForCausalLM if arch == "llama" else MistralForCausalLM)(config).to(dtype)
+    model.eval()
+    return model
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def copy_bandwidth() -> float:
+    """Device-to-device copy bandwidth in bytes/s (read + write counted)."""
+    x = torch.empty(2 * 2**30, dtype=torch.uint8, device="cuda")
+    y = torch.empty_like(x)
+    for _ in range(3):
+        y.copy_(x)
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(10):
+        y.copy_(x)
+    torch.cuda.synchronize()
+    return 2 * x.numel() * 10 / (time.perf_counter() - start)
+
+
+def prompts(batch: int, length: int, vocab: int, seed: int = 1) -> list[str]:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, vocab, (batch, length), generator=g)
+    return [" ".join(f"t{i}" for i in row.tolist()) for row in ids]
+
+
+def ours(model, tokenizer, texts: list[str], new: int, engine: str, device: str) -> tuple[float, float, list]:
+    settings = GenerationSettings(temperature=0, max_new_tokens=new, engine=engine)
+    no_stops = StopRules(frozenset(), ())
+    sync(device)
+    start = time.perf_counter()
+    first = None
+    for rows in _decode(model, tokenizer, texts, settings, no_stops):
+        if first is None:
+            sync(device)
+            first = time.perf_counter() - start
+    sync(device)
+    return time.perf_counter() - start, first, [r.ids for r in rows]
+
+
+def baseline(model, tokenizer, texts: list[str], new: int, device: str) -> tuple[float, float]:
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+    kwargs = dict(do_sample=False, eos_token_id=None, pad_token_id=0)
+    sync(device)
+    start = time.perf_counter()
+    model.generate(**enc, max_new_tokens=1, min_new_tokens=1, **kwargs)
+    sync(device)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    model.generate(**enc, max_new_tokens=new, min_new_tokens=new, **kwargs)
+    sync(device)
+    return time.perf_counter() - start, first
+
+
+def logits_gap(model, tokenizer, text: str, device: str) -> float:
+    """Max |logit difference| of the first decode step, static engine vs eager, on the same prompt."""
+    from rp_eval.chat.engine import EagerEngine
+
+    enc = tokenizer([text], return_tensors="pt", add_special_tokens=False).to(device)
+    out = []
+    with torch.inference_mode():
+        for engine in (EagerEngine(model), StaticEngine(model)):
+            logits = engine.prefill(enc.input_ids, enc.attention_mask, 8)
+            nxt = logits.argmax(-1)
+            out.append((logits.float(), engine.step(nxt).float()))
+    return max((a - b).abs().max().item() for a, b in zip(out[0], out[1], strict=True))
+
+
+def check_tokens(device: str) -> dict:
+    """Greedy tokens of the fast path against plain generate(), fp32, tiny Llama and Mistral, a left-padded
+    batch of prompts of different lengths and a single prompt: they must be equal token for token."""
+    out = {}
+    for arch in ("llama", "mistral"):
+        spec = dict(SHAPES["tiny"], arch=arch)
+        SHAPES[f"tiny-{arch}"] = spec
+        model = build(f"tiny-{arch}", device, torch.float32)
+        tokenizer = word_tokenizer(model.config.vocab_size)
+        tokenizer.padding_side = "left"
+        texts = [prompts(1, n, model.config.vocab_size, seed=n)[0] for n in (5, 17, 30)]
+        _, _, fast = ours(model, tokenizer, texts, 24, "auto", device)
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        ref = model.generate(
+            **enc, max_new_tokens=24, min_new_tokens=24, do_sample=False, eos_token_id=None, pad_token_id=0
+        )[:, enc.input_ids.shape[1] :].tolist()
+        _, _, single = ours(model, tokenizer, texts[1:2], 24, "auto", device)
+        out[f"{arch}_batch_equal"] = fast == ref
+        out[f"{arch}_single_equal"] = single[0] == ref[1]
+        engine = getattr(model, "_rp_eval_static_engine", None)
+        out[f"{arch}_graphs"] = engine.captures if engine else 0
+    return out
+
+
+def run(shape: str, device: str, dtype: torch.dtype, chat: tuple[int, int], batch: tuple[int, int, int]) -> dict:
+    model = build(shape, device, dtype)
+    tokenizer = word_tokenizer(model.config.vocab_size)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    res: dict = {"shape": shape, "weights_GB": round(weights / 1e9, 2)}
+
+    prompt_len, new = chat
+    text = prompts(1, prompt_len, model.config.vocab_size)
+    start = time.perf_counter()
+    ours(model, tokenizer, text, 4, "auto", device)  # warm-up: captures the batch-1 graph
+    res["warmup_s"] = round(time.perf_counter() - start, 2)
+    t, first, _ = ours(model, tokenizer, text, new, "auto", device)
+    res["chat_tok_s"] = round(new / t, 1)
+    res["chat_first_ms"] = round(first * 1000, 1)
+    bt, bfirst = baseline(model, tokenizer, text, new, device)
+    res["chat_tok_s_generate"] = round(new / bt, 1)
+    res["chat_first_ms_generate"] = round(bfirst * 1000, 1)
+
+    rows, plen, bnew = batch
+    texts = prompts(rows, plen, model.config.vocab_size, seed=2)
+    start = time.perf_counter()
+    ours(model, tokenizer, texts, 4, "auto", device)
+    res["warmup_batch_s"] = round(time.perf_counter() - start, 2)
+    t, _, ids_fast = ours(model, tokenizer, texts, bnew, "auto", device)
+    res["eval_batch_s"] = round(t, 3)
+    bt, _ = baseline(model, tokenizer, texts, bnew, device)
+    res["eval_batch_s_generate"] = round(bt, 3)
+    res["logits_max_diff_static_vs_eager"] = round(logits_gap(model, tokenizer, text[0], device), 4)
+    if device == "cuda":
+        bw = copy_bandwidth()
+        res["copy_TB_s"] = round(bw / 1e12, 2)
+        res["floor_tok_s"] = round(bw / weights, 1)  # a step reads every weight once, at copy speed at best
+        res["peak_GB"] = round(torch.cuda.max_memory_allocated() / 1e9, 1)
+    del model
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return res
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tiny", action="store_true", help="a tiny model on the CPU (a check of the script)")
+    p.add_argument("--shapes", default="llama2-7b,mistral-7b")
+    p.add_argument("--out", default=str(Path(__file__).with_name("decode.json")))
+    args = p.parse_args()
+    device = "cpu" if args.tiny else "cuda"
+    checks = check_tokens(device)
+    print("token checks against generate():", checks)
+    if args.tiny:
+        results = [run("tiny", "cpu", torch.float32, (32, 16), (4, 16, 8))]
+    else:
+        results = [run(s, "cuda", torch.bfloat16, (512, 256), (64, 128, 64)) for s in args.shapes.split(",")]
+    info = {
+        "date": time.strftime("%Y-%m-%d"),
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "torch": torch.__version__,
+        "results": results,
+        "token_checks": checks,
+    }
+    Path(args.out).write_text(json.dumps(info, indent=1))
+    keys = [k for k in results[0] if k != "shape"]
+    print(f"{info['device']}, torch {info['torch']}, {info['date']}")
+    print(f"{'':34}" + "".join(f"{r['shape']:>14}" for r in results))
+    for k in keys:
+        print(f"{k:34}" + "".join(f"{r.get(k, ''):>14}" for r in results))
+
+
+if __name__ == "__main__":
+    main()

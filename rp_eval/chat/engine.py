@@ -1,0 +1,219 @@
+"""Decode engines: how the model is stepped. The stopping, sampling and cutting stay in `generate._decode`.
+
+- `EagerEngine`: transformers' dynamic cache, one eager forward per step. Works for every model, CPU or GPU.
+- `StaticEngine`: a preallocated KV cache of fixed shape and explicit 4-D attention masks, so every decode
+  step has the same shapes and addresses; on CUDA the step is captured once in a CUDA graph and replayed
+  (no Python or launch overhead per layer). Shapes are bucketed (batch to a power of two, length to a
+  multiple of 128) so a new request reuses a captured graph instead of capturing again.
+
+Written here rather than using transformers' `StaticCache` + `torch.compile` because that path compiled for
+43 s at the first call and 62 s for every new batch shape (see issue notes and benchmarks/README.md), and its
+internals move between transformers releases; this cache is a plain object with the one method the
+attention layers call (`update`), and the masks are passed ready-made, so model code is used as it is.
+"""
+
+from __future__ import annotations
+
+import torch
+
+LENGTH_BUCKET = 128
+
+
+def _bucket_batch(n: int) -> int:
+    return 1 << (n - 1).bit_length()
+
+
+def _bucket_length(n: int) -> int:
+    return -(-n // LENGTH_BUCKET) * LENGTH_BUCKET
+
+
+class EagerEngine:
+    """One eager forward per step on a dynamic cache (the plain path)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.cache = None
+        self.mask: torch.Tensor | None = None
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        import inspect
+
+        params = inspect.signature(inner.forward).parameters
+        # transformers renamed `past_key_values` to `cache` (5.2x); speak whichever the model's forward takes
+        self.cache_arg = "cache" if "cache" in params else "past_key_values"
+
+    def _forward(self, ids: torch.Tensor) -> torch.Tensor:
+        positions = (self.mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1] :]
+        out = self.model(
+            input_ids=ids,
+            attention_mask=self.mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+            **{self.cache_arg: self.cache},
+        )
+        self.cache = out.get("cache", out.get("past_key_values"))
+        return out.logits[:, -1, :]
+
+    def prefill(self, input_ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+        self.cache, self.mask = None, mask
+        return self._forward(input_ids)
+
+    def step(self, next_ids: torch.Tensor) -> torch.Tensor:
+        self.mask = torch.cat([self.mask, torch.ones_like(next_ids[:, None])], dim=1)
+        return self._forward(next_ids[:, None])
+
+
+class StaticKV:
+    """A fixed-size KV cache: keys/values [batch, kv_heads, length, head_dim] per layer, written at `write_at`
+    (a 1-D index tensor on the device, advanced in place), read whole; the 4-D mask says which columns count."""
+
+    is_compileable = True
+
+    def __init__(self, layers: int, batch: int, kv_heads: int, length: int, head_dim: int, dtype, device) -> None:
+        shape = (batch, kv_heads, length, head_dim)
+        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
+        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
+        self.write_at = torch.zeros(1, dtype=torch.long, device=device)
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
+        n = key_states.shape[-2]
+        index = self.write_at + torch.arange(n, device=key_states.device) if n > 1 else self.write_at
+        self.keys[layer_idx].index_copy_(2, index, key_states)
+        self.values[layer_idx].index_copy_(2, index, value_states)
+        return self.keys[layer_idx], self.values[layer_idx]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0  # positions are always passed explicitly
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def _shape(model) -> tuple[int, int, int]:
+    c = model.config
+    heads = c.num_attention_heads
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // heads
+    return c.num_hidden_layers, getattr(c, "num_key_value_heads", None) or heads, head_dim
+
+
+def supports_static(model) -> bool:
+    """Llama- and Mistral-style decoders (rotary positions, SDPA/eager attention, no sliding window inside the
+    lengths we use); everything else takes the eager engine."""
+    c = getattr(model, "config", None)
+    if c is None or hasattr(model, "get_base_model") or getattr(c, "model_type", "") not in ("llama", "mistral"):
+        return False
+    return getattr(c, "_attn_implementation", "sdpa") in ("sdpa", "eager")
+
+
+class StaticEngine:
+    """Fixed-shape decoding with explicit masks; the decode step is a replayed CUDA graph on a GPU."""
+
+    def __init__(self, model, use_graph: bool | None = None) -> None:
+        self.model = model
+        self.device = next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
+        self.min = torch.finfo(self.dtype).min  # additive masks: 0 attends, min does not (eager and SDPA alike)
+        self.use_graph = self.device.type == "cuda" if use_graph is None else use_graph
+        self.layers, self.kv_heads, self.head_dim = _shape(model)
+        self.window = getattr(model.config, "sliding_window", None) or 0
+        self._slots: dict[tuple[int, int], dict] = {}  # (batch bucket, length bucket) -> buffers and graph
+        self.captures = 0
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        import inspect
+
+        self.cache_arg = "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+
+    def fits(self, batch: int, length: int) -> bool:
+        return not self.window or _bucket_length(length) <= self.window
+
+    def _slot(self, batch: int, length: int) -> dict:
+        key = (_bucket_batch(batch), _bucket_length(length))
+        if key not in self._slots:
+            b, n = key
+            if len(self._slots) >= 4:  # keep memory bounded: drop the oldest shape
+                self._slots.pop(next(iter(self._slots)))
+            self._slots[key] = {
+                "cache": StaticKV(self.layers, b, self.kv_heads, n, self.head_dim, self.dtype, self.device),
+                "valid": torch.zeros(b, n, dtype=torch.bool, device=self.device),
+                "bias": torch.full((b, 1, 1, n), self.min, dtype=self.dtype, device=self.device),
+                "ids": torch.zeros(b, 1, dtype=torch.long, device=self.device),
+                "pos": torch.zeros(b, 1, dtype=torch.long, device=self.device),
+                "logits": None,
+                "graph": None,
+            }
+        return self._slots[key]
+
+    def _run(self, slot: dict, ids: torch.Tensor, positions: torch.Tensor, mask4d: torch.Tensor) -> torch.Tensor:
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask4d,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+            **{self.cache_arg: slot["cache"]},
+        )
+        return out.logits[:, -1, :]
+
+    def prefill(self, input_ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+        rows, width = input_ids.shape
+        slot = self._slot(rows, width + max_new_tokens)
+        self.slot, self.rows = slot, rows
+        b, n = slot["valid"].shape
+        ids = torch.zeros(b, width, dtype=torch.long, device=self.device)
+        ids[:rows] = input_ids
+        valid = torch.zeros(b, width, dtype=torch.bool, device=self.device)
+        valid[:rows] = mask.bool()
+        valid[rows:, -1] = True  # filler rows attend to one token, so their softmax stays finite
+        slot["valid"].zero_()
+        slot["valid"][:, :width] = valid
+        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        causal = torch.ones(width, n, dtype=torch.bool, device=self.device).tril()
+        allowed = (causal[None] & slot["valid"][:, None, :])[:, None]
+        mask4d = torch.zeros(allowed.shape, dtype=self.dtype, device=self.device).masked_fill_(~allowed, self.min)
+        slot["bias"].copy_(torch.where(slot["valid"], 0.0, self.min).to(self.dtype)[:, None, None, :])
+        slot["cache"].write_at.fill_(0)
+        logits = self._run(slot, ids, positions, mask4d)
+        slot["cache"].write_at.fill_(width)
+        slot["pos"].copy_(positions[:, -1:] + 1)
+        return logits[:rows]
+
+    def _decode_step(self, slot: dict) -> torch.Tensor:
+        slot["bias"].index_fill_(-1, slot["cache"].write_at, 0.0)
+        logits = self._run(slot, slot["ids"], slot["pos"], slot["bias"])
+        slot["cache"].write_at.add_(1)
+        slot["pos"].add_(1)
+        return logits
+
+    def step(self, next_ids: torch.Tensor) -> torch.Tensor:
+        slot = self.slot
+        slot["ids"][: self.rows, 0] = next_ids
+        if not self.use_graph:
+            return self._decode_step(slot)[: self.rows]
+        if slot["graph"] is None:
+            self._capture(slot)
+        slot["graph"].replay()
+        return slot["logits"][: self.rows].clone()  # out of graph memory before the next replay
+
+    def _capture(self, slot: dict) -> None:
+        """Capture one decode step; the warm-up steps on a side stream leave the cache as it was."""
+        saved = (slot["cache"].write_at.clone(), slot["pos"].clone(), slot["bias"].clone())
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(2):
+                self._restore(slot, saved)
+                self._decode_step(slot)
+        torch.cuda.current_stream().wait_stream(stream)
+        self._restore(slot, saved)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            slot["logits"] = self._decode_step(slot)
+        self._restore(slot, saved)  # capture ran nothing, but be explicit: the first replay is step one
+        slot["graph"] = graph
+        self.captures += 1
+
+    @staticmethod
+    def _restore(slot: dict, saved: tuple) -> None:
+        slot["cache"].write_at.copy_(saved[0])
+        slot["pos"].copy_(saved[1])
+        slot["bias"].copy_(saved[2])

@@ -1,0 +1,79 @@
+"""The static engine (fixed-shape cache, explicit masks; CUDA graphs on a GPU) against the eager path.
+
+On CPU the graph is not captured, but everything else the GPU fast path does runs here: bucketed shapes,
+the preallocated cache, left padding through 4-D masks, filler rows, reuse across requests."""
+
+from __future__ import annotations
+
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from rp_eval.chat.engine import StaticEngine, _bucket_batch, _bucket_length
+from rp_eval.chat.formats import FORMATS
+from rp_eval.chat.generate import GenerationSettings, generate, generate_batch
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "こんにちは"}],
+    [{"role": "system", "content": "あなたは探偵です。"}, {"role": "user", "content": "今日の事件は？ 詳しく教えて"}],
+    [
+        {"role": "user", "content": "おはよう！"},
+        {"role": "assistant", "content": "おはよう。"},
+        {"role": "user", "content": "元気？"},
+    ],
+]
+
+
+def load(folder):
+    return AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("which", ["tiny_llama", "tiny_mistral"])
+def test_static_engine_gives_the_eager_tokens(which, request):
+    model, tokenizer = load(request.getfixturevalue(which))
+    fmt = FORMATS["template"]
+    eager = generate_batch(
+        model, tokenizer, fmt, CONVERSATIONS, GenerationSettings(temperature=0, max_new_tokens=20, engine="eager")
+    )
+    static = generate_batch(
+        model, tokenizer, fmt, CONVERSATIONS, GenerationSettings(temperature=0, max_new_tokens=20, engine="static")
+    )
+    assert [r.raw_text for r in static] == [r.raw_text for r in eager]
+    assert [r.finish_reason for r in static] == [r.finish_reason for r in eager]
+    one = generate(
+        model, tokenizer, fmt, CONVERSATIONS[1], GenerationSettings(temperature=0, max_new_tokens=20, engine="static")
+    )
+    assert one.raw_text == eager[1].raw_text
+
+
+def test_shapes_are_bucketed_and_slots_reused(tiny_llama):
+    model, tokenizer = load(tiny_llama)
+    settings = GenerationSettings(temperature=0, max_new_tokens=8, engine="static")
+    for conv in CONVERSATIONS:  # three requests of different lengths, one shape bucket
+        generate(model, tokenizer, FORMATS["template"], conv, settings)
+    engine = model._rp_eval_static_engine
+    assert isinstance(engine, StaticEngine) and list(engine._slots) == [(1, 128)]
+    generate_batch(model, tokenizer, FORMATS["template"], CONVERSATIONS, settings)
+    assert (4, 128) in engine._slots  # three rows ride in a batch of four with one filler row
+    assert _bucket_batch(3) == 4 and _bucket_batch(64) == 64 and _bucket_length(129) == 256
+
+
+def test_stopping_rules_hold_on_the_static_engine(tiny_llama):
+    model, tokenizer = load(tiny_llama)
+    eager = generate(
+        model,
+        tokenizer,
+        FORMATS["template"],
+        CONVERSATIONS[0],
+        GenerationSettings(temperature=0, max_new_tokens=24, engine="eager"),
+    )
+    text = eager.raw_text.replace("</s>", "")
+    assert len(text) > 3
+    stop = text[2:4]
+    static = generate(
+        model,
+        tokenizer,
+        FORMATS["template"],
+        CONVERSATIONS[0],
+        GenerationSettings(temperature=0, max_new_tokens=24, engine="static", stop_strings=(stop,)),
+    )
+    assert static.finish_reason == "stop_string" and stop not in static.text
