@@ -116,7 +116,7 @@ def ours(model, tokenizer, texts: list[str], new: int, engine: str, device: str)
     sync(device)
     start = time.perf_counter()
     first = None
-    for rows in _decode(model, tokenizer, texts, settings, no_stops):
+    for rows in _decode(model, tokenizer, texts, settings, no_stops):  # noqa: B007 - rows is read after the loop
         if first is None:
             sync(device)
             first = time.perf_counter() - start

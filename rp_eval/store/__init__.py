@@ -54,6 +54,7 @@ class ModelRow(Base):
 
 # One line per feature module of this package that declares tables (e.g. "ratings").
 TABLE_MODULES: list[str] = [
+    "chat",
 ]
 
 

@@ -12,6 +12,7 @@ from rp_eval.ui.locale import t
 
 # One line per tab after Models: (module under rp_eval.ui with a `build()` function, locale key of its label).
 TABS: list[tuple[str, str]] = [
+    ("chat_tab", "chat_tab"),
 ]
 
 # Tabs that need a GPU-class machine; in demo mode (a CPU Space) they are not built at all, so their

@@ -1,0 +1,169 @@
+"""Chat conversations, their turns, and imported character cards.
+
+A conversation has a persona and one or two sides ("a", "b": the models that answer). Every turn is a row:
+the user's message and the opening greeting are shared (side ""), each reply belongs to one side and keeps
+its model, settings, exact prompt, shown text, raw text, finish reason and timing, so it can be rated and
+evaluated later. Undo and regenerate never delete: they mark turns `discarded`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rp_eval.store import Base, Store, _now
+
+
+class ConversationRow(Base):
+    __tablename__ = "chat_conversations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    persona_id: Mapped[str] = mapped_column(String(200), index=True)
+    persona: Mapped[dict] = mapped_column(JSON, default=dict)  # the persona as it was when the chat began
+    user_name: Mapped[str] = mapped_column(String(100), default="あなた")
+    system_prompt: Mapped[str] = mapped_column(Text, default="")  # what the model saw (maybe edited)
+    models: Mapped[list] = mapped_column(JSON, default=list)  # [model a] or [model a, model b]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class TurnRow(Base):
+    __tablename__ = "chat_turns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("chat_conversations.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20))  # user | assistant
+    side: Mapped[str] = mapped_column(String(2), default="")  # "" shared, "a" or "b"
+    content: Mapped[str] = mapped_column(Text)  # what the reader sees
+    model: Mapped[str] = mapped_column(String(200), default="")
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    raw_text: Mapped[str] = mapped_column(Text, default="")
+    finish_reason: Mapped[str] = mapped_column(String(30), default="")
+    stop: Mapped[str] = mapped_column(String(200), default="")
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    new_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    first_token_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    tokens_per_second: Mapped[float] = mapped_column(Float, default=0.0)
+    discarded: Mapped[bool] = mapped_column(Boolean, default=False)  # undone or regenerated
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    def to_dict(self) -> dict:
+        out = {c.name: getattr(self, c.name) for c in self.__table__.columns}
+        out["created_at"] = self.created_at.isoformat() if self.created_at else None
+        return out
+
+
+class PersonaCardRow(Base):
+    """A character card imported through the UI, kept whole so it exports unchanged."""
+
+    __tablename__ = "persona_cards"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    persona_id: Mapped[str] = mapped_column(String(200), unique=True, index=True)
+    card: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+# -- conversations ---------------------------------------------------------------------------------
+
+
+def new_conversation(
+    store: Store, persona_id: str, persona: dict, models: list[str], system_prompt: str, user_name: str = "あなた"
+) -> ConversationRow:
+    row = ConversationRow(
+        title=f"{persona.get('name', persona_id)} × {' / '.join(models)}",
+        persona_id=persona_id,
+        persona=persona,
+        user_name=user_name,
+        system_prompt=system_prompt,
+        models=list(models),
+    )
+    with store.transaction() as s:
+        s.add(row)
+    return row
+
+
+def get_conversation(store: Store, conversation_id: int) -> ConversationRow | None:
+    with store.transaction() as s:
+        return s.get(ConversationRow, conversation_id)
+
+
+def list_conversations(store: Store, limit: int = 200) -> list[ConversationRow]:
+    with store.transaction() as s:
+        return list(s.scalars(select(ConversationRow).order_by(ConversationRow.id.desc()).limit(limit)))
+
+
+def update_conversation(store: Store, conversation_id: int, **fields) -> None:
+    with store.transaction() as s:
+        row = s.get(ConversationRow, conversation_id)
+        for key, value in fields.items():
+            setattr(row, key, value)
+
+
+# -- turns -------------------------------------------------------------------------------------------
+
+
+def add_turn(store: Store, conversation_id: int, role: str, content: str, side: str = "", **fields) -> TurnRow:
+    row = TurnRow(conversation_id=conversation_id, role=role, content=content, side=side, **fields)
+    with store.transaction() as s:
+        s.add(row)
+    return row
+
+
+def turns(store: Store, conversation_id: int, include_discarded: bool = False) -> list[TurnRow]:
+    with store.transaction() as s:
+        q = select(TurnRow).where(TurnRow.conversation_id == conversation_id)
+        if not include_discarded:
+            q = q.where(TurnRow.discarded.is_(False))
+        return list(s.scalars(q.order_by(TurnRow.id)))
+
+
+def discard_turns(store: Store, turn_ids: list[int]) -> None:
+    with store.transaction() as s:
+        for row in s.scalars(select(TurnRow).where(TurnRow.id.in_(turn_ids))):
+            row.discarded = True
+
+
+def export_jsonl(store: Store, conversation_id: int, include_discarded: bool = False) -> str:
+    """The conversation as JSON lines: one header line, then one line per turn."""
+    conv = get_conversation(store, conversation_id)
+    if conv is None:
+        return ""
+    header = {
+        "conversation_id": conv.id,
+        "title": conv.title,
+        "persona_id": conv.persona_id,
+        "persona": conv.persona,
+        "user_name": conv.user_name,
+        "system_prompt": conv.system_prompt,
+        "models": conv.models,
+        "created_at": conv.created_at.isoformat() if conv.created_at else None,
+    }
+    lines = [json.dumps(header, ensure_ascii=False)]
+    lines += [json.dumps(t.to_dict(), ensure_ascii=False) for t in turns(store, conversation_id, include_discarded)]
+    return "\n".join(lines) + "\n"
+
+
+# -- imported cards ----------------------------------------------------------------------------------
+
+
+def save_card(store: Store, persona_id: str, card: dict) -> PersonaCardRow:
+    """Store an imported card under a persona id (replacing an earlier import with the same id)."""
+    with store.transaction() as s:
+        row = s.scalar(select(PersonaCardRow).where(PersonaCardRow.persona_id == persona_id))
+        if row is None:
+            row = PersonaCardRow(persona_id=persona_id, card=card)
+            s.add(row)
+        else:
+            row.card = card
+    return row
+
+
+def list_cards(store: Store) -> list[PersonaCardRow]:
+    with store.transaction() as s:
+        return list(s.scalars(select(PersonaCardRow).order_by(PersonaCardRow.id)))
