@@ -89,6 +89,32 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _users(args: argparse.Namespace) -> int:
+    from rp_eval import auth
+
+    if args.action == "list":
+        for user in auth.load_users(args.file).values():
+            print(f"{user.name:24} {user.role}")
+        return 0
+    if not args.name:
+        raise auth.AuthError(f"users {args.action} needs a name")
+    if args.action == "remove":
+        auth.remove_user(args.file, args.name)
+        print(f"removed {args.name}")
+        return 0
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        import getpass
+
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise auth.AuthError("the two passwords differ")
+    auth.add_user(args.file, args.name, password, args.role)
+    print(f"{args.name} ({args.role}) written to {args.file}")
+    return 0
+
+
 def _terminal_progress():
     from tqdm import tqdm
 
@@ -132,6 +158,14 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=_generate)
 
+    u = sub.add_parser("users", help="logins for a lab server (python app.py --auth FILE)")
+    u.add_argument("action", choices=["add", "remove", "list"])
+    u.add_argument("name", nargs="?", default="")
+    u.add_argument("--file", default="users.yaml")
+    u.add_argument("--role", choices=["rater", "admin"], default="rater")
+    u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    u.set_defaults(func=_users)
+
     for module in FEATURE_COMMANDS:
         importlib.import_module(module).add_parser(sub)
     return p
@@ -139,7 +173,9 @@ def parser() -> argparse.ArgumentParser:
 
 # One line per feature: a module with `add_parser(subparsers)` that adds its subcommand(s); each handler
 # takes the parsed arguments and returns an exit code, and raises RpEvalError for a person's mistakes.
-FEATURE_COMMANDS: list[str] = []
+FEATURE_COMMANDS: list[str] = [
+    "rp_eval.merge.cli",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

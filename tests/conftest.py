@@ -8,11 +8,13 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import contextlib  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+import urllib.error  # noqa: E402
 import urllib.request  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -122,31 +124,45 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def running_app(workspace: Path, log_path: Path, *args: str, env: dict | None = None):
+    """`python app.py ARGS` on a free port over `workspace`, until the block ends; yields its URL."""
+    port = free_port()
+    full_env = {**os.environ, "RP_EVAL_HOME": str(workspace), "HF_HUB_OFFLINE": "1", **(env or {})}
+    full_env.pop("RP_EVAL_MODELS", None)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "app.py", "--port", str(port), *args],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except urllib.error.HTTPError:  # up, but asks for a login
+                break
+            except OSError:
+                assert proc.poll() is None, log_path.read_text()
+                time.sleep(0.5)
+        else:
+            pytest.fail("the app did not start in 120 s:\n" + log_path.read_text())
+        try:
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
 @pytest.fixture
 def app_url(demo_workspace, tmp_path):
     """The app (`python app.py`) on a free port over the demo workspace; its URL."""
-    port = free_port()
-    env = {**os.environ, "RP_EVAL_HOME": str(demo_workspace), "HF_HUB_OFFLINE": "1"}
-    env.pop("RP_EVAL_MODELS", None)
-    log = open(tmp_path / "app.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            assert proc.poll() is None, (tmp_path / "app.log").read_text()
-            time.sleep(0.5)
-    else:
-        pytest.fail("the app did not start in 120 s:\n" + (tmp_path / "app.log").read_text())
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+    with running_app(demo_workspace, tmp_path / "app.log") as url:
+        yield url
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from rp_eval.ui.locale import t
 # One line per tab after Models: (module under rp_eval.ui with a `build()` function, locale key of its label).
 TABS: list[tuple[str, str]] = [
     ("chat_tab", "chat_tab"),
+    ("merge_tab", "merge_tab"),
 ]
 
 # Tabs that need a GPU-class machine; in demo mode (a CPU Space) they are not built at all, so their
@@ -20,16 +21,26 @@ TABS: list[tuple[str, str]] = [
 HEAVY_TABS = {"finetune_tab", "merge_tab", "evolve_tab"}
 
 
-def build_app(startup_problems: list[str] | None = None, demo_models: bool = True) -> gr.Blocks:
+# What a rater sees on a lab server with login (admins have every tab, on /admin).
+RATER_TABS = {"chat_tab", "rate_tab", "leaderboard_tab"}
+
+
+def build_app(
+    startup_problems: list[str] | None = None, demo_models: bool = True, only: set[str] | None = None
+) -> gr.Blocks:
+    """The page; `only` limits it to some tabs (the raters' page), and tabs left out have no endpoints."""
     with gr.Blocks(title=t("title")) as app:
         gr.Markdown(f"# {t('title')}")
         if demo_models:
             gr.Markdown(t("demo_banner"), elem_id="demo-banner")
         with gr.Tabs():
-            with gr.Tab(t("models_tab"), id="models"):
-                models_tab.build(startup_problems or [])
+            if only is None or "models_tab" in only:
+                with gr.Tab(t("models_tab"), id="models"):
+                    models_tab.build(startup_problems or [])
             demo_mode = settings.demo_mode()
             for module, label in TABS:
+                if only is not None and module not in only:
+                    continue
                 with gr.Tab(t(label), id=module):
                     if demo_mode and module in HEAVY_TABS:
                         gr.Markdown(t("demo_mode_off"), elem_classes="demo-mode-off")

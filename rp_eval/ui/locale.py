@@ -27,6 +27,8 @@ STRINGS: dict[str, str] = {
     "removed_files": "Removed **{name}** and deleted its files.",
     "choose_model": "Choose a model to remove first.",
     "startup_problems": "Some configured models could not be registered:",
+    "login": "rp_eval: sign in to chat and rate.",
+    "login_admin": "rp_eval administration: sign in with an admin account.",
     "demo_mode_off": (
         "**Off in this demo.** Fine-tuning, merging and evolution need a GPU machine and write large files; "
         "this demo (a CPU Space) keeps chat and rating. Run rp_eval on your own GPU server to use this tab."
@@ -250,6 +252,46 @@ STRINGS: dict[str, str] = {
     "lb_export_button": "Export",
     "lb_files": "Files",
     "lb_exported": "Wrote {n} files to {folder}.",
+    # Merge tab
+    "merge_tab": "Merge",
+    "mg_intro": (
+        "Merge registered models with mergekit. Check first which pairs can merge (from their configs only, no "
+        "weights are read), build a recipe in the form or in the YAML box (each edits the other), then run it: "
+        "the result is registered as a merged model, ready to chat with."
+    ),
+    "mg_compat_heading": "Which models can merge",
+    "mg_models": "Models",
+    "mg_check": "Check",
+    "mg_pick_two": "Choose at least two models.",
+    "mg_checked": "Checked {n} models from their configs and tokenizers.",
+    "mg_builder_heading": "Recipe",
+    "mg_recipe_file": "Recipe file (merges/)",
+    "mg_load": "Load",
+    "mg_save": "Save",
+    "mg_duplicate": "Save as new",
+    "mg_method": "Method",
+    "mg_base": "Base model",
+    "mg_inputs": "Models and their parameters",
+    "mg_params": "Merge parameters",
+    "mg_cells_help": (
+        "A cell takes a number (`0.5`), a gradient over the layers (`[0, 0.5, 1]`) or filtered values "
+        "(`[{filter: mlp, value: 0.5}, {value: 0}]`). `slice` and `layer_range` (`[0, 16]`) turn the recipe into "
+        "slices; `other` holds further per-model parameters (`{gamma: 0.01}`). normalize, int8_mask, t, lambda go "
+        "in the merge parameters."
+    ),
+    "mg_dtype": "dtype",
+    "mg_tokenizer_source": "Tokenizer source",
+    "mg_chat_template": "Chat template",
+    "mg_yaml": "mergekit YAML",
+    "mg_valid": "✅ The recipe is valid and the models fit the method.",
+    "mg_loaded": "Loaded **{name}**.",
+    "mg_saved": "Saved to `{path}`.",
+    "mg_run_heading": "Run",
+    "mg_out_name": "Name of the merged model",
+    "mg_run": "Merge",
+    "mg_cancel": "Cancel",
+    "mg_cancelled": "Cancelled: nothing was registered.",
+    "mg_done": "✅ Registered **{name}** (merged in {seconds} s, in `{folder}`): it is ready in the Chat tab.",
 }
 
 

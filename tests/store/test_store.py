@@ -16,8 +16,15 @@ def row(name: str, **extra) -> ModelRow:
 
 def test_models_round_trip_with_big_numbers(database_url):
     store = Store(database_url)
-    store.add_model(row("elyza", parameters=6_738_415_616, size_bytes=13_476_831_232, parents=["a", "b"],
-                        made_by={"recipe": "ties", "日本語": "可"}))
+    store.add_model(
+        row(
+            "elyza",
+            parameters=6_738_415_616,
+            size_bytes=13_476_831_232,
+            parents=["a", "b"],
+            made_by={"recipe": "ties", "日本語": "可"},
+        )
+    )
     again = Store(database_url).get_model("elyza")
     assert again.parameters == 6_738_415_616 and again.size_bytes == 13_476_831_232
     assert again.parents == ["a", "b"] and again.made_by["日本語"] == "可"
