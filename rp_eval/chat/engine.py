@@ -64,23 +64,26 @@ class EagerEngine:
 
 
 class StaticKV:
-    """A fixed-size KV cache: keys/values [batch, kv_heads, length, head_dim] per layer, written at `write_at`
-    (a 1-D index tensor on the device, advanced in place), read whole; the 4-D mask says which columns count."""
+    """A fixed-size KV cache: keys/values [batch, kv_heads, capacity, head_dim] per layer, written at `write_at`
+    (a 1-D index tensor on the device, advanced in place). Attention reads the first `view` columns (a
+    multiple of 128 set per captured graph); the 4-D mask says which of them count."""
 
     is_compileable = True
 
-    def __init__(self, layers: int, batch: int, kv_heads: int, length: int, head_dim: int, dtype, device) -> None:
-        shape = (batch, kv_heads, length, head_dim)
+    def __init__(self, layers: int, batch: int, kv_heads: int, capacity: int, head_dim: int, dtype, device) -> None:
+        shape = (batch, kv_heads, capacity, head_dim)
         self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
         self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
         self.write_at = torch.zeros(1, dtype=torch.long, device=device)
+        self.capacity = capacity
+        self.view = capacity
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
         n = key_states.shape[-2]
         index = self.write_at + torch.arange(n, device=key_states.device) if n > 1 else self.write_at
         self.keys[layer_idx].index_copy_(2, index, key_states)
         self.values[layer_idx].index_copy_(2, index, value_states)
-        return self.keys[layer_idx], self.values[layer_idx]
+        return self.keys[layer_idx][:, :, : self.view], self.values[layer_idx][:, :, : self.view]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return 0  # positions are always passed explicitly
@@ -106,7 +109,11 @@ def supports_static(model) -> bool:
 
 
 class StaticEngine:
-    """Fixed-shape decoding with explicit masks; the decode step is a replayed CUDA graph on a GPU."""
+    """Fixed-shape decoding with explicit masks; the decode step is a replayed CUDA graph on a GPU.
+
+    One cache per batch bucket (its capacity a power of two, at least 512 columns, grown when a request needs
+    more); one graph per (batch bucket, attended length), the length a multiple of 128 that grows as the reply
+    does, so a longer chat switches to the next graph over the same cache instead of capturing anew."""
 
     def __init__(self, model, use_graph: bool | None = None) -> None:
         self.model = model
@@ -116,7 +123,8 @@ class StaticEngine:
         self.use_graph = self.device.type == "cuda" if use_graph is None else use_graph
         self.layers, self.kv_heads, self.head_dim = _shape(model)
         self.window = getattr(model.config, "sliding_window", None) or 0
-        self._slots: dict[tuple[int, int], dict] = {}  # (batch bucket, length bucket) -> buffers and graph
+        self.limit = getattr(model.config, "max_position_embeddings", 4096)
+        self._slots: dict[int, dict] = {}  # batch bucket -> cache, buffers and graphs by length
         self.captures = 0
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
         import inspect
@@ -124,24 +132,26 @@ class StaticEngine:
         self.cache_arg = "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
 
     def fits(self, batch: int, length: int) -> bool:
-        return not self.window or _bucket_length(length) <= self.window
+        cap = min(self.window or self.limit, self.limit)
+        return _bucket_length(length) <= cap
 
     def _slot(self, batch: int, length: int) -> dict:
-        key = (_bucket_batch(batch), _bucket_length(length))
-        if key not in self._slots:
-            b, n = key
-            if len(self._slots) >= 4:  # keep memory bounded: drop the oldest shape
+        b = _bucket_batch(batch)
+        need = max(256, 1 << (_bucket_length(length) - 1).bit_length())
+        slot = self._slots.get(b)
+        if slot is None or slot["cache"].capacity < need:
+            if slot is None and len(self._slots) >= 3:  # keep memory bounded: drop the oldest batch size
                 self._slots.pop(next(iter(self._slots)))
-            self._slots[key] = {
-                "cache": StaticKV(self.layers, b, self.kv_heads, n, self.head_dim, self.dtype, self.device),
-                "valid": torch.zeros(b, n, dtype=torch.bool, device=self.device),
-                "bias": torch.full((b, 1, 1, n), self.min, dtype=self.dtype, device=self.device),
+            self._slots.pop(b, None)
+            torch.cuda.empty_cache() if self.device.type == "cuda" else None
+            slot = self._slots[b] = {
+                "cache": StaticKV(self.layers, b, self.kv_heads, need, self.head_dim, self.dtype, self.device),
+                "bias": torch.full((b, 1, 1, need), self.min, dtype=self.dtype, device=self.device),
                 "ids": torch.zeros(b, 1, dtype=torch.long, device=self.device),
                 "pos": torch.zeros(b, 1, dtype=torch.long, device=self.device),
-                "logits": None,
-                "graph": None,
+                "graphs": {},  # attended length -> (graph, logits buffer)
             }
-        return self._slots[key]
+        return slot
 
     def _run(self, slot: dict, ids: torch.Tensor, positions: torch.Tensor, mask4d: torch.Tensor) -> torch.Tensor:
         out = self.model(
@@ -157,63 +167,82 @@ class StaticEngine:
     def prefill(self, input_ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
         rows, width = input_ids.shape
         slot = self._slot(rows, width + max_new_tokens)
-        self.slot, self.rows = slot, rows
-        b, n = slot["valid"].shape
+        self.slot, self.rows, self.cursor = slot, rows, width
+        b = slot["ids"].shape[0]
+        view = _bucket_length(width)
         ids = torch.zeros(b, width, dtype=torch.long, device=self.device)
         ids[:rows] = input_ids
         valid = torch.zeros(b, width, dtype=torch.bool, device=self.device)
         valid[:rows] = mask.bool()
         valid[rows:, -1] = True  # filler rows attend to one token, so their softmax stays finite
-        slot["valid"].zero_()
-        slot["valid"][:, :width] = valid
         positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        causal = torch.ones(width, n, dtype=torch.bool, device=self.device).tril()
-        allowed = (causal[None] & slot["valid"][:, None, :])[:, None]
-        mask4d = torch.zeros(allowed.shape, dtype=self.dtype, device=self.device).masked_fill_(~allowed, self.min)
-        slot["bias"].copy_(torch.where(slot["valid"], 0.0, self.min).to(self.dtype)[:, None, None, :])
+        bias = slot["bias"]
+        bias.fill_(self.min)
+        bias[:, 0, 0, :width].masked_fill_(valid, 0.0)
+        causal = torch.ones(width, view, dtype=torch.bool, device=self.device).tril()
+        allowed = causal[None, None] & (bias[..., :view] == 0)
+        mask4d = torch.full(allowed.shape, self.min, dtype=self.dtype, device=self.device).masked_fill_(allowed, 0.0)
         slot["cache"].write_at.fill_(0)
+        slot["cache"].view = view
         logits = self._run(slot, ids, positions, mask4d)
         slot["cache"].write_at.fill_(width)
         slot["pos"].copy_(positions[:, -1:] + 1)
         return logits[:rows]
 
-    def _decode_step(self, slot: dict) -> torch.Tensor:
+    def _decode_step(self, slot: dict, view: int) -> torch.Tensor:
         slot["bias"].index_fill_(-1, slot["cache"].write_at, 0.0)
-        logits = self._run(slot, slot["ids"], slot["pos"], slot["bias"])
+        slot["cache"].view = view
+        logits = self._run(slot, slot["ids"], slot["pos"], slot["bias"][..., :view])
         slot["cache"].write_at.add_(1)
         slot["pos"].add_(1)
         return logits
 
     def step(self, next_ids: torch.Tensor) -> torch.Tensor:
         slot = self.slot
+        view = _bucket_length(self.cursor + 1)
+        self.cursor += 1
         slot["ids"][: self.rows, 0] = next_ids
         if not self.use_graph:
-            return self._decode_step(slot)[: self.rows]
-        if slot["graph"] is None:
-            self._capture(slot)
-        slot["graph"].replay()
-        return slot["logits"][: self.rows].clone()  # out of graph memory before the next replay
+            return self._decode_step(slot, view)[: self.rows]
+        if view not in slot["graphs"]:
+            self._capture(slot, view)
+        graph, logits = slot["graphs"][view]
+        graph.replay()
+        return logits[: self.rows].clone()  # out of graph memory before the next replay
 
-    def _capture(self, slot: dict) -> None:
-        """Capture one decode step; the warm-up steps on a side stream leave the cache as it was."""
-        saved = (slot["cache"].write_at.clone(), slot["pos"].clone(), slot["bias"].clone())
+    def warm_up(self, batch: int = 1, length: int = 1024) -> float:
+        """Capture the decode graphs for `batch` rows up to `length` columns now (at model load), so that no
+        request pays for a capture later; returns the seconds it took."""
+        import time
+
+        start = time.perf_counter()
+        if self.use_graph:
+            slot = self._slot(batch, length)
+            for view in range(LENGTH_BUCKET, _bucket_length(length) + 1, LENGTH_BUCKET):
+                if view not in slot["graphs"]:
+                    self._capture(slot, view)
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    def _capture(self, slot: dict, view: int) -> None:
+        """Capture one decode step over `view` columns; warm-up runs on a side stream, and the cache position,
+        positions and mask are put back afterwards, so capturing changes nothing."""
+        cache = slot["cache"]
+        saved = (cache.write_at.clone(), slot["pos"].clone(), slot["bias"].clone())
+        cache.write_at.fill_(view - 1)  # any column inside the view
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             for _ in range(2):
-                self._restore(slot, saved)
-                self._decode_step(slot)
+                cache.write_at.fill_(view - 1)
+                self._decode_step(slot, view)
         torch.cuda.current_stream().wait_stream(stream)
-        self._restore(slot, saved)
+        cache.write_at.fill_(view - 1)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            slot["logits"] = self._decode_step(slot)
-        self._restore(slot, saved)  # capture ran nothing, but be explicit: the first replay is step one
-        slot["graph"] = graph
-        self.captures += 1
-
-    @staticmethod
-    def _restore(slot: dict, saved: tuple) -> None:
-        slot["cache"].write_at.copy_(saved[0])
+            logits = self._decode_step(slot, view)
+        cache.write_at.copy_(saved[0])
         slot["pos"].copy_(saved[1])
         slot["bias"].copy_(saved[2])
+        slot["graphs"][view] = (graph, logits)
+        self.captures += 1

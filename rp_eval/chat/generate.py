@@ -172,13 +172,29 @@ def _decode(
     engine = _engine(model, settings.engine)
     if isinstance(engine, StaticEngine) and not engine.fits(len(prompts), width + settings.max_new_tokens):
         engine = EagerEngine(model)
+    # On a GPU the next step is queued before this step's tokens are checked on the CPU, so the text
+    # decoding and stop checks overlap the model; rows that have just finished ride along one step for free.
+    pipelined = device.type == "cuda"
+    host = torch.empty(len(prompts), dtype=torch.long, pin_memory=pipelined)
     start = time.perf_counter()
     with torch.inference_mode():
         logits = engine.prefill(input_ids, mask, settings.max_new_tokens)
+        next_ids = sample(seen, logits)
         for step in range(settings.max_new_tokens):
-            next_ids = sample(seen, logits)
+            more = step + 1 < settings.max_new_tokens
+            if pipelined:
+                host.copy_(next_ids, non_blocking=True)
+                copied = torch.cuda.Event()
+                copied.record()
+                if more:
+                    seen = torch.cat([seen, next_ids[:, None]], dim=1)
+                    logits = engine.step(next_ids)
+                copied.synchronize()
+                tokens = host.tolist()
+            else:
+                tokens = next_ids.tolist()
             now = time.perf_counter()
-            for row, token in zip(rows, next_ids.tolist(), strict=True):
+            for row, token in zip(rows, tokens, strict=True):
                 if row.done:
                     continue
                 if not row.ids:
@@ -188,11 +204,13 @@ def _decode(
                 if row.done:
                     row.finished = now - start
             yield rows
-            if all(r.done for r in rows):
+            if all(r.done for r in rows) or not more:
                 break
-            next_ids = torch.tensor([pad if r.done else r.ids[-1] for r in rows], device=device)
-            seen = torch.cat([seen, next_ids[:, None]], dim=1)
-            logits = engine.step(next_ids)
+            if not pipelined:
+                fed = torch.tensor([pad if r.done else r.ids[-1] for r in rows], device=device)
+                seen = torch.cat([seen, fed[:, None]], dim=1)
+                logits = engine.step(fed)
+            next_ids = sample(seen, logits)
 
 
 def _advance(row: _Row, token: int, tokenizer, rules: StopRules, settings: GenerationSettings, step: int) -> None:

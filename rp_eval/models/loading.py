@@ -88,6 +88,12 @@ def load(row: ModelRow, quantize: Quantize = "none") -> LoadedModel:
     if quantize == "none":
         model = model.to(device)
     model.eval()
+    if device == "cuda":
+        from rp_eval.chat.engine import StaticEngine, supports_static
+
+        if supports_static(model):  # capture the decode graphs now, so no chat request pays for it later
+            model._rp_eval_static_engine = StaticEngine(model)
+            model._rp_eval_static_engine.warm_up(1, 1024)
     fmt = (
         get_format(row.prompt_format)
         if row.prompt_format != "auto"

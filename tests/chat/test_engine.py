@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from rp_eval.chat.engine import StaticEngine, _bucket_batch, _bucket_length
 from rp_eval.chat.formats import FORMATS
 from rp_eval.chat.generate import GenerationSettings, generate, generate_batch
+from tests.conftest import save_tiny
 
 CONVERSATIONS = [
     [{"role": "user", "content": "こんにちは"}],
@@ -45,15 +46,20 @@ def test_static_engine_gives_the_eager_tokens(which, request):
     assert one.raw_text == eager[1].raw_text
 
 
-def test_shapes_are_bucketed_and_slots_reused(tiny_llama):
-    model, tokenizer = load(tiny_llama)
+def test_shapes_are_bucketed_and_slots_reused(tokenizer, tmp_path):
+    model, tokenizer = load(save_tiny(tmp_path / "long", tokenizer, max_position_embeddings=2048))
     settings = GenerationSettings(temperature=0, max_new_tokens=8, engine="static")
     for conv in CONVERSATIONS:  # three requests of different lengths, one shape bucket
         generate(model, tokenizer, FORMATS["template"], conv, settings)
     engine = model._rp_eval_static_engine
-    assert isinstance(engine, StaticEngine) and list(engine._slots) == [(1, 128)]
+    assert isinstance(engine, StaticEngine) and list(engine._slots) == [1]
+    assert engine._slots[1]["cache"].capacity == 256
     generate_batch(model, tokenizer, FORMATS["template"], CONVERSATIONS, settings)
-    assert (4, 128) in engine._slots  # three rows ride in a batch of four with one filler row
+    assert 4 in engine._slots  # three rows ride in a batch of four with one filler row
+    long_prompt = [{"role": "user", "content": "長い話をしよう。" * 40}]
+    generate(model, tokenizer, FORMATS["template"], long_prompt, GenerationSettings(
+        temperature=0, max_new_tokens=400, engine="static"))
+    assert engine._slots[1]["cache"].capacity >= 512  # grown for a longer request
     assert _bucket_batch(3) == 4 and _bucket_batch(64) == 64 and _bucket_length(129) == 256
 
 
