@@ -115,6 +115,62 @@ def _users(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chat(args: argparse.Namespace) -> int:
+    """A chat in the terminal: the persona greets, each line you type gets a streamed reply and why it ended.
+    Lines starting with / are commands: /undo, /raw (the last reply as the model wrote it), /quit."""
+    from rp_eval.chat import session
+    from rp_eval.chat.generate import GenerationSettings
+    from rp_eval.store import get_store
+
+    store = get_store()
+    personas = session.personas(store)
+    if args.persona not in personas:
+        raise session.ChatError(f"unknown persona '{args.persona}'; known: {', '.join(sorted(personas))}")
+    persona = personas[args.persona]
+    models = [args.model] + ([args.model2] if args.model2 else [])
+    settings = GenerationSettings(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
+    )
+    conv = session.start(store, persona, models, user=args.user)
+    print(f"{persona.name}: {persona.greeting(args.user)}", flush=True)
+    last = []
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        if line == "/quit":
+            break
+        if line == "/undo":
+            session.undo(store, conv)
+            print("(undone)", flush=True)
+            continue
+        if line == "/raw":
+            for r in last:
+                print(f"[raw {r.model}] {r.result.raw_text if r.result else r.text}", flush=True)
+            continue
+        single = len(models) == 1
+        printed = ""
+        if single:
+            print(f"{persona.name}: ", end="", flush=True)
+        for replies in session.reply(store, conv, line, settings):
+            text = replies[0].text
+            if single and text.startswith(printed):  # stream; a reply trimmed at the cap is printed again below
+                print(text[len(printed) :], end="", flush=True)
+                printed = text
+        last = replies
+        for r in replies:
+            if not single or r.text != printed:
+                print(f"\n{persona.name} [{r.model}]: {r.text}", end="")
+            print(f"\n  [{r.error or session.finish_words(r.result)}]", flush=True)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from rp_eval.server import serve
+
+    return serve(args)
+
+
 def _terminal_progress():
     from tqdm import tqdm
 
@@ -158,6 +214,23 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=_generate)
 
+    c = sub.add_parser("chat", help="chat in character in the terminal (/undo, /raw, /quit)")
+    c.add_argument("--model", required=True, help="registered model name")
+    c.add_argument("--model2", default="", help="a second model answering side by side")
+    c.add_argument("--persona", default="samurai", help="persona id (prompts/personas/*.yaml or an imported card)")
+    c.add_argument("--user", default="あなた", help="your name in the chat")
+    c.add_argument("--max-new-tokens", type=int, default=128)
+    c.add_argument("--temperature", type=float, default=0.7)
+    c.add_argument("--top-p", type=float, default=0.9)
+    c.add_argument("--seed", type=int, default=None)
+    c.set_defaults(func=_chat)
+
+    s = sub.add_parser("serve", help="the app and the OpenAI-compatible API (same as python app.py)")
+    from rp_eval.server import add_arguments
+
+    add_arguments(s)
+    s.set_defaults(func=_serve)
+
     u = sub.add_parser("users", help="logins for a lab server (python app.py --auth FILE)")
     u.add_argument("action", choices=["add", "remove", "list"])
     u.add_argument("name", nargs="?", default="")
@@ -174,7 +247,6 @@ def parser() -> argparse.ArgumentParser:
 # One line per feature: a module with `add_parser(subparsers)` that adds its subcommand(s); each handler
 # takes the parsed arguments and returns an exit code, and raises RpEvalError for a person's mistakes.
 FEATURE_COMMANDS: list[str] = [
-    "rp_eval.merge.cli",
 ]
 
 

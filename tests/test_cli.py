@@ -80,3 +80,46 @@ def test_errors_go_to_stderr_with_a_nonzero_exit(tiny_llama, tmp_path):
         out = cli(*args, home=tmp_path)
         assert out.returncode == 2, (args, out.stderr)
         assert message in out.stderr and out.stdout == ""
+
+
+def cli_input(stdin: str, *args: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RP_EVAL_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "rp_eval", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
+def test_terminal_chat_streams_replies_with_their_finish_reason(tiny_llama, tmp_path):
+    assert cli("models", "add", str(tiny_llama), "--name", "tiny", home=tmp_path).returncode == 0
+    out = cli_input(
+        "こんにちは\n/raw\n/undo\nおはよう\n/quit\n",
+        "chat",
+        "--model",
+        "tiny",
+        "--persona",
+        "samurai",
+        "--max-new-tokens",
+        "8",
+        "--temperature",
+        "0",
+        home=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "ござる" in lines[0]  # the persona's greeting opens the chat
+    reasons = [x for x in lines if x.strip().startswith("[") and "tokens" in x]
+    assert len(reasons) == 2  # two replies, each with why it ended
+    assert any(x.startswith("[raw tiny]") for x in lines) and "(undone)" in lines
+    bad = cli_input("", "chat", "--model", "tiny", "--persona", "nobody", home=tmp_path)
+    assert bad.returncode == 2 and "unknown persona 'nobody'" in bad.stderr
+
+
+def test_serve_help_lists_the_settings(tmp_path):
+    out = cli("serve", "--help", home=tmp_path)
+    assert out.returncode == 0 and "--auth" in out.stdout

@@ -51,7 +51,9 @@ class EagerEngine:
             logits_to_keep=1,
             **{self.cache_arg: self.cache},
         )
-        self.cache = out.get("cache", out.get("past_key_values"))
+        self.cache = out.get("cache")
+        if self.cache is None:  # transformers before the rename
+            self.cache = out.get("past_key_values")
         return out.logits[:, -1, :]
 
     def prefill(self, input_ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int) -> torch.Tensor:

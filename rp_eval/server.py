@@ -1,0 +1,80 @@
+"""Serving the page and the OpenAI-compatible API together (`python app.py`, `rp-eval serve`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def arguments(description: str = "rp_eval: the app") -> argparse.ArgumentParser:
+    from rp_eval import settings
+
+    p = argparse.ArgumentParser(
+        description=description, epilog=settings.describe(), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    p.add_argument("--auth", default=None, help="users YAML for a lab server's login (see: rp-eval users add)")
+
+
+def serve(args: argparse.Namespace) -> int:
+    from rp_eval import settings
+
+    start = time.perf_counter()
+    try:
+        config = settings.config()
+    except settings.ConfigError as err:
+        sys.exit(f"error: {err}")
+    from rp_eval.cli import _terminal_progress
+    from rp_eval.models import demo, registry
+    from rp_eval.ui import build_app
+    from rp_eval.ui.locale import t
+
+    problems = registry.register_configured()
+    use_demo = not config.models
+    if use_demo:
+        if not demo.demos_ready():
+            print("First start: building the tiny offline demo models (about 2-3 minutes on 2 CPU cores)...")
+        demo.build_demo_models(_terminal_progress())
+    for line in problems:
+        print(f"warning: {line}")
+
+    import gradio as gr
+    import uvicorn
+    from fastapi import FastAPI
+    from fastapi.responses import RedirectResponse
+
+    from rp_eval import api
+
+    server = api.install(FastAPI(title="rp_eval"))
+    users = args.auth or config.auth
+    if users:
+        from rp_eval.auth import AuthError, Login
+        from rp_eval.ui import RATER_TABS
+
+        try:
+            raters, admins = Login(users), Login(users, admins_only=True)
+        except AuthError as err:
+            sys.exit(f"error: {err}")
+        admin_page = build_app(problems, demo_models=use_demo).queue(default_concurrency_limit=4)
+        rater_page = build_app(problems, demo_models=use_demo, only=RATER_TABS).queue(default_concurrency_limit=4)
+        server.add_api_route("/admin", lambda: RedirectResponse("/admin/"), include_in_schema=False)
+        server = gr.mount_gradio_app(server, admin_page, path="/admin", auth=admins, auth_message=t("login_admin"))
+        server = gr.mount_gradio_app(server, rater_page, path="/", auth=raters, auth_message=t("login"))
+        print(f"login required ({users}); raters at /, admins at /admin")
+    else:
+        blocks = build_app(problems, demo_models=use_demo).queue(default_concurrency_limit=4)
+        server = gr.mount_gradio_app(server, blocks, path="/")
+    print(f"data: {settings.home()} (database {settings.database_url()})")
+    print(
+        f"ready in {time.perf_counter() - start:.1f} s: http://{args.host}:{args.port}  (OpenAI-compatible API at /v1)"
+    )
+    uvicorn.run(server, host=args.host, port=args.port, log_level="warning")
+    return 0
