@@ -17,6 +17,37 @@ from __future__ import annotations
 import torch
 
 LENGTH_BUCKET = 128
+ATTENTION = "rp_eval_sdpa"
+
+
+def _attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
+    """SDPA without copying keys and values for grouped-query attention (Mistral: 8 KV heads for 32 query heads).
+
+    transformers' own SDPA path repeats K and V to every query head whenever a mask is given, which at batch 64
+    moves several GB per decode step. For one query token, the query heads of a group are laid out as that
+    group's queries instead, so SDPA reads each K/V head once; longer queries use `enable_gqa`."""
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1 and query.shape[2] == 1:
+        b, h, _, d = query.shape
+        out = torch.nn.functional.scaled_dot_product_attention(
+            query.reshape(b, key.shape[1], groups, d), key, value, attn_mask=attention_mask, scale=scaling
+        ).reshape(b, h, 1, d)
+    else:
+        causal = attention_mask is None and query.shape[2] > 1
+        out = torch.nn.functional.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, is_causal=causal, scale=scaling, enable_gqa=groups > 1
+        )
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _use_own_attention(model) -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(ATTENTION, _attention)
+    if ATTENTION not in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
+        AttentionMaskInterface.register(ATTENTION, sdpa_mask)
+    model.config._attn_implementation = ATTENTION
 
 
 def _bucket_batch(n: int) -> int:
@@ -107,7 +138,7 @@ def supports_static(model) -> bool:
     c = getattr(model, "config", None)
     if c is None or hasattr(model, "get_base_model") or getattr(c, "model_type", "") not in ("llama", "mistral"):
         return False
-    return getattr(c, "_attn_implementation", "sdpa") in ("sdpa", "eager")
+    return getattr(c, "_attn_implementation", "sdpa") in ("sdpa", "eager", ATTENTION)
 
 
 class StaticEngine:
@@ -132,6 +163,7 @@ class StaticEngine:
         import inspect
 
         self.cache_arg = "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+        _use_own_attention(model)
 
     def fits(self, batch: int, length: int) -> bool:
         cap = min(self.window or self.limit, self.limit)
