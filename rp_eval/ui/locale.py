@@ -173,6 +173,20 @@ STRINGS: dict[str, str] = {
     "ev_report": "Report (HTML)",
     "ev_nothing": "Run an evaluation first.",
     "ev_exported": "Written to {folder}.",
+    "ev_calibration": "Calibrate against the human ratings",
+    "ev_calibration_intro": (
+        "Rank correlation (Spearman, Kendall, 95% bootstrap intervals) of each metric and of the combined score with "
+        "the Likert scores people gave (per reply), and with the Bradley–Terry scores (per model, once three models "
+        "are rated); then weights fitted to the ratings (non-negative ridge) are saved for the fitness."
+    ),
+    "ev_ridge": "Ridge strength",
+    "ev_calibrate": "Calibrate and save weights",
+    "ev_calibrated": (
+        "**{n}** rated replies. Spearman of the combined score with people: **{before}** with the current weights, "
+        "**{after}** with the fitted ones ({cv} cross-validated). Saved as `{path}` (use the name `calibrated`)."
+    ),
+    "ev_corr_reply": "Per reply: metric vs human score",
+    "ev_corr_model": "Per model: metric vs Bradley–Terry score",
     # -- Rate tab and Leaderboard tab (ratings) --
     "rate_tab": "Rate",
     "rate_intro": (
@@ -195,20 +209,23 @@ STRINGS: dict[str, str] = {
     "rate_continue": "Continue the conversation (both models answer)",
     "rate_continue_placeholder": "Type your next line, then Send; vote whenever you are ready",
     "rate_send": "Send to both",
-    "rate_vote_a": "👈 A is better",
-    "rate_vote_b": "👉 B is better",
-    "rate_vote_tie": "🤝 Tie",
-    "rate_vote_bad": "👎 Both bad",
+    "rate_vote_a": "A is better",
+    "rate_vote_b": "B is better",
+    "rate_vote_tie": "Tie",
+    "rate_vote_bad": "Both bad",
     "rate_pair_ready": "Pair ready (persona: {persona}). Read both replies, continue if you like, then vote.",
     "rate_pair_continued": "Both answered ({turns} turns so far).",
     "rate_no_pair": "Start a new blind pair first.",
     "rate_vote_saved": (
-        "✅ Vote saved (#{id}). **A** was **{a}** (ended by: {fa}); **B** was **{b}** (ended by: {fb}). "
+        "Vote saved (#{id}). **A** was **{a}** (ended by: {fa}); **B** was **{b}** (ended by: {fb}). "
         "Start a new pair for the next vote."
     ),
     "rate_source": "Reply from",
     "rate_source_live": "a live model (chosen at random, hidden)",
     "rate_source_repeat": "a reply another rater scored (for agreement)",
+    "rate_source_chat": "a stored reply from the Chat tab",
+    "rate_single_chat": "This reply comes from a stored chat; the conversation before it is shown.",
+    "rate_single_no_chat": "No stored chat reply is left for you to score, so here is a new one.",
     "rate_new_single": "New reply to score",
     "rate_reply": "Reply to score",
     "rate_single_ready": "Reply ready (persona: {persona}). Score every axis, then save.",
@@ -221,7 +238,7 @@ STRINGS: dict[str, str] = {
     "rate_axis_overall": "Overall: how good is this reply as role-play?",
     "rate_comment": "Comment (optional)",
     "rate_save_scores": "Save scores",
-    "rate_scores_saved": "✅ Scores saved (#{id}). The reply came from **{model}**.",
+    "rate_scores_saved": "Scores saved (#{id}). The reply came from **{model}**.",
     "leaderboard_tab": "Leaderboard",
     "lb_intro": (
         "Human ratings as numbers. Pairwise votes give Bradley-Terry scores on the Elo scale (ties and "
@@ -283,7 +300,7 @@ STRINGS: dict[str, str] = {
     "mg_tokenizer_source": "Tokenizer source",
     "mg_chat_template": "Chat template",
     "mg_yaml": "mergekit YAML",
-    "mg_valid": "✅ The recipe is valid and the models fit the method.",
+    "mg_valid": "The recipe is valid and the models fit the method.",
     "mg_loaded": "Loaded **{name}**.",
     "mg_saved": "Saved to `{path}`.",
     "mg_run_heading": "Run",
@@ -291,7 +308,7 @@ STRINGS: dict[str, str] = {
     "mg_run": "Merge",
     "mg_cancel": "Cancel",
     "mg_cancelled": "Cancelled: nothing was registered.",
-    "mg_done": "✅ Registered **{name}** (merged in {seconds} s, in `{folder}`): it is ready in the Chat tab.",
+    "mg_done": "Registered **{name}** (merged in {seconds} s, in `{folder}`): it is ready in the Chat tab.",
 }
 
 

@@ -1,0 +1,180 @@
+"""Which models can be merged with which, and by which methods, from their configs and tokenizers only.
+
+No weights are read: the shapes come from `config.json` (through transformers' AutoConfig, which fills the
+defaults such as `head_dim`), the tokenizer identity from the tokenizer's vocabulary.
+Parameter-space methods (every mergekit method but passthrough) need the same architecture and the same
+tensor shapes; a different vocabulary can be bridged with a `tokenizer_source`. Passthrough (layer stacking)
+takes whole layers from each model, so the layers must have the same shapes; the layer count may differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import combinations
+from pathlib import Path
+
+from rp_eval.errors import RpEvalError
+from rp_eval.merge.methods import is_parameter_space, method_names
+
+# Fields that fix the shape of every layer; a difference in any of them forbids mixing layers.
+LAYER_FIELDS = ("hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "head_dim")
+
+
+class CompatibilityError(RpEvalError):
+    """Models that can not be merged the way a recipe asks."""
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    name: str
+    architecture: str
+    model_type: str
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    rope: str
+    tokenizer: str  # a short hash of the vocabulary, "" when the model has no readable tokenizer
+
+
+@dataclass(frozen=True)
+class PairCheck:
+    a: str
+    b: str
+    methods: list[str]  # merge methods possible for this pair
+    reasons: list[str] = field(default_factory=list)  # why some (or all) methods are not possible
+    notes: list[str] = field(default_factory=list)  # possible, but worth knowing (tokenizer, rope)
+
+    @property
+    def parameter_space(self) -> bool:
+        return any(is_parameter_space(m) for m in self.methods)
+
+    def summary(self) -> str:
+        if self.parameter_space:
+            verdict = "all methods" if "passthrough" in self.methods else ", ".join(self.methods)
+        elif self.methods:
+            verdict = "passthrough only"
+        else:
+            verdict = "not mergeable"
+        return "; ".join([verdict, *self.reasons, *self.notes])
+
+
+def _source_of(model: str) -> tuple[str, str]:
+    """(name, source): a registered model's folder or hub id, or the argument itself (a folder or hub id)."""
+    from rp_eval.store import get_store
+
+    row = get_store().get_model(model)
+    return (row.name, row.source) if row is not None else (Path(model).name if Path(model).exists() else model, model)
+
+
+@lru_cache(maxsize=64)
+def _tokenizer_identity(source: str) -> str:
+    from transformers import AutoTokenizer
+
+    try:
+        vocab = AutoTokenizer.from_pretrained(source).get_vocab()
+    except (OSError, ValueError, TypeError, KeyError):
+        return ""
+    digest = hashlib.sha256(json.dumps(sorted(vocab.items()), ensure_ascii=False).encode()).hexdigest()
+    return digest[:12]
+
+
+def read_shape(model: str) -> ModelShape:
+    """The merge-relevant shape of a registered model, folder or hub id; reads config and tokenizer only."""
+    from transformers import AutoConfig
+
+    name, source = _source_of(model)
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as err:
+        raise CompatibilityError(f"the config of '{name}' can not be read: {str(err).splitlines()[0]}") from err
+    text = getattr(config, "get_text_config", lambda: config)()
+    heads = getattr(text, "num_attention_heads", 0) or 0
+    hidden = getattr(text, "hidden_size", 0) or 0
+    rope = getattr(text, "rope_parameters", None) or {
+        "rope_theta": getattr(text, "rope_theta", None),
+        "rope_scaling": getattr(text, "rope_scaling", None),
+    }
+    return ModelShape(
+        name=name,
+        architecture=(getattr(config, "architectures", None) or [type(config).__name__])[0],
+        model_type=config.model_type,
+        hidden_size=hidden,
+        num_hidden_layers=getattr(text, "num_hidden_layers", 0) or 0,
+        num_attention_heads=heads,
+        num_key_value_heads=getattr(text, "num_key_value_heads", None) or heads,
+        head_dim=getattr(text, "head_dim", None) or (hidden // heads if heads else 0),
+        intermediate_size=getattr(text, "intermediate_size", 0) or 0,
+        vocab_size=getattr(text, "vocab_size", 0) or 0,
+        rope=json.dumps(rope, sort_keys=True, default=str),
+        tokenizer=_tokenizer_identity(source),
+    )
+
+
+def _differences(a: ModelShape, b: ModelShape, fields: tuple[str, ...]) -> list[str]:
+    return [f"{f} {getattr(a, f)} vs {getattr(b, f)}" for f in fields if getattr(a, f) != getattr(b, f)]
+
+
+def check_pair(a: ModelShape, b: ModelShape) -> PairCheck:
+    reasons: list[str] = []
+    notes: list[str] = []
+    layer_diff = _differences(a, b, LAYER_FIELDS)
+    same_arch = a.architecture == b.architecture
+    if not same_arch:
+        reasons.append(
+            f"{a.architecture} vs {b.architecture}: different architectures; parameter-space merging is impossible"
+        )
+    if layer_diff:
+        reasons.append(f"different layer shapes ({', '.join(layer_diff)}): no merge can mix their layers")
+    if a.num_hidden_layers != b.num_hidden_layers:
+        reasons.append(
+            f"num_hidden_layers {a.num_hidden_layers} vs {b.num_hidden_layers}: "
+            "parameter-space methods need the same layer count (passthrough slices can still stack them)"
+        )
+    vocab_differs = a.vocab_size != b.vocab_size or (a.tokenizer and b.tokenizer and a.tokenizer != b.tokenizer)
+    if vocab_differs:
+        notes.append(
+            f"different vocabularies (vocab_size {a.vocab_size} vs {b.vocab_size}"
+            f"{', different tokens' if a.tokenizer and b.tokenizer and a.tokenizer != b.tokenizer else ''}): set a tokenizer source (base or union)"
+        )
+    elif not (a.tokenizer and b.tokenizer):
+        notes.append("tokenizer not found for one of them: only the vocabulary size was compared")
+    if a.rope != b.rope:
+        notes.append(f"different rope settings ({a.rope} vs {b.rope}): the merge takes the first model's")
+    methods: list[str] = []
+    if same_arch and not layer_diff:
+        methods.append("passthrough")
+        if a.num_hidden_layers == b.num_hidden_layers:
+            methods = [m for m in method_names() if is_parameter_space(m)] + methods
+    return PairCheck(a.name, b.name, methods, reasons, notes)
+
+
+def check_models(models: list[str]) -> list[PairCheck]:
+    """Every pair of the given models (registered names, folders or hub ids), checked from configs only."""
+    shapes = [read_shape(m) for m in dict.fromkeys(models)]
+    return [check_pair(a, b) for a, b in combinations(shapes, 2)]
+
+
+def matrix(models: list[str]):
+    """A models × models table of verdicts, for the tab's matrix view."""
+    import pandas as pd
+
+    names = [read_shape(m).name for m in dict.fromkeys(models)]
+    table = pd.DataFrame("same model", index=names, columns=names)
+    for pair in check_models(models):
+        table.loc[pair.a, pair.b] = table.loc[pair.b, pair.a] = pair.summary()
+    return table.reset_index(names="model")
+
+
+def require_mergeable(models: list[str], method: str) -> None:
+    """Raise CompatibilityError naming the differing fields when `method` can not merge these models."""
+    for pair in check_models(models):
+        if method not in pair.methods:
+            why = "; ".join(pair.reasons) or "incompatible"
+            raise CompatibilityError(f"'{pair.a}' and '{pair.b}' can not be merged with {method}: {why}")
