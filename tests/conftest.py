@@ -154,8 +154,12 @@ def running_app(workspace: Path, log_path: Path, *args: str, env: dict | None = 
         try:
             yield url
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            proc.terminate()  # uvicorn waits for open browser connections; don't wait for long
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
 
 
 @pytest.fixture
