@@ -55,6 +55,7 @@ class ModelRow(Base):
 # One line per feature module of this package that declares tables (e.g. "ratings").
 TABLE_MODULES: list[str] = [
     "chat",
+    "finetune",
 ]
 
 

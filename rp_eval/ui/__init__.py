@@ -13,6 +13,7 @@ from rp_eval.ui.locale import t
 # One line per tab after Models: (module under rp_eval.ui with a `build()` function, locale key of its label).
 TABS: list[tuple[str, str]] = [
     ("chat_tab", "chat_tab"),
+    ("finetune_tab", "finetune_tab"),
     ("merge_tab", "merge_tab"),
 ]
 

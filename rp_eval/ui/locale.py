@@ -203,6 +203,7 @@ STRINGS: dict[str, str] = {
     "rate_opening": "Opening message (optional)",
     "rate_opening_placeholder": "Leave empty for a ready-made first line",
     "rate_settings": "Generation settings (the same for both sides)",
+    "rate_settings_single": "Generation settings (for a live reply)",
     "rate_max_new_tokens": "Max new tokens",
     "rate_temperature": "Temperature (0 = greedy)",
     "rate_new_pair": "New blind pair",

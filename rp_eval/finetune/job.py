@@ -1,0 +1,227 @@
+"""A fine-tuning run: LoRA (or QLoRA) with peft and transformers' Trainer, in a background thread.
+
+`start(settings)` checks the request, records a run in the store and starts training; `follow(run_id)` is a
+generator of `Progress` snapshots (step, epoch, ETA, losses, log) for the tab and the CLI; `cancel(run_id)` asks
+the Trainer to save a checkpoint and stop; `resume(run_id)` continues from the last checkpoint. A finished
+adapter is written to a temporary folder, moved into `models/adapters/<name>` and registered as kind "adapter"
+with its base as parent and the run in `made_by`; a failed run is marked failed with its log and registers
+nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rp_eval import settings as paths
+from rp_eval.errors import RpEvalError
+from rp_eval.finetune import data as datalib
+from rp_eval.finetune.config import TARGET_MODULES, FinetuneSettings
+from rp_eval.models import registry
+from rp_eval.store import finetune as runs
+from rp_eval.store import get_store
+
+
+class FinetuneError(RpEvalError):
+    """A fine-tuning request that can not run, with a message meant for a person."""
+
+
+@dataclass
+class Progress:
+    run_id: int
+    status: str  # running | done | failed | cancelled
+    step: int = 0
+    total: int = 0
+    epoch: float = 0.0
+    eta_seconds: float | None = None
+    losses: list[dict] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    adapter: str = ""
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "running"
+
+
+@dataclass
+class _Job:
+    progress: Progress
+    cancel: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    started: float = field(default_factory=time.perf_counter)
+    first_step: int = 0
+
+    def say(self, line: str) -> None:
+        self.progress.log.append(line)
+        runs.update_run(get_store(), self.progress.run_id, log_lines=[line])
+
+
+_jobs: dict[int, _Job] = {}
+
+
+def run_folder(run_id: int) -> Path:
+    return paths.home() / "finetune" / f"run-{run_id}"
+
+
+def adapters_dir() -> Path:
+    path = paths.models_dir() / "adapters"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _check(s: FinetuneSettings, adapter_name: str) -> None:
+    base = registry.get_model(s.base_model)
+    if base.kind == "adapter":
+        raise FinetuneError(f"'{s.base_model}' is an adapter; fine-tune its base or a merged model instead")
+    if registry.get_store().get_model(adapter_name) is not None:
+        raise FinetuneError(f"a model named '{adapter_name}' is already registered: choose another adapter name")
+    if s.qlora:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise FinetuneError("QLoRA (4-bit) needs a CUDA GPU and this machine has none: untick QLoRA to train LoRA")
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError as err:
+            raise FinetuneError("QLoRA needs bitsandbytes: pip install bitsandbytes") from err
+
+
+def start(s: FinetuneSettings) -> int:
+    """Check the request, record the run and start training in a background thread; returns the run id."""
+    datalib.load_conversations(s.data, s.data_split)  # bad data fails here, before a run is recorded
+    _check(s, s.adapter_name or f"{s.base_model}-rp-lora-new")
+    run = runs.create_run(get_store(), s.base_model, s.model_dump(mode="json"))
+    runs.update_run(get_store(), run.id, folder=str(run_folder(run.id)))
+    return _launch(run.id, s, resume=False)
+
+
+def resume(run_id: int) -> int:
+    """Continue a cancelled or failed run from its last checkpoint."""
+    run = runs.get_run(get_store(), run_id)
+    if run is None:
+        raise FinetuneError(f"no fine-tuning run {run_id}")
+    if run_id in _jobs and _jobs[run_id].thread and _jobs[run_id].thread.is_alive():
+        raise FinetuneError(f"run {run_id} is still running")
+    if run.status == "done":
+        raise FinetuneError(f"run {run_id} is finished; its adapter is '{run.adapter}'")
+    if _last_checkpoint(run_id) is None:
+        raise FinetuneError(f"run {run_id} has no checkpoint to resume from: start a new run")
+    runs.update_run(get_store(), run_id, status="running", log_lines=["resuming from the last checkpoint"])
+    return _launch(run_id, FinetuneSettings(**run.settings), resume=True)
+
+
+def _launch(run_id: int, s: FinetuneSettings, resume: bool) -> int:
+    job = _Job(Progress(run_id, "running"))
+    if resume:
+        stored = runs.get_run(get_store(), run_id)
+        job.progress.losses = list(stored.losses)
+        job.progress.log = stored.log.splitlines()
+    _jobs[run_id] = job
+    job.thread = threading.Thread(target=_run, args=(job, s, resume), name=f"finetune-{run_id}", daemon=True)
+    job.thread.start()
+    return run_id
+
+
+def cancel(run_id: int) -> bool:
+    """Ask a running job to save a checkpoint and stop; False when it is not running here."""
+    job = _jobs.get(run_id)
+    if job is None or job.progress.finished:
+        return False
+    job.cancel.set()
+    return True
+
+
+def follow(run_id: int, poll_seconds: float = 0.5) -> Iterator[Progress]:
+    """Snapshots of a run until it finishes (the last one is final). A run of another process: one snapshot."""
+    job = _jobs.get(run_id)
+    if job is None:
+        yield stored_progress(run_id)
+        return
+    while True:
+        p = job.progress
+        yield Progress(**{**p.__dict__, "losses": list(p.losses), "log": list(p.log)})
+        if p.finished:
+            return
+        time.sleep(poll_seconds)
+
+
+def stored_progress(run_id: int) -> Progress:
+    run = runs.get_run(get_store(), run_id)
+    if run is None:
+        raise FinetuneError(f"no fine-tuning run {run_id}")
+    steps = [x["step"] for x in run.losses]
+    return Progress(
+        run_id,
+        run.status,
+        step=max(steps, default=0),
+        total=run.metrics.get("total_steps", 0),
+        losses=list(run.losses),
+        log=run.log.splitlines(),
+        adapter=run.adapter,
+        metrics=dict(run.metrics),
+    )
+
+
+def wait(run_id: int) -> Progress:
+    *_, last = follow(run_id, poll_seconds=0.2)
+    return last
+
+
+def _last_checkpoint(run_id: int) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = run_folder(run_id) / "checkpoints"
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def _run(job: _Job, s: FinetuneSettings, resume: bool) -> None:
+    """The thread body: train, then save and register; any failure marks the run failed with its reason."""
+    run_id = job.progress.run_id
+    store = get_store()
+    try:
+        from rp_eval.finetune.train import train
+
+        train(job, s, _last_checkpoint(run_id) if resume else None)
+    except Exception as err:  # noqa: BLE001 - every failure must land in the run's record, not kill the thread
+        reason = _explain(err)
+        job.say(f"FAILED: {reason}")
+        if not isinstance(err, RpEvalError):
+            job.say(traceback.format_exc(limit=4))
+        job.progress.metrics["error"] = reason
+        runs.update_run(store, run_id, status="failed", metrics={"error": reason})
+        job.progress.status = "failed"
+
+
+def _explain(err: Exception) -> str:
+    import torch
+
+    if isinstance(err, torch.OutOfMemoryError):
+        return "out of GPU memory: lower the batch size or the cut-off length, raise accumulation, or use QLoRA"
+    if isinstance(err, MemoryError):
+        return "out of memory: lower the batch size or the cut-off length"
+    if isinstance(err, OSError) and err.errno == 28:
+        return f"out of disk space while writing ({err.filename or 'the workspace'}): free some space and resume"
+    return str(err) if isinstance(err, RpEvalError) else f"{type(err).__name__}: {err}"
+
+
+def default_targets(model_type: str) -> tuple[str, ...] | str:
+    return TARGET_MODULES.get(model_type, "all-linear")
+
+
+def install(tmp: Path, name: str) -> Path:
+    """Move a finished adapter folder into place (a rename on the same disk)."""
+    final = adapters_dir() / name
+    if final.exists():
+        raise FinetuneError(f"the folder for adapter '{name}' already exists: {final}")
+    tmp.rename(final)
+    return final
+
+
+def remove_tmp(tmp: Path) -> None:
+    shutil.rmtree(tmp, ignore_errors=True)
