@@ -247,7 +247,9 @@ def parser() -> argparse.ArgumentParser:
 # One line per feature: a module with `add_parser(subparsers)` that adds its subcommand(s); each handler
 # takes the parsed arguments and returns an exit code, and raises RpEvalError for a person's mistakes.
 FEATURE_COMMANDS: list[str] = [
+    "rp_eval.ratings.cli",
     "rp_eval.finetune.cli",
+    "rp_eval.evaluate.cli",
     "rp_eval.merge.cli",
 ]
 

@@ -54,7 +54,9 @@ class ModelRow(Base):
 
 # One line per feature module of this package that declares tables (e.g. "ratings").
 TABLE_MODULES: list[str] = [
+    "ratings",
     "chat",
+    "evaluation",
     "finetune",
 ]
 

@@ -14,6 +14,9 @@ from rp_eval.ui.locale import t
 TABS: list[tuple[str, str]] = [
     ("chat_tab", "chat_tab"),
     ("finetune_tab", "finetune_tab"),
+    ("evaluate_tab", "evaluate_tab"),
+    ("rate_tab", "rate_tab"),
+    ("leaderboard_tab", "leaderboard_tab"),
     ("merge_tab", "merge_tab"),
 ]
 

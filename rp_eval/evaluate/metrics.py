@@ -1,0 +1,293 @@
+"""Automatic metrics of one reply, and their registry (`METRICS`, readable in one screen at the end).
+
+Every metric is a pure function of a `Reply` (the generated text, why it ended, the prompt and the persona's
+style markers) returning a float. Metrics with a direction (`good="high"` or `"low"`) take values in [0, 1]
+and feed the combined score; descriptive ones (`good=None`, e.g. character counts) only go in the table.
+They are heuristics, cheap and deterministic; the calibration (`calibrate.py`) checks them against people.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from rp_eval.chat.personas import StyleMarkers
+
+
+class LengthTarget(BaseModel, frozen=True):
+    """The reply length aimed at: a short conversational turn (the seed's target is one or two sentences)."""
+
+    min_chars: int = Field(5, ge=0)
+    max_chars: int = Field(80, ge=1)
+    min_sentences: int = Field(1, ge=0)
+    max_sentences: int = Field(2, ge=1)
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str  # what a reader sees (cut and trimmed by generate)
+    finish_reason: str = "eos"  # eos | stop_string | length_trimmed | length
+    cut_mid_sentence: bool = False
+    last_user: str = ""
+    system: str = ""
+    character: str = ""  # the persona's name
+    style: StyleMarkers = field(default_factory=StyleMarkers)
+    others: tuple[StyleMarkers, ...] = ()  # the other personas' markers
+    target: LengthTarget = field(default_factory=LengthTarget)
+    user: str = "あなた"
+
+
+# -- how it ended ------------------------------------------------------------------------------------
+
+
+def natural_stop(r: Reply) -> float:
+    """1 if the model ended the turn itself (end token or end string), 0 if the token cap ended it."""
+    return float(r.finish_reason in ("eos", "stop_string"))
+
+
+def length_capped(r: Reply) -> float:
+    """1 if the token cap ended the reply (trimmed or not)."""
+    return float(r.finish_reason in ("length", "length_trimmed"))
+
+
+def cut_mid_sentence(r: Reply) -> float:
+    """1 if the cap hit inside a sentence, before any trimming (the seed's Mistral failure)."""
+    return float(r.cut_mid_sentence)
+
+
+def empty_reply(r: Reply) -> float:
+    """1 if nothing is left to show."""
+    return float(not r.text.strip())
+
+
+# -- length ------------------------------------------------------------------------------------------
+
+_SENTENCE = re.compile(r"[^。！？!?…．]+(?:[。！？!?…．]+[」』）)]*|$)")
+
+
+def chars(r: Reply) -> float:
+    """Characters shown, whitespace not counted."""
+    return float(sum(not c.isspace() for c in r.text))
+
+
+def sentences(r: Reply) -> float:
+    """Sentences: runs of text ended by 。！？!?… (and closing brackets), or by the end of the reply."""
+    return float(sum(1 for s in _SENTENCE.findall(r.text) if s.strip(" 　\n」』）)")))
+
+
+def length_in_range(r: Reply) -> float:
+    """1 if both the characters and the sentences fall in the target range (`LengthTarget`)."""
+    t = r.target
+    return float(t.min_chars <= chars(r) <= t.max_chars and t.min_sentences <= sentences(r) <= t.max_sentences)
+
+
+# -- leakage -----------------------------------------------------------------------------------------
+
+_SPECIAL = re.compile(
+    r"</?s>|<unk>|<pad>|<\|[A-Za-z_]+\|>|\[/?INST\]|<</?SYS>>|###\s*(?:指示|応答|入力)|<end_of_turn>|<start_of_turn>"
+)
+_ROLE_WORDS = ("アシスタント", "Assistant", "assistant", "システム", "System", "system", "AI")
+
+
+def special_token_leak(r: Reply) -> float:
+    """1 if the shown text holds a special token or a prompt-format end string (</s>, [INST], ### 指示 ...)."""
+    return float(bool(_SPECIAL.search(r.text)))
+
+
+def _tagged(text: str, names: list[str]) -> bool:
+    names = [re.escape(n) for n in names if n]
+    return bool(names) and bool(re.search(rf"(?:^|\n)\s*(?:{'|'.join(names)})\s*[:：]", text))
+
+
+def role_tag_leak(r: Reply) -> float:
+    """1 if the reply writes a speaker tag for itself ("ひなた:", "アシスタント：") instead of just speaking."""
+    return float(_tagged(r.text, [r.character, *_ROLE_WORDS]))
+
+
+def speaks_for_user(r: Reply) -> float:
+    """1 if the reply writes the user's next line (a "ユーザー:" / "あなた：" / "User:" tag anywhere in it)."""
+    names = [re.escape(n) for n in ("ユーザー", "User", "user", r.user) if n]
+    return float(bool(re.search(rf"(?:{'|'.join(names)})\s*[:：]", r.text)))
+
+
+def _longest_shared(a: str, b: str) -> int:
+    if not a or not b:
+        return 0
+    return SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b)).size
+
+
+def prompt_echo(r: Reply) -> float:
+    """Share of the reply that is one stretch copied from the last user turn or the system text; only stretches
+    of 8 or more characters count (short shared words are normal)."""
+    text = r.text.strip()
+    if not text:
+        return 0.0
+    longest = max(_longest_shared(text, r.last_user), _longest_shared(text, r.system))
+    return longest / len(text) if longest >= 8 else 0.0
+
+
+# -- Japanese quality signals ------------------------------------------------------------------------
+
+
+def _is_japanese(c: str) -> bool:
+    o = ord(c)
+    return 0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xFF66 <= o <= 0xFF9F
+
+
+def japanese_share(r: Reply) -> float:
+    """Share of the letters (kana, kanji, Latin, any script; not punctuation or digits) that are Japanese script."""
+    letters = [c for c in r.text if c.isalpha()]
+    return sum(_is_japanese(c) for c in letters) / len(letters) if letters else 0.0
+
+
+def mixed_language(r: Reply) -> float:
+    """1 if the reply switches language: a run of 3+ Latin letters, or Hangul / Cyrillic / Thai letters."""
+    if re.search(r"[A-Za-zＡ-Ｚａ-ｚ]{3,}", r.text):
+        return 1.0
+    return float(
+        any(c.isalpha() and unicodedata.name(c, "").split()[0] in ("HANGUL", "CYRILLIC", "THAI") for c in r.text)
+    )
+
+
+def _grams(text: str, n: int) -> list[str]:
+    text = "".join(c for c in text if not c.isspace())
+    return [text[i : i + n] for i in range(len(text) - n + 1)]
+
+
+def _distinct(text: str, n: int) -> float:
+    grams = _grams(text, n)
+    if not grams:
+        return 1.0 if text.strip() else 0.0
+    return len(set(grams)) / len(grams)
+
+
+def distinct_1(r: Reply) -> float:
+    """Distinct characters / characters (1 for a reply with no repeated character)."""
+    return _distinct(r.text, 1)
+
+
+def distinct_2(r: Reply) -> float:
+    """Distinct character bigrams / bigrams."""
+    return _distinct(r.text, 2)
+
+
+def repeated_ngrams(r: Reply) -> float:
+    """Share of character 4-grams that repeat an earlier one in the same reply."""
+    grams = _grams(r.text, 4)
+    if not grams:
+        return 0.0
+    return sum(n - 1 for n in Counter(grams).values()) / len(grams)
+
+
+def degenerate_repetition(r: Reply) -> float:
+    """1 if the reply loops: a stretch of 2-20 characters repeated 3+ times in a row, or over half its 4-grams
+    repeated."""
+    return float(bool(re.search(r"(.{2,20}?)\1{2,}", r.text, re.S)) or repeated_ngrams(r) > 0.5)
+
+
+# -- character consistency ---------------------------------------------------------------------------
+
+
+def _others(r: Reply, attr: str, min_len: int = 1) -> list[str]:
+    own = [*r.style.first_person, *r.style.expected]
+    words = {w for o in r.others for w in getattr(o, attr)}
+    # a word of another persona that is part of one of this persona's own words is not a sign of the other
+    return sorted(w for w in words if len(w) >= min_len and not any(w in mine for mine in own))
+
+
+def first_person_ok(r: Reply) -> float:
+    """0 if the reply says another persona's first-person pronoun (and not its own), else 1. Substring match,
+    so "うち" in "そのうち" counts: a known false alarm the calibration absorbs."""
+    if any(p in r.text for p in r.style.first_person):
+        return 1.0
+    return float(not any(p in r.text for p in _others(r, "first_person")))
+
+
+def expected_markers(r: Reply) -> float:
+    """1 if the reply uses at least one of the persona's expected endings or phrases (1 if it lists none)."""
+    return float(not r.style.expected or any(m in r.text for m in r.style.expected))
+
+
+def forbidden_markers(r: Reply) -> float:
+    """1 if the reply uses anything the persona lists as breaking the character."""
+    return float(any(m in r.text for m in r.style.forbidden if m))
+
+
+def other_persona_markers(r: Reply) -> float:
+    """1 if the reply uses another persona's expected ending or phrase (one that is not also this persona's)."""
+    # one-character endings ("べ", "殿") hide inside ordinary words ("食べる"), so only longer ones count
+    return float(any(m in r.text for m in _others(r, "expected", min_len=2)))
+
+
+_POLITE = re.compile(r"(?:です|ます|ございます|でしょう|ください|ません|ましょう|でした|ました)(?=[。！？…!?」』\s]|$)")
+POLITE_LABELS = ("polite", "formal", "keigo", "humble", "refined", "teineigo")
+
+
+def politeness_match(r: Reply) -> float:
+    """1 if the reply's register fits the persona's `politeness`: desu/masu sentence endings present for a
+    polite persona, absent for any other named level; 1 when the persona names none."""
+    level = r.style.politeness.lower().strip()
+    if not level or not r.text.strip():
+        return 1.0 if not level else 0.0
+    polite = bool(_POLITE.search(r.text))
+    return float(polite == any(p in level for p in POLITE_LABELS))
+
+
+# -- the registry ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    fn: Callable[[Reply], float]
+    group: str
+    good: Literal["high", "low"] | None  # None: descriptive, not part of the combined score
+
+    @property
+    def doc(self) -> str:
+        return " ".join((self.fn.__doc__ or "").split())
+
+    def score(self, value: float) -> float | None:
+        """The value on [0, 1] with 1 the good end; None for a descriptive metric."""
+        if self.good is None:
+            return None
+        return value if self.good == "high" else 1.0 - value
+
+
+METRICS: list[Metric] = [
+    Metric("natural_stop", natural_stop, "ending", "high"),
+    Metric("length_capped", length_capped, "ending", "low"),
+    Metric("cut_mid_sentence", cut_mid_sentence, "ending", "low"),
+    Metric("empty_reply", empty_reply, "ending", "low"),
+    Metric("chars", chars, "length", None),
+    Metric("sentences", sentences, "length", None),
+    Metric("length_in_range", length_in_range, "length", "high"),
+    Metric("special_token_leak", special_token_leak, "leakage", "low"),
+    Metric("role_tag_leak", role_tag_leak, "leakage", "low"),
+    Metric("speaks_for_user", speaks_for_user, "leakage", "low"),
+    Metric("prompt_echo", prompt_echo, "leakage", "low"),
+    Metric("japanese_share", japanese_share, "japanese", "high"),
+    Metric("mixed_language", mixed_language, "japanese", "low"),
+    Metric("distinct_1", distinct_1, "japanese", "high"),
+    Metric("distinct_2", distinct_2, "japanese", "high"),
+    Metric("repeated_ngrams", repeated_ngrams, "japanese", "low"),
+    Metric("degenerate_repetition", degenerate_repetition, "japanese", "low"),
+    Metric("first_person_ok", first_person_ok, "character", "high"),
+    Metric("expected_markers", expected_markers, "character", "high"),
+    Metric("forbidden_markers", forbidden_markers, "character", "low"),
+    Metric("other_persona_markers", other_persona_markers, "character", "low"),
+    Metric("politeness_match", politeness_match, "character", "high"),
+]
+BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
+
+
+def measure(reply: Reply) -> dict[str, float]:
+    """Every registered metric of one reply, by name."""
+    return {m.name: round(float(m.fn(reply)), 6) for m in METRICS}

@@ -1,0 +1,159 @@
+"""Tables, plot data, CSV and a one-file HTML report from an `EvalResult` (pandas; no UI code here).
+
+- `model_table`: one row per model, the combined score and every metric's mean as columns, and the human
+  Bradley-Terry score and Likert means joined from the ratings when there are any;
+- `finish_table`, `length_table`: the finish-reason breakdown and the distribution of reply lengths;
+- `item_table`: every reply with its scores (the drill-down), also what the CSV holds;
+- `html_report`: all of it in one HTML file with bar plots (pandas Styler bars), for a research meeting.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from rp_eval.evaluate.metrics import BY_NAME, METRICS
+from rp_eval.evaluate.runner import EvalResult
+from rp_eval.store import Store
+
+FINISH_REASONS = ("eos", "stop_string", "length_trimmed", "length")
+LENGTH_BINS = (0, 10, 20, 40, 60, 80, 120, 200, 10_000)
+LENGTH_LABELS = [f"{a}-{b - 1}" if b < 10_000 else f"{a}+" for a, b in zip(LENGTH_BINS, LENGTH_BINS[1:], strict=False)]
+
+
+def item_table(result: EvalResult) -> pd.DataFrame:
+    rows = []
+    for r in result.rows:
+        head = {
+            "model": r.model,
+            "item": r.item_id,
+            "persona": r.persona,
+            "split": r.split,
+            "multi_turn": r.multi_turn,
+            "reply": r.text,
+            "finish_reason": r.finish_reason,
+            "combined": r.combined,
+        }
+        rows.append({**head, **r.metrics})
+    return pd.DataFrame(rows)
+
+
+def human_table(store: Store | None) -> pd.DataFrame:
+    """Per model: the ratings' Bradley-Terry score and Likert means (empty when there are no ratings)."""
+    try:
+        from rp_eval.ratings import leaderboard
+    except ImportError:  # the ratings feature is not installed in this checkout
+        return pd.DataFrame(columns=["model"])
+    if store is None:
+        return pd.DataFrame(columns=["model"])
+    board = leaderboard.from_store(store, rounds=200)
+    out = pd.DataFrame(columns=["model"])
+    if not board.arena.empty:
+        out = board.arena[["model", "score", "votes"]].rename(columns={"score": "human_bt", "votes": "human_votes"})
+    if not board.likert.empty:
+        likert = board.likert.pivot(index="model", columns="axis", values="mean").add_prefix("likert_").reset_index()
+        out = likert if out.empty else out.merge(likert, on="model", how="outer")
+    return out
+
+
+def model_table(result: EvalResult, human: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per model: replies, combined score, metric means; human columns joined when given."""
+    items = item_table(result)
+    if items.empty:
+        return pd.DataFrame(columns=["model", "replies", "combined"])
+    names = [m.name for m in METRICS] + [c for c in ("judge", "ref_likelihood") if c in items]
+    table = items.groupby("model", sort=False).agg(replies=("item", "size"), combined=("combined", "mean"))
+    table = table.join(items.groupby("model", sort=False)[names].mean()).reset_index()
+    if human is not None and not human.empty:
+        table = table.merge(human, on="model", how="left")
+    return table.round(4).sort_values("combined", ascending=False).reset_index(drop=True)
+
+
+def finish_table(result: EvalResult) -> pd.DataFrame:
+    """Long form (model, finish_reason, replies, share) for a stacked bar plot."""
+    items = item_table(result)
+    if items.empty:
+        return pd.DataFrame(columns=["model", "finish_reason", "replies", "share"])
+    counts = items.groupby(["model", "finish_reason"]).size().rename("replies").reset_index()
+    counts["share"] = (counts["replies"] / counts.groupby("model")["replies"].transform("sum")).round(4)
+    return counts
+
+
+def length_table(result: EvalResult) -> pd.DataFrame:
+    """Long form (model, chars bin, replies) of reply lengths in characters."""
+    items = item_table(result)
+    if items.empty:
+        return pd.DataFrame(columns=["model", "chars", "replies"])
+    binned = pd.cut(items["chars"], bins=list(LENGTH_BINS), right=False, labels=LENGTH_LABELS)
+    counts = items.assign(chars=binned).groupby(["model", "chars"], observed=False).size().rename("replies")
+    return counts.reset_index().astype({"chars": str})
+
+
+def metric_long(table: pd.DataFrame) -> pd.DataFrame:
+    """(model, metric, value) for the combined score and the directed metrics, each turned so 1 is the good end."""
+    keep = ["combined"] + [m.name for m in METRICS if m.good is not None and m.name in table]
+    long = table.melt(id_vars="model", value_vars=keep, var_name="metric", value_name="value")
+    turn = long["metric"].map(lambda n: n in BY_NAME and BY_NAME[n].good == "low")
+    long.loc[turn, "value"] = 1 - long.loc[turn, "value"]
+    return long
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def write_csv(result: EvalResult, path: Path) -> Path:
+    return _write(Path(path), item_table(result).to_csv(index=False))
+
+
+def _bars(frame: pd.DataFrame, columns: list[str], vmax: float = 1.0) -> str:
+    cols = [c for c in columns if c in frame]
+    style = frame.style.bar(subset=cols, color="#7aa6d8", vmin=0, vmax=vmax) if cols else frame.style
+    return style.format(precision=3).hide(axis="index").to_html()
+
+
+def html_report(result: EvalResult, human: pd.DataFrame | None = None, title: str = "rp_eval evaluation") -> str:
+    table = model_table(result, human)
+    cfg = result.config
+    lines = [
+        f"<!doctype html><html lang='ja'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
+        "td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>task version {result.task_version}; split {cfg.split if cfg else ''}; "
+        f"{len(result.rows)} replies; seed {cfg.seed if cfg else ''}; "
+        f"settings {html.escape(cfg.generation.model_dump_json() if cfg else '')}</p>",
+    ]
+    if result.failed:
+        lines.append(
+            "<p><b>Failed:</b> "
+            + "; ".join(f"{html.escape(m)}: {html.escape(e)}" for m, e in result.failed.items())
+            + "</p>"
+        )
+    lines += ["<h2>Models</h2>", _bars(table, ["combined", *[m.name for m in METRICS if m.good]])]
+    finish = finish_table(result).pivot(index="model", columns="finish_reason", values="share").fillna(0).reset_index()
+    lines += ["<h2>How replies ended (share)</h2>", _bars(finish, list(FINISH_REASONS))]
+    long = length_table(result)
+    lengths = long.pivot(index="model", columns="chars", values="replies").fillna(0)
+    lengths = lengths[[c for c in LENGTH_LABELS if c in lengths]].reset_index()  # bins in order, not alphabetical
+    lines += [
+        "<h2>Reply length (characters)</h2>",
+        _bars(lengths, [c for c in lengths.columns if c != "model"], max(1.0, lengths.iloc[:, 1:].to_numpy().max())),
+    ]
+    items = item_table(result)
+    worst = items.sort_values("combined").head(20)[["model", "item", "reply", "finish_reason", "combined"]]
+    lines += ["<h2>Lowest-scoring replies</h2>", worst.to_html(index=False, escape=True), "</body></html>"]
+    return "\n".join(lines)
+
+
+def write_report(result: EvalResult, path: Path, human: pd.DataFrame | None = None) -> Path:
+    return _write(Path(path), html_report(result, human))

@@ -1,0 +1,124 @@
+"""The role-play evaluation task: items of persona × situation × user turn(s), as JSONL in `prompts/eval/items/`.
+
+One item per line (schema in `prompts/eval/README.md`); adding an item is adding a line, adding a persona is
+adding a YAML file in `prompts/personas/` and a JSONL file here. Items end on a user turn; the model writes the
+next reply after the persona's opening (system prompt and greeting), exactly as in the chat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rp_eval.chat.formats import Message
+from rp_eval.chat.personas import Persona, load_personas
+from rp_eval.errors import RpEvalError
+
+TASK_DIR = Path(__file__).resolve().parents[2] / "prompts" / "eval" / "items"
+SPLITS = ("dev", "test")
+Split = Literal["dev", "test", "all"]
+
+
+class TaskError(RpEvalError):
+    """A task file or item that can not be used, naming the file and line."""
+
+
+class Turn(BaseModel, frozen=True):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant"]
+    content: str = Field(min_length=1)
+
+
+class Item(BaseModel, frozen=True):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    persona: str = Field(min_length=1)
+    split: Literal["dev", "test"]
+    situation: str = Field(min_length=1)  # what is going on, for the reader of the results (not shown to models)
+    turns: list[Turn] = Field(min_length=1)
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("turns")
+    @classmethod
+    def _alternate(cls, turns: list[Turn]) -> list[Turn]:
+        if turns[0].role != "user" or turns[-1].role != "user":
+            raise ValueError("turns must start and end with a user turn")
+        if any(a.role == b.role for a, b in zip(turns, turns[1:], strict=False)):
+            raise ValueError("turns must alternate user / assistant")
+        return turns
+
+    @property
+    def multi_turn(self) -> bool:
+        return len(self.turns) > 1
+
+    def messages(self, persona: Persona, user: str = "あなた") -> list[Message]:
+        """The conversation the model continues: the persona's opening (as in the chat), then the item's turns."""
+        return [
+            *persona.opening(user),
+            *(Message(role=t.role, content=persona.fill(t.content, user)) for t in self.turns),
+        ]
+
+
+@dataclass(frozen=True)
+class Task:
+    items: list[Item]
+    personas: dict[str, Persona]
+    version: str  # hash of every item and the personas they use: a cache key for results
+
+    def select(self, split: Split = "dev", limit: int | None = None, seed: int = 0) -> list[Item]:
+        """The items of a split; with `limit`, a subset drawn by `seed` (same seed, same subset), in task order."""
+        items = [i for i in self.items if split == "all" or i.split == split]
+        if limit is not None and 0 < limit < len(items):
+            keep = set(random.Random(seed).sample(range(len(items)), limit))
+            items = [it for k, it in enumerate(items) if k in keep]
+        return items
+
+
+def read_items(folder: Path = TASK_DIR) -> list[Item]:
+    """Every item of every `*.jsonl` file in `folder`; a bad line raises TaskError naming file and line."""
+    items: list[Item] = []
+    seen: dict[str, str] = {}
+    files = sorted(Path(folder).glob("*.jsonl"))
+    if not files:
+        raise TaskError(f"no task files (*.jsonl) in {folder}")
+    for path in files:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{path.name} line {number}"
+            try:
+                item = Item.model_validate(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise TaskError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+            except ValidationError as err:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'item'}: {e['msg']}" for e in err.errors())
+                raise TaskError(f"{where}: {problems}") from None
+            if item.id in seen:
+                raise TaskError(f"{where}: item id '{item.id}' is already used in {seen[item.id]}")
+            seen[item.id] = where
+            items.append(item)
+    return items
+
+
+def load_task(folder: Path = TASK_DIR, personas: dict[str, Persona] | None = None) -> Task:
+    """The task with its personas checked: an item naming an unknown persona raises TaskError."""
+    items = read_items(folder)
+    personas = load_personas() if personas is None else personas
+    for item in items:
+        if item.persona not in personas:
+            known = ", ".join(personas) or "none"
+            raise TaskError(f"item '{item.id}' names unknown persona '{item.persona}' (known: {known})")
+    used = sorted({i.persona for i in items})
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(item.model_dump_json().encode())
+    for pid in used:
+        digest.update(personas[pid].model_dump_json().encode())
+    return Task(items, {p: personas[p] for p in used}, digest.hexdigest()[:12])

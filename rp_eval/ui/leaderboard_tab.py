@@ -1,0 +1,152 @@
+"""The Leaderboard tab: the aggregates of `rp_eval.ratings.leaderboard` as tables and plots, filters, exports.
+
+Nothing is computed on page load (a rater in the middle of a blind pair gets no model names over the wire
+from this tab); Refresh computes it, and "refresh on new ratings" polls the rating count every 15 s.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import gradio as gr
+import pandas as pd
+
+from rp_eval import settings
+from rp_eval.errors import RpEvalError
+from rp_eval.ratings import leaderboard, plots
+from rp_eval.ratings.records import RatingError, RatingFilter, load_scores, load_votes, write_frame
+from rp_eval.store import get_store
+from rp_eval.store import ratings as table
+from rp_eval.ui.locale import t
+
+
+def _date(text: str) -> datetime | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as err:
+        raise RatingError(t("lb_bad_date", text=text)) from err
+
+
+def _filter(persona, rater, exclude, since, until) -> RatingFilter:
+    return RatingFilter(
+        persona=persona or "",
+        rater=rater or "",
+        exclude_raters=tuple(exclude or ()),
+        since=_date(since),
+        until=_date(until),
+    )
+
+
+def refresh(persona, rater, exclude, since, until, rounds):
+    store = get_store()
+    names = table.raters(store)
+    choices = (
+        gr.update(choices=[""] + table.personas_rated(store)),
+        gr.update(choices=[""] + names),
+        gr.update(choices=names),
+    )
+    try:
+        where = _filter(persona, rater, exclude, since, until)
+        start = time.perf_counter()
+        board = leaderboard.from_store(store, where, rounds=max(100, int(rounds)))
+        seconds = time.perf_counter() - start
+    except RpEvalError as err:
+        return (f"⚠️ {err}", *[gr.skip()] * 8, *choices)
+    counts = table.count_rows(store)
+    summary = t(
+        "lb_summary",
+        votes=int(board.arena["votes"].sum() // 2) if not board.arena.empty else 0,
+        scores=int(board.likert.loc[board.likert["axis"] == "overall", "n"].sum()),
+        rounds=board.rounds,
+        seconds=f"{seconds:.1f}",
+    )
+    rates = (
+        board.win_rates.rename_axis("model").reset_index()
+        if not board.win_rates.empty
+        else pd.DataFrame(columns=["model"])
+    )
+    return (
+        summary,
+        board.arena,
+        plots.scores_figure(board.arena),
+        rates,
+        plots.win_rate_figure(board.win_rates, board.counts),
+        board.likert,
+        plots.likert_figure(board.likert),
+        board.agreement_frame(),
+        counts["votes"] + counts["scores"],
+        *choices,
+    )
+
+
+def export(kind, fmt, persona, rater, exclude, since, until, rounds):
+    try:
+        where = _filter(persona, rater, exclude, since, until)
+        store = get_store()
+        folder = settings.home() / "exports" / datetime.now().strftime("%Y%m%d-%H%M%S")
+        if kind == "raw":
+            files = [
+                write_frame(load_votes(store, where), folder / f"votes.{fmt}", fmt),
+                write_frame(load_scores(store, where), folder / f"scores.{fmt}", fmt),
+            ]
+        else:
+            board = leaderboard.from_store(store, where, rounds=max(100, int(rounds)))
+            files = leaderboard.export(board, folder, fmt)
+    except RpEvalError as err:
+        return gr.skip(), f"⚠️ {err}"
+    return [str(f) for f in files], t("lb_exported", n=len(files), folder=folder)
+
+
+def poll(auto: bool, seen: int, *filters):
+    """Refresh only when "refresh on new ratings" is on and the number of ratings changed since the last one."""
+    counts = table.count_rows(get_store()) if auto else {}
+    if not auto or counts["votes"] + counts["scores"] == seen:
+        return (gr.skip(),) * 12
+    return refresh(*filters)
+
+
+def build() -> None:
+    gr.Markdown(t("lb_intro"))
+    with gr.Row():
+        persona = gr.Dropdown([""], value="", label=t("lb_persona"), allow_custom_value=True)
+        rater = gr.Dropdown([""], value="", label=t("lb_rater"), allow_custom_value=True)
+        exclude = gr.Dropdown([], value=[], multiselect=True, label=t("lb_exclude"), allow_custom_value=True)
+    with gr.Row():
+        since = gr.Textbox(label=t("lb_since"), placeholder="2026-05-01")
+        until = gr.Textbox(label=t("lb_until"), placeholder="2026-06-01")
+        rounds = gr.Number(1000, minimum=100, maximum=10000, precision=0, label=t("lb_rounds"))
+    with gr.Row():
+        refresh_button = gr.Button(t("lb_refresh"), variant="primary", elem_id="lb-refresh")
+        auto = gr.Checkbox(False, label=t("lb_auto"))
+    summary = gr.Markdown(t("lb_not_yet"), elem_id="lb-summary")
+    gr.Markdown(f"### {t('lb_arena')}")
+    arena_table = gr.Dataframe(interactive=False, elem_id="lb-table")
+    scores_plot = gr.Plot(label=t("lb_scores_plot"), elem_id="lb-scores-plot")
+    gr.Markdown(f"### {t('lb_win_rates')}")
+    rates_table = gr.Dataframe(interactive=False)
+    rates_plot = gr.Plot(label=t("lb_win_rates"))
+    gr.Markdown(f"### {t('lb_likert')}")
+    likert_table = gr.Dataframe(interactive=False, elem_id="lb-likert")
+    likert_plot = gr.Plot(label=t("lb_likert"))
+    gr.Markdown(f"### {t('lb_agreement')}")
+    agreement_table = gr.Dataframe(interactive=False)
+    with gr.Accordion(t("lb_export"), open=False):
+        with gr.Row():
+            kind = gr.Radio([(t("lb_export_raw"), "raw"), (t("lb_export_aggregates"), "aggregates")], value="raw")
+            fmt = gr.Radio(["csv", "jsonl"], value="csv", label=t("lb_format"))
+            export_button = gr.Button(t("lb_export_button"), elem_id="lb-export")
+        files = gr.File(file_count="multiple", label=t("lb_files"))
+        export_status = gr.Markdown()
+    seen = gr.State(-1)
+    timer = gr.Timer(15, active=False)
+    filters = [persona, rater, exclude, since, until, rounds]
+    outputs = [summary, arena_table, scores_plot, rates_table, rates_plot, likert_table, likert_plot, agreement_table]
+    outputs += [seen, persona, rater, exclude]
+    refresh_button.click(refresh, filters, outputs, api_name="leaderboard_refresh")
+    auto.change(lambda on: gr.Timer(active=on), auto, timer)
+    timer.tick(poll, [auto, seen, *filters], outputs, show_progress="hidden")
+    export_button.click(export, [kind, fmt, *filters], [files, export_status], api_name="leaderboard_export")
