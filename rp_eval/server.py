@@ -55,6 +55,9 @@ def serve(args: argparse.Namespace) -> int:
 
     server = api.install(FastAPI(title="rp_eval"))
     users = args.auth or config.auth
+    # /rate: the blind page, the Rate tab alone: no model name anywhere in it before a vote
+    blind_page = build_app(problems, demo_models=False, only={"rate_tab"}).queue(default_concurrency_limit=4)
+    server.add_api_route("/rate", lambda: RedirectResponse("/rate/"), include_in_schema=False)
     if users:
         from rp_eval.auth import AuthError, Login
         from rp_eval.ui import RATER_TABS
@@ -67,12 +70,14 @@ def serve(args: argparse.Namespace) -> int:
         rater_page = build_app(problems, demo_models=use_demo, only=RATER_TABS).queue(default_concurrency_limit=4)
         server.add_api_route("/admin", lambda: RedirectResponse("/admin/"), include_in_schema=False)
         server = gr.mount_gradio_app(server, admin_page, path="/admin", auth=admins, auth_message=t("login_admin"))
+        server = gr.mount_gradio_app(server, blind_page, path="/rate", auth=raters, auth_message=t("login"))
         server = gr.mount_gradio_app(server, rater_page, path="/", auth=raters, auth_message=t("login"))
-        print(f"login required ({users}); raters at /, admins at /admin")
+        print(f"login required ({users}); raters at / (blind rating alone at /rate), admins at /admin")
     else:
         blocks = build_app(problems, demo_models=use_demo).queue(default_concurrency_limit=4)
+        server = gr.mount_gradio_app(server, blind_page, path="/rate")
         server = gr.mount_gradio_app(server, blocks, path="/")
-    print(f"data: {settings.home()} (database {settings.database_url()})")
+    print(f"data: {settings.home()} (database {settings.database_url()}); blind rating page: /rate")
     print(
         f"ready in {time.perf_counter() - start:.1f} s: http://{args.host}:{args.port}  (OpenAI-compatible API at /v1)"
     )

@@ -163,3 +163,19 @@ def _fifty_votes_through_the_app(app_url, demo_workspace):
     assert len(votes) == clients * per_client and len({v.item_id for v in votes}) == len(votes)
     assert sorted({v.rater for v in votes}) == [f"web-{n}" for n in range(clients)]
     print(f"\n{len(votes)} votes through the app from {clients} clients in {seconds:.1f} s")
+
+
+def test_the_blind_page_names_no_model_anywhere_before_the_vote(app_url, page, demo_workspace, artifacts):
+    """/rate is the Rate tab alone: the whole page and everything it receives, from the first byte, are blind."""
+    page.add_init_script(RECORD_NETWORK)
+    page.goto(f"{app_url}/rate")
+    page.locator("#rate-new-pair").wait_for(timeout=60_000)
+    page.locator("#rate-rater input, #rate-rater textarea").first.fill("blind-rater")
+    page.locator("#rate-new-pair").click()
+    page.locator("#rate-status").get_by_text("Pair ready").wait_for(timeout=120_000)
+    time.sleep(0.5)
+    assert not _leaks(page.content(), demo_workspace), "a model name is in the blind page"
+    seen = _decoded(page.evaluate("window.__rpNet.join('')"))
+    assert not _leaks(seen, demo_workspace), "a model name reached the blind page before the vote"
+    assert page.get_by_role("tab", name="Models").count() == 0
+    page.screenshot(path=str(artifacts / "rate-blind-page.png"), full_page=True)
