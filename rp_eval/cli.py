@@ -251,6 +251,7 @@ FEATURE_COMMANDS: list[str] = [
     "rp_eval.finetune.cli",
     "rp_eval.evaluate.cli",
     "rp_eval.merge.cli",
+    "rp_eval.evolve.cli",
 ]
 
 

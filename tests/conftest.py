@@ -96,7 +96,7 @@ def tiny_mistral(tmp_path_factory, tokenizer) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_workspace(tmp_path_factory) -> Path:
+def demo_build(tmp_path_factory) -> Path:
     """A workspace with the real demo models built once for the whole test session (about 2.5 minutes)."""
     path = tmp_path_factory.mktemp("demo") / "workspace"
     mp = pytest.MonkeyPatch()
@@ -107,8 +107,18 @@ def demo_workspace(tmp_path_factory) -> Path:
     if (cached / "READY").exists():
         shutil.copytree(cached, demo.demo_dir(), dirs_exist_ok=True)
     demo.build_demo_models()
+    store.get_store().engine.dispose()  # everything on disk before tests copy the folder
     mp.undo()
     store._open.cache_clear()
+    return path
+
+
+@pytest.fixture
+def demo_workspace(demo_build, tmp_path) -> Path:
+    """A workspace of this test's own with the demo models registered (a copy of the session's build, so what
+    one test registers or rates is not seen by the next)."""
+    path = tmp_path / "demo-workspace"
+    shutil.copytree(demo_build, path)
     return path
 
 

@@ -332,6 +332,36 @@ def open_chat_turn(store: Store, rater: str) -> SingleView | None:
     )
 
 
+def open_eval_reply(store: Store, rater: str) -> SingleView | None:
+    """An evaluation output with the conversation it answered (the task item, rebuilt from prompts/eval and the
+    persona), for scoring; None when there is none left (or its item is no longer in the task)."""
+    from rp_eval.evaluate.task import load_task
+
+    rater = _rater(rater)
+    found = table.eval_reply_to_score(store, rater)
+    if found is None:
+        return None
+    reply, model = found
+    task = load_task()
+    item = next((i for i in task.items if i.id == reply.item_id), None)
+    if item is None or item.persona not in task.personas:
+        return None
+    persona = task.personas[item.persona]
+    conversation = [*item.messages(persona), {"role": "assistant", "content": reply.text}]
+    return open_stored(
+        store,
+        rater,
+        model,
+        conversation,
+        reply.finish_reason,
+        "eval_reply",
+        str(reply.id),
+        persona.id,
+        persona.name,
+        {"eval_item": item.id},
+    )
+
+
 def score(store: Store, item_id: str, rater: str, scores: dict[str, int], comment: str = "") -> Reveal:
     """Store the Likert scores of a single reply (one transaction) and reveal its model."""
     rater = _rater(rater)

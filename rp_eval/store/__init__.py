@@ -58,6 +58,7 @@ TABLE_MODULES: list[str] = [
     "chat",
     "evaluation",
     "finetune",
+    "evolve",
 ]
 
 

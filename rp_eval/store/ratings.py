@@ -255,3 +255,19 @@ def chat_turn_to_score(store: Store, rater: str):
             func.cast(TurnRow.id, String).not_in(mine),
         )
         return s.scalar(query.order_by(func.random()).limit(1))
+
+
+def eval_reply_to_score(store: Store, rater: str):
+    """An evaluation output (rp_eval.store.evaluation) that `rater` has not scored yet, at random, with its run's
+    model; (reply row, model) or None when none is left."""
+    from rp_eval.store.evaluation import EvalReplyRow, EvalRunRow
+
+    with store.transaction() as s:
+        mine = select(ScoreRow.source_id).where(ScoreRow.source_kind == "eval_reply", ScoreRow.rater == rater)
+        query = (
+            select(EvalReplyRow, EvalRunRow.model)
+            .join(EvalRunRow, EvalRunRow.id == EvalReplyRow.run_id)
+            .where(EvalReplyRow.text != "", func.cast(EvalReplyRow.id, String).not_in(mine))
+        )
+        row = s.execute(query.order_by(func.random()).limit(1)).first()
+        return (row[0], row[1]) if row else None

@@ -13,11 +13,12 @@ from rp_eval.ui.locale import t
 # One line per tab after Models: (module under rp_eval.ui with a `build()` function, locale key of its label).
 TABS: list[tuple[str, str]] = [
     ("chat_tab", "chat_tab"),
-    ("finetune_tab", "finetune_tab"),
-    ("evaluate_tab", "evaluate_tab"),
     ("rate_tab", "rate_tab"),
     ("leaderboard_tab", "leaderboard_tab"),
+    ("evaluate_tab", "evaluate_tab"),
     ("merge_tab", "merge_tab"),
+    ("evolve_tab", "evolve_tab"),
+    ("finetune_tab", "finetune_tab"),
 ]
 
 # Tabs that need a GPU-class machine; in demo mode (a CPU Space) they are not built at all, so their

@@ -227,6 +227,9 @@ STRINGS: dict[str, str] = {
     "rate_source_chat": "a stored reply from the Chat tab",
     "rate_single_chat": "This reply comes from a stored chat; the conversation before it is shown.",
     "rate_single_no_chat": "No stored chat reply is left for you to score, so here is a new one.",
+    "rate_source_eval": "a reply from an evaluation run",
+    "rate_single_eval": "This reply comes from an evaluation run; the task item it answered is shown.",
+    "rate_single_no_eval": "No evaluation reply is left for you to score, so here is a new one.",
     "rate_new_single": "New reply to score",
     "rate_reply": "Reply to score",
     "rate_single_ready": "Reply ready (persona: {persona}). Score every axis, then save.",
@@ -310,6 +313,34 @@ STRINGS: dict[str, str] = {
     "mg_cancel": "Cancel",
     "mg_cancelled": "Cancelled: nothing was registered.",
     "mg_done": "Registered **{name}** (merged in {seconds} s, in `{folder}`): it is ready in the Chat tab.",
+    # -- Evolve tab (evolve_tab) --
+    "evolve_tab": "Evolve",
+    "evo_intro": (
+        "Search merge parameters with CMA-ES, scored by the role-play fitness on the task's dev split. "
+        "Every candidate is stored as it finishes; a stopped or killed run resumes from its last generation."
+    ),
+    "evo_models": "Models to merge",
+    "evo_base": "Base model",
+    "evo_method": "Method",
+    "evo_granularity": "Layers per group (0: one group)",
+    "evo_split": "Separate attention / MLP parameters",
+    "evo_run": "Run name",
+    "evo_population": "Population",
+    "evo_budget": "Budget (candidates)",
+    "evo_sigma": "sigma0",
+    "evo_seed": "Seed",
+    "evo_dev_limit": "Dev items per candidate",
+    "evo_tokens": "New tokens per reply",
+    "evo_start": "Start",
+    "evo_stop": "Stop",
+    "evo_resume": "Resume",
+    "evo_refresh": "Refresh",
+    "evo_plot": "Best and mean fitness per generation",
+    "evo_candidates": "Candidates",
+    "evo_export_name": "Name of the exported model",
+    "evo_export": "Export best",
+    "evo_stopping": "Stopping after the current candidate…",
+    "evo_exported": "Wrote `merges/{name}.yaml` and registered **{name}**: it is ready in the Chat and Rate tabs.",
 }
 
 

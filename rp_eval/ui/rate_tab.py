@@ -105,6 +105,9 @@ def new_single(name, persona, message, source, max_new_tokens, temperature, requ
         elif source == "chat":
             view = arena.open_chat_turn(get_store(), rater)
             note = t("rate_single_chat") if view else t("rate_single_no_chat")
+        elif source == "evaluation":
+            view = arena.open_eval_reply(get_store(), rater)
+            note = t("rate_single_eval") if view else t("rate_single_no_eval")
         if view is None:
             view = arena.open_single(
                 get_store(), rater, persona or "", message or "", _settings(max_new_tokens, temperature)
@@ -180,6 +183,7 @@ def build() -> None:
                     [
                         (t("rate_source_live"), "live"),
                         (t("rate_source_chat"), "chat"),
+                        (t("rate_source_eval"), "evaluation"),
                         (t("rate_source_repeat"), "repeat"),
                     ],
                     value="live",

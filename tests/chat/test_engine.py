@@ -57,8 +57,13 @@ def test_shapes_are_bucketed_and_slots_reused(tokenizer, tmp_path):
     generate_batch(model, tokenizer, FORMATS["template"], CONVERSATIONS, settings)
     assert 4 in engine._slots  # three rows ride in a batch of four with one filler row
     long_prompt = [{"role": "user", "content": "長い話をしよう。" * 40}]
-    generate(model, tokenizer, FORMATS["template"], long_prompt, GenerationSettings(
-        temperature=0, max_new_tokens=400, engine="static"))
+    generate(
+        model,
+        tokenizer,
+        FORMATS["template"],
+        long_prompt,
+        GenerationSettings(temperature=0, max_new_tokens=400, engine="static"),
+    )
     assert engine._slots[1]["cache"].capacity >= 512  # grown for a longer request
     assert _bucket_batch(3) == 4 and _bucket_batch(64) == 64 and _bucket_length(129) == 256
 

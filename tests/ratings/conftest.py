@@ -8,12 +8,15 @@ import pytest
 
 from rp_eval.chat.generate import GenerationResult
 from rp_eval.ratings.bt import expected_win_rate
-from rp_eval.store import get_store
+from rp_eval.store import Store, get_store
 
 
 @pytest.fixture
-def store(workspace):
-    return get_store()
+def store(workspace, database_url):
+    """A fresh store on each supported database (SQLite, and PostgreSQL where a server is given)."""
+    if database_url.startswith("sqlite"):
+        return get_store()
+    return Store(database_url)
 
 
 def fake_reply(model, messages, settings):

@@ -218,3 +218,28 @@ def test_stored_chat_turns_can_be_scored_with_their_context(store):
     scores = load_scores(store)
     assert set(scores["source_kind"]) == {"chat_turn"} and set(scores["model"]) == {"m-one", "m-two"}
     assert scores.set_index("model").loc["m-two", "finish_reason"] == "length"
+
+
+def test_evaluation_outputs_can_be_scored_with_their_task_item(store):
+    from rp_eval.evaluate.task import load_task
+    from rp_eval.store import evaluation
+
+    task = load_task()
+    item = task.items[0]
+    run = evaluation.open_run(store, "k1", "m-one", task.version, {})
+    evaluation.add_replies(
+        store,
+        run.id,
+        [
+            dict(item_id=item.id, text="承知した。", finish_reason="eos"),
+            dict(item_id="no-such-item", text="", finish_reason="eos"),
+        ],
+    )
+    view = arena.open_eval_reply(store, "ann")
+    persona = task.personas[item.persona]
+    assert view.persona_name == persona.name and view.turns[-1][1] == "承知した。"
+    assert view.turns[-1][0] == item.turns[-1].content  # the item's last user line is what the reply answered
+    arena.score(store, view.item_id, "ann", GOOD)
+    assert arena.open_eval_reply(store, "ann") is None  # the empty reply is never offered; ann scored the other
+    scores = load_scores(store)
+    assert list(scores["source_kind"]) == ["eval_reply"] and list(scores["model"]) == ["m-one"]

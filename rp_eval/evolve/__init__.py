@@ -1,0 +1,1 @@
+"""Evolutionary merge: genome (search space), in-memory candidates, CMA-ES search with checkpoints."""

@@ -1,0 +1,76 @@
+"""`rp-eval evolve ...`: run (or --resume) a CMA-ES merge search, list runs, show candidates, export the best."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _evolve(args: argparse.Namespace) -> int:
+    from rp_eval.evolve import genome as genomes
+    from rp_eval.evolve import search
+    from rp_eval.store import evolve as db
+    from rp_eval.store import get_store
+
+    if args.action == "run":
+        genome = genomes.load_genome(args.genome) if args.genome else None
+        if genome is None and not args.resume:
+            raise search.SearchError("evolve run needs --genome (a file or a name in merges/genomes/)")
+        settings = search.SearchSettings(
+            population=args.population,
+            sigma0=args.sigma0,
+            budget=args.budget,
+            max_seconds=args.max_seconds,
+            seed=args.seed,
+            dev_limit=args.dev_limit,
+            dev_seed=args.dev_seed,
+            max_new_tokens=args.max_new_tokens,
+            test_limit=args.test_limit,
+            test_top=args.test_top,
+        )
+        if args.resume:  # the run's own settings; only the wall-time budget may change
+            row = db.get_run(get_store(), args.run)
+            if row is not None:
+                settings = search.SearchSettings(**{**row.settings, "max_seconds": args.max_seconds})
+        last = None
+        for last in search.evolve(genome, settings, args.run, resume=args.resume):
+            print(last.message, file=sys.stderr, flush=True)
+        print(json.dumps({"run": last.run, "evaluated": last.evaluated, "best": last.best, "done": last.done}))
+    elif args.action == "list":
+        for r in db.list_runs(get_store()):
+            print(f"{r.name:32} {r.status:8} generations {r.generations:4} best {r.best_fitness}")
+    elif args.action == "show":
+        row = db.get_run(get_store(), args.run)
+        if row is None:
+            raise search.SearchError(f"no evolve run named '{args.run}'")
+        for c in db.candidates(get_store(), row.id):
+            print(f"{c.generation:4} {c.index:3} {c.status:6} {c.fitness} test {c.test_fitness} {c.error}")
+    elif args.action == "export":
+        from rp_eval.merge.run import MergeProgress
+
+        last: MergeProgress | None = None
+        for last in search.export_best(args.run, args.name or f"{args.run}-best"):
+            print(last.message, file=sys.stderr)
+        print(json.dumps({"model": last.model, "folder": last.folder}))
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("evolve", help="evolutionary merge: CMA-ES over a genome, role-play fitness")
+    p.add_argument("action", choices=["run", "list", "show", "export"])
+    p.add_argument("--run", default="evolve", help="the run's name")
+    p.add_argument("--genome", default="", help="run: a genome YAML file or a name in merges/genomes/")
+    p.add_argument("--resume", action="store_true", help="run: continue a killed or stopped run from its checkpoint")
+    p.add_argument("--population", type=int, default=8)
+    p.add_argument("--sigma0", type=float, default=0.2)
+    p.add_argument("--budget", type=int, default=64, help="candidates in all")
+    p.add_argument("--max-seconds", type=float, default=0, help="wall-time budget of this session (0: none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dev-limit", type=int, default=32, help="dev items per candidate")
+    p.add_argument("--dev-seed", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--test-limit", type=int, default=None)
+    p.add_argument("--test-top", type=int, default=1, help="best candidates scored on the test split")
+    p.add_argument("--name", default="", help="export: the merged model's name (and recipe file)")
+    p.set_defaults(func=_evolve)

@@ -1,0 +1,263 @@
+"""The CMA-ES search (the `cma` package) over a genome, scored by the role-play fitness on the `dev` split.
+
+A generator of `EvolveProgress`, consumed by the CLI and the Evolve tab. Nothing is lost: every candidate is
+stored as it finishes; after each generation the optimiser (the pickled `cma` object and the numpy RNG state it
+samples from) is checkpointed atomically; a resumed run reuses the candidates already stored for the
+unfinished generation and continues exactly as an uninterrupted run of the same seed. The `test` split is
+scored at the end for the best candidates only, and stored apart, so the search never sees it.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from rp_eval import settings as app_settings
+from rp_eval.errors import RpEvalError
+from rp_eval.evolve.genome import Genome, decode, parse_genome, recipe_yaml
+from rp_eval.store import evolve as db
+from rp_eval.store import get_store
+
+FAILED_LOSS = 1.0  # CMA-ES minimises -fitness (in [-1, 0]); a failed candidate counts as worse than any
+
+
+class SearchError(RpEvalError):
+    """A search that can not start or resume, with the reason."""
+
+
+class SearchSettings(BaseModel, frozen=True, extra="forbid"):
+    population: int = Field(8, ge=2)
+    sigma0: float = Field(0.2, gt=0)
+    budget: int = Field(64, ge=0)  # candidates; whole generations are run
+    max_seconds: float = Field(0, ge=0)  # wall-time budget of this session; 0: none
+    seed: int = 0
+    dev_limit: int = Field(32, ge=1)  # dev items per candidate
+    dev_seed: int = 0
+    max_new_tokens: int = Field(64, ge=1)
+    test_limit: int | None = None  # test items for the best candidates (None: the whole split)
+    test_top: int = Field(1, ge=0)  # how many of the best candidates get a test score
+
+
+@dataclass
+class EvolveProgress:
+    run: str
+    generation: int
+    evaluated: int
+    budget: int
+    best: float | None
+    message: str
+    history: list[tuple[int, float, float]] = field(default_factory=list)  # (generation, best, mean)
+    done: bool = False
+
+
+FitnessFn = Callable[[object, str, int | None, int], tuple[float, dict]]  # (resident, split, limit, seed)
+
+
+def role_play_fitness(resident, split: str, limit: int | None, seed: int, max_new_tokens: int) -> tuple[float, dict]:
+    """The evaluation's combined score (and the mean of every metric) of the resident model on a split."""
+    from rp_eval.chat.generate import GenerationSettings
+    from rp_eval.evaluate.fitness import fitness_rows
+
+    gen = GenerationSettings(max_new_tokens=max_new_tokens, temperature=0.0)
+    rows = fitness_rows(
+        resident.model, resident.tokenizer, resident.format, split=split, limit=limit, seed=seed, generation=gen
+    )
+    if not rows:
+        return float("nan"), {}
+    metrics = {k: float(np.mean([r.metrics[k] for r in rows if k in r.metrics])) for k in rows[0].metrics}
+    metrics["capped"] = float(np.mean([r.finish_reason == "length" for r in rows]))
+    return float(np.mean([r.combined for r in rows])), metrics
+
+
+def checkpoint_path(run: str) -> Path:
+    return app_settings.home() / "evolve" / run / "checkpoint.pkl"
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps(state))
+    tmp.replace(path)
+
+
+def _load_checkpoint(path: Path, genome: Genome, search: SearchSettings) -> dict:
+    state = pickle.loads(path.read_bytes())
+    if state["genome"] != genome.digest():
+        raise SearchError(
+            f"the checkpoint {path} belongs to another genome ({state['genome']}, this one is {genome.digest()}): "
+            "resume with the genome the run started with"
+        )
+    if state["settings"] != search.model_dump(exclude={"max_seconds"}):
+        raise SearchError(f"the checkpoint {path} was made with other search settings: resume with the same ones")
+    return state
+
+
+def _history(rows) -> list[tuple[int, float, float]]:
+    out, best = [], -math.inf
+    for g in sorted({r.generation for r in rows}):
+        ok = [r.fitness for r in rows if r.generation == g and r.status == "ok"]
+        if ok:
+            best = max(best, *ok)
+            out.append((g, best, float(np.mean(ok))))
+    return out
+
+
+def evolve(
+    genome: Genome | None,
+    search: SearchSettings,
+    run: str,
+    resume: bool = False,
+    stop: threading.Event | None = None,
+    fitness_fn: FitnessFn | None = None,
+    device: str | None = None,
+) -> Iterator[EvolveProgress]:
+    import cma
+
+    from rp_eval.evolve.inmemory import Resident
+
+    store, stop = get_store(), stop or threading.Event()
+    if search.budget == 0:
+        raise SearchError("the budget is 0 candidates: give at least one generation's worth")
+    row = db.get_run(store, run)
+    if resume:
+        if row is None:
+            raise SearchError(f"no evolve run named '{run}' to resume")
+        stored = parse_genome(row.genome)
+        if genome is not None and genome.digest() != stored.digest():
+            raise SearchError(
+                f"run '{run}' was started with another genome ({stored.name}); it can not resume this one"
+            )
+        genome = stored
+    elif row is not None:
+        raise SearchError(f"an evolve run named '{run}' exists already: resume it or choose another name")
+    fitness_fn = fitness_fn or (
+        lambda r, split, limit, seed: role_play_fitness(r, split, limit, seed, search.max_new_tokens)
+    )
+    yield EvolveProgress(run, 0, 0, search.budget, None, "loading the source models")
+    resident = Resident(genome, device=device)
+    dims = genome.x0(resident.num_layers).size
+    path = checkpoint_path(run)
+    if resume and path.exists():
+        state = _load_checkpoint(path, genome, search)
+        es, rng_state, generation = state["es"], state["rng"], state["generation"]
+    else:
+        opts = {"popsize": search.population, "seed": search.seed + 1, "verbose": -9, "CMA_diagonal": dims > 200}
+        es = cma.CMAEvolutionStrategy(genome.x0(resident.num_layers), search.sigma0, opts)
+        rng_state, generation = np.random.get_state(), 0
+        if row is None:
+            row = db.create_run(store, run, genome.to_yaml(), search.model_dump(), str(path))
+    db.update_run(store, run, status="running", message="")
+    start = time.perf_counter()
+    try:
+        while True:
+            rows = db.candidates(store, row.id)
+            evaluated = len(rows)
+            if evaluated >= search.budget:
+                break
+            if stop.is_set() or (search.max_seconds and time.perf_counter() - start > search.max_seconds):
+                db.update_run(store, run, status="stopped", message="stopped; resume to continue")
+                yield EvolveProgress(run, generation, evaluated, search.budget, _best(rows), "stopped", _history(rows))
+                return
+            np.random.set_state(rng_state)  # cma samples from numpy's global RNG; keep it ours alone
+            xs = es.ask()
+            rng_state = np.random.get_state()
+            done = {r.index: r for r in rows if r.generation == generation}
+            losses = []
+            for i, x in enumerate(xs):
+                if i not in done:
+                    done[i] = _candidate(store, row.id, resident, genome, generation, i, x, search, fitness_fn)
+                    rows = db.candidates(store, row.id)
+                    yield EvolveProgress(
+                        run, generation, len(rows), search.budget, _best(rows),
+                        f"generation {generation} candidate {i}: {_describe(done[i])}", _history(rows),
+                    )  # fmt: skip
+                losses.append(-done[i].fitness if done[i].status == "ok" else FAILED_LOSS)
+            es.tell(xs, losses)
+            generation += 1
+            state = {"genome": genome.digest(), "settings": search.model_dump(exclude={"max_seconds"})}
+            _save_checkpoint(path, {**state, "es": es, "rng": rng_state, "generation": generation})
+            db.update_run(store, run, generations=generation, best_fitness=_best(rows))
+        yield from _score_test(store, row.id, run, resident, genome, search, fitness_fn)
+        rows = db.candidates(store, row.id)
+        db.update_run(store, run, status="done", best_fitness=_best(rows), message="")
+        yield EvolveProgress(run, generation, len(rows), search.budget, _best(rows), "done", _history(rows), True)
+    except BaseException as err:
+        db.update_run(store, run, status="failed" if isinstance(err, Exception) else "stopped", message=str(err))
+        raise
+
+
+def _best(rows) -> float | None:
+    ok = [r.fitness for r in rows if r.status == "ok"]
+    return max(ok) if ok else None
+
+
+def _describe(c) -> str:
+    return f"fitness {c.fitness:.4f}" if c.status == "ok" else f"failed ({c.error})"
+
+
+def _candidate(store, run_id, resident, genome, generation, index, x, search, fitness_fn):
+    decoded = decode(genome, resident.num_layers, x)
+    values = dict(generation=generation, index=index, genotype=[float(v) for v in x], recipe=recipe_yaml(decoded))
+    t0 = time.perf_counter()
+    try:
+        resident.build(decoded, seed=search.seed * 100003 + generation * 1009 + index)
+        t1 = time.perf_counter()
+        fit, metrics = fitness_fn(resident, "dev", search.dev_limit, search.dev_seed)
+        t2 = time.perf_counter()
+    except (RuntimeError, ValueError) as err:
+        return db.add_candidate(store, run_id, **values, status="failed", error=str(err)[:500])
+    if fit is None or not math.isfinite(fit):
+        return db.add_candidate(
+            store, run_id, **values, status="failed", error="the fitness is not a number", build_seconds=t1 - t0
+        )
+    return db.add_candidate(
+        store, run_id, **values, status="ok", fitness=float(fit), metrics=metrics, build_seconds=t1 - t0,
+        eval_seconds=t2 - t1,
+    )  # fmt: skip
+
+
+def _score_test(store, run_id, run, resident, genome, search, fitness_fn) -> Iterator[EvolveProgress]:
+    ok = sorted((r for r in db.candidates(store, run_id) if r.status == "ok"), key=lambda r: -r.fitness)
+    for r in ok[: search.test_top]:
+        if r.test_fitness is not None:
+            continue
+        yield EvolveProgress(run, -1, 0, search.budget, r.fitness, f"scoring candidate {r.id} on the test split")
+        resident.build(decode(genome, resident.num_layers, r.genotype), seed=_seed_of(search, r))
+        fit, _ = fitness_fn(resident, "test", search.test_limit, search.dev_seed)
+        db.set_test_fitness(store, r.id, float(fit) if math.isfinite(fit) else None)
+
+
+def _seed_of(search: SearchSettings, r) -> int:
+    return search.seed * 100003 + r.generation * 1009 + r.index
+
+
+def best_candidate(run: str):
+    store = get_store()
+    row = db.get_run(store, run)
+    if row is None:
+        raise SearchError(f"no evolve run named '{run}'")
+    ok = [r for r in db.candidates(store, row.id) if r.status == "ok"]
+    if not ok:
+        raise SearchError(f"run '{run}' has no successful candidate yet")
+    return max(ok, key=lambda r: r.fitness)
+
+
+def export_best(run: str, name: str) -> Iterator:
+    """Write the best candidate's recipe to merges/NAME.yaml and run the full merge with mergekit (registers it).
+
+    DARE's mask comes from mergekit's own seeded RNG there, so a dare_ties export is a fresh draw of the same
+    recipe, not the candidate's exact weights."""
+    from rp_eval.merge import recipe as recipes
+    from rp_eval.merge.run import merge
+
+    best = best_candidate(run)
+    recipes.save_recipe(name, best.recipe)
+    yield from merge(best.recipe, name)
