@@ -402,6 +402,8 @@ def build() -> None:
         [conv_id, persona, model_a, model_b, side_by_side, system, chat_a, chat_b, status],
     )
     jsonl_button.click(export_jsonl, conv_id, [jsonl_out, status])
+    for picker in (model_a, model_b):  # models merged, trained or added in other tabs show up when a list opens
+        picker.focus(lambda: gr.update(choices=_model_names()), None, picker, queue=False, show_progress="hidden")
     refresh.click(
         lambda: (
             gr.update(choices=_conversation_choices()),

@@ -35,3 +35,21 @@ def test_merge_two_demo_models_in_the_browser(app_url, page, artifacts):
     page.get_by_role("tab", name="Models").click()
     page.get_by_role("button", name="Refresh").first.click()
     page.locator("#models-table").get_by_text("demo-merge", exact=True).first.wait_for(timeout=30_000)
+
+    # and then chat with it: the Chat tab's lists refresh, the merge answers, and the reply says why it ended
+    import re
+
+    from tests.chat_tab.test_browser import FINISH, _send
+    from tests.chat_tab.test_browser import _pick as pick_option
+
+    page.get_by_role("tab", name="Chat").click()
+    page.locator("#chat-model-a input").first.click()  # opening the list refreshes it
+    page.wait_for_timeout(1500)
+    pick_option(page, "chat-model-a", "demo-merge")
+    pick_option(page, "chat-persona", "浪花ひより")
+    box = page.locator("#chat-box-a")
+    box.get_by_text("いらっしゃーい").first.wait_for(timeout=30_000)
+    _send(page, "こんにちは！")
+    box.get_by_text(FINISH).first.wait_for(timeout=60_000)
+    assert re.search(r"demo-merge", page.locator("#chat-box-a").inner_text() + page.content())
+    page.screenshot(path=str(artifacts / "merge-then-chat.png"), full_page=True)
