@@ -8,15 +8,16 @@ import pytest
 
 from rp_eval.chat.generate import GenerationResult
 from rp_eval.ratings.bt import expected_win_rate
-from rp_eval.store import Store, get_store
+from rp_eval.store import get_store
 
 
 @pytest.fixture
-def store(workspace, database_url):
-    """A fresh store on each supported database (SQLite, and PostgreSQL where a server is given)."""
-    if database_url.startswith("sqlite"):
-        return get_store()
-    return Store(database_url)
+def store(workspace, database_url, monkeypatch):
+    """A fresh store on each supported database (SQLite, and PostgreSQL where a server is given); the app's own
+    store (get_store, used by the CLI) is the same database."""
+    if not database_url.startswith("sqlite"):
+        monkeypatch.setenv("RP_EVAL_DATABASE_URL", database_url)
+    return get_store()
 
 
 def fake_reply(model, messages, settings):
