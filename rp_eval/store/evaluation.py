@@ -7,16 +7,12 @@ generates the rest, so a crash loses at most the batch in flight.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from rp_eval.store import Base, Store
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+from rp_eval.store import Base, Store, _now
 
 
 class EvalRunRow(Base):
