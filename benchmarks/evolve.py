@@ -5,12 +5,22 @@ GPU (the lead's H100): two 7B Llama-2-shaped random-weight sources plus a base, 
 CPU check with tiny models:
     python benchmarks/evolve.py --tiny
 Prints one JSON line per method: in-memory build seconds (median of --repeats), mergekit seconds, peak GPU memory.
+
+End to end (`--search N`): a DARE-TIES search of N candidates on the same kind of sources (with the demo-corpus
+tokenizer of benchmarks/eval_runner.py, so replies decode), 64 dev items x 64 new tokens per candidate, in this
+process or (`--ray-actors K`) through a pool of K Ray actors, one per GPU, each holding its own sources:
+    python benchmarks/evolve.py --search 64 [--ray-actors 8]
+    python benchmarks/evolve.py --tiny --search 8 --dev-items 4 --new-tokens 8 [--ray-actors 2]
+Prints one JSON line: candidates per hour (steady state, after the sources are loaded), wall seconds in all,
+the mean build and evaluation seconds per candidate, peak GPU memory of this process (in-process only).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -30,15 +40,20 @@ TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_atte
             num_key_value_heads=4, vocab_size=1000)  # fmt: skip
 
 
-def make_sources(root: Path, shape: dict, dtype: torch.dtype) -> dict[str, str]:
+def make_sources(root: Path, shape: dict, dtype: torch.dtype, tokenizer=None) -> dict[str, str]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    if tokenizer is not None:
+        ids = {k: getattr(tokenizer, k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
+        shape = {**shape, "vocab_size": len(tokenizer), "max_position_embeddings": 4096, **ids}
     out = {}
     for i, name in enumerate(("base", "a", "b")):
         torch.manual_seed(i)
-        with torch.device("cpu"):
+        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):  # random init of 7B: minutes on a CPU
             model = LlamaForCausalLM(LlamaConfig(**shape)).to(dtype)
         model.save_pretrained(root / name)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(root / name)
         out[name] = str(root / name)
         del model
     return out
@@ -49,13 +64,57 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def search(args, device: str, dtype: torch.dtype) -> None:
+    """Candidates per hour end to end: build in memory, generate, score, store; in-process or a Ray pool."""
+    from benchmarks.eval_runner import byte_bpe
+    from rp_eval.evolve.pool import PoolSettings
+    from rp_eval.evolve.search import SearchSettings, evolve
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["RP_EVAL_HOME"] = str(Path(tmp) / "workspace")  # a store of its own (actors get it too)
+        src = make_sources(Path(tmp), TINY if args.tiny else SEVEN_B, dtype, byte_bpe(1000 if args.tiny else 4000))
+        genome = Genome(models=[src["a"], src["b"]], base_model=src["base"], method="dare_ties",
+                        dtype="float32" if args.tiny else "bfloat16")  # fmt: skip
+        settings = SearchSettings(population=args.population, budget=args.search, dev_limit=args.dev_items,
+                                  max_new_tokens=args.new_tokens, test_top=0)  # fmt: skip
+        pool = PoolSettings(actors=args.ray_actors) if args.ray_actors else None
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        start, stamps, last = time.perf_counter(), [], None
+        for last in evolve(genome, settings, "bench", pool=pool, device=None if pool else device):
+            if "candidate" in last.message:
+                stamps.append(time.perf_counter())
+        wall = time.perf_counter() - start
+        from rp_eval.store import evolve as db
+        from rp_eval.store import get_store
+
+        rows = db.candidates(get_store(), db.get_run(get_store(), "bench").id)
+        steady = (len(stamps) - 1) / (stamps[-1] - stamps[0]) * 3600 if len(stamps) > 1 else None
+        print(json.dumps({
+            "search": "ray" if pool else "in-process", "actors": args.ray_actors, "device": device,
+            "candidates": len(rows), "failed": sum(r.status != "ok" for r in rows), "best": last.best,
+            "candidates_per_hour": round(steady, 1) if steady else None, "wall_s": round(wall, 1),
+            "first_candidate_after_s": round(stamps[0] - start, 1) if stamps else None,
+            "build_s_mean": round(statistics.mean(r.build_seconds for r in rows), 3),
+            "eval_s_mean": round(statistics.mean(r.eval_seconds for r in rows), 3),
+            "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1) if device == "cuda" and not pool else None,
+        }), flush=True)  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tiny", action="store_true", help="tiny models on the CPU (a check that it runs)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--search", type=int, default=0, help="run a search of this many candidates end to end instead")
+    ap.add_argument("--ray-actors", type=int, default=0, help="--search through a pool of this many Ray actors")
+    ap.add_argument("--population", type=int, default=8)
+    ap.add_argument("--dev-items", type=int, default=64)
+    ap.add_argument("--new-tokens", type=int, default=64)
     args = ap.parse_args()
     device = "cpu" if args.tiny else "cuda"
     dtype = torch.float32 if args.tiny else torch.bfloat16
+    if args.search:
+        return search(args, device, dtype)
     from mergekit.config import MergeConfiguration
     from mergekit.merge import run_merge
     from mergekit.options import MergeOptions
@@ -84,6 +143,7 @@ def main() -> None:
             run_merge(MergeConfiguration.model_validate(to_recipe(d)), str(Path(tmp) / f"out-{method}"),
                       MergeOptions(device=device, quiet=True, random_seed=0))  # fmt: skip
             mk = time.perf_counter() - t0
+            shutil.rmtree(Path(tmp) / f"out-{method}")  # three 7B sources and two outputs do not fit a 64 GB disk
             print(json.dumps({"method": method, "device": device, "in_memory_s": round(statistics.median(times), 3),
                               "mergekit_run_merge_s": round(mk, 2), "peak_gpu_gib": round(peak, 1)}), flush=True)  # fmt: skip
             if device == "cuda":

@@ -67,8 +67,10 @@ def _error(status: int, message: str, kind: str) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
 
 
-def _check_key(authorization: str | None = Header(None)) -> None:
+def _check_key(request: Request, authorization: str | None = Header(None)) -> None:
     key = settings.config().api_key
+    if not key and getattr(request.app.state, "login_required", False):  # a lab server: no way in without a key
+        raise ApiError("this server asks for a login: the API needs RP_EVAL_API_KEY set", 401, "authentication_error")
     if key and not secrets.compare_digest(authorization or "", f"Bearer {key}"):
         raise ApiError("missing or wrong API key (Authorization: Bearer ...)", 401, "authentication_error")
 
@@ -206,8 +208,10 @@ async def chat_completions(request: Request):
         return _error(400, str(err), "invalid_request_error")
 
 
-def install(app: FastAPI) -> FastAPI:
-    """Add the /v1 routes to a FastAPI app (the one the page is served from)."""
+def install(app: FastAPI, login_required: bool = False) -> FastAPI:
+    """Add the /v1 routes to a FastAPI app (the one the page is served from). `login_required` (a lab server with
+    login): the API is closed unless an API key is set, so it is no way around the login."""
+    app.state.login_required = login_required
     app.include_router(router)
 
     @app.exception_handler(ApiError)

@@ -111,6 +111,18 @@ def remove_user(path: str | Path, name: str) -> None:
     save_users(path, users)
 
 
+_ACTIVE: list[Path] = []  # the users file of the running lab server (set by Login), for role checks in handlers
+
+
+def is_admin(username: str | None) -> bool:
+    """Whether `username` is an admin of the running lab server; True when no login is in use (a local app's
+    one user may do everything)."""
+    if not _ACTIVE:
+        return True
+    user = load_users(_ACTIVE[0]).get(username or "")
+    return user is not None and user.role == "admin"
+
+
 class Login:
     """The check Gradio calls at login; `admins_only` for the admin page. Reads the file at every login, so
     adding a user needs no restart. A wrong name and a wrong password look the same to the person."""
@@ -118,6 +130,7 @@ class Login:
     def __init__(self, path: str | Path, admins_only: bool = False) -> None:
         self.path, self.admins_only = Path(path), admins_only
         load_users(self.path)  # fail at start, not at the first login, when the file is broken
+        _ACTIVE[:] = [self.path]
 
     def __call__(self, username: str, password: str) -> bool:
         user = load_users(self.path).get(username)

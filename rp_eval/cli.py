@@ -252,6 +252,7 @@ FEATURE_COMMANDS: list[str] = [
     "rp_eval.evaluate.cli",
     "rp_eval.merge.cli",
     "rp_eval.evolve.cli",
+    "rp_eval.report",
 ]
 
 

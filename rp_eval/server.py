@@ -35,7 +35,7 @@ def serve(args: argparse.Namespace) -> int:
     from rp_eval.cli import _terminal_progress
     from rp_eval.models import demo, registry
     from rp_eval.ui import build_app
-    from rp_eval.ui.locale import t
+    from rp_eval.ui.locale import both  # the login page comes before a language: it shows both
 
     problems = registry.register_configured()
     use_demo = not config.models
@@ -53,8 +53,8 @@ def serve(args: argparse.Namespace) -> int:
 
     from rp_eval import api
 
-    server = api.install(FastAPI(title="rp_eval"))
     users = args.auth or config.auth
+    server = api.install(FastAPI(title="rp_eval"), login_required=bool(users))
     # /rate: the blind page, the Rate tab alone: no model name anywhere in it before a vote
     blind_page = build_app(problems, demo_models=False, only={"rate_tab"}).queue(default_concurrency_limit=4)
     server.add_api_route("/rate", lambda: RedirectResponse("/rate/"), include_in_schema=False)
@@ -69,9 +69,9 @@ def serve(args: argparse.Namespace) -> int:
         admin_page = build_app(problems, demo_models=use_demo).queue(default_concurrency_limit=4)
         rater_page = build_app(problems, demo_models=use_demo, only=RATER_TABS).queue(default_concurrency_limit=4)
         server.add_api_route("/admin", lambda: RedirectResponse("/admin/"), include_in_schema=False)
-        server = gr.mount_gradio_app(server, admin_page, path="/admin", auth=admins, auth_message=t("login_admin"))
-        server = gr.mount_gradio_app(server, blind_page, path="/rate", auth=raters, auth_message=t("login"))
-        server = gr.mount_gradio_app(server, rater_page, path="/", auth=raters, auth_message=t("login"))
+        server = gr.mount_gradio_app(server, admin_page, path="/admin", auth=admins, auth_message=both("login_admin"))
+        server = gr.mount_gradio_app(server, blind_page, path="/rate", auth=raters, auth_message=both("login"))
+        server = gr.mount_gradio_app(server, rater_page, path="/", auth=raters, auth_message=both("login"))
         print(f"login required ({users}); raters at / (blind rating alone at /rate), admins at /admin")
     else:
         blocks = build_app(problems, demo_models=use_demo).queue(default_concurrency_limit=4)
@@ -81,5 +81,20 @@ def serve(args: argparse.Namespace) -> int:
     print(
         f"ready in {time.perf_counter() - start:.1f} s: http://{args.host}:{args.port}  (OpenAI-compatible API at /v1)"
     )
+    _unknown_endpoints_not_found(server)
     uvicorn.run(server, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def _unknown_endpoints_not_found(server) -> None:
+    """Gradio answers a call to an endpoint its page does not have (an admin tab's, asked of the raters' page)
+    with a 500 and a traceback in the log; answer 404 instead."""
+    from fastapi.responses import JSONResponse
+    from gradio.route_utils import FnIndexInferError
+    from starlette.routing import Mount
+
+    for route in server.routes:
+        if isinstance(route, Mount) and hasattr(route.app, "add_exception_handler"):
+            route.app.add_exception_handler(
+                FnIndexInferError, lambda _request, err: JSONResponse({"error": str(err)}, status_code=404)
+            )

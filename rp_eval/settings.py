@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rp_eval.errors import RpEvalError
 
@@ -32,6 +32,16 @@ class Config(BaseModel):
     auth: str = Field("", description="users YAML file for the lab server's login (rp-eval users add ...)")
     cache_gb: float | None = Field(None, description="memory for models kept loaded (default 85% GPU / half RAM)")
     api_key: str = Field("", description="key the OpenAI-compatible API asks for (none: open)")
+    allowed_roots: list[str] = Field(
+        default_factory=list,
+        description="folders besides the workspace that paths typed in the UI / HTTP API may name "
+        f"(in the environment: separated by '{os.pathsep}')",
+    )
+
+    @field_validator("allowed_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value):
+        return [p for p in value.split(os.pathsep) if p.strip()] if isinstance(value, str) else value
 
 
 class ConfigError(RpEvalError):
@@ -54,7 +64,7 @@ def config() -> Config:
     if path is not None:
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as err:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
             raise ConfigError(f"config file {path} can not be read: {err}") from err
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must be a mapping of settings, not {type(loaded).__name__}")

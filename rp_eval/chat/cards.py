@@ -87,6 +87,8 @@ def _parse_json(text: str | bytes, source: str) -> Card:
         obj = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CardError(f"{source}: the card is not valid JSON ({e})") from None
+    except RecursionError:
+        raise CardError(f"{source}: the card's JSON is nested too deeply to be a character card") from None
     return Card(_v2(obj, source))
 
 

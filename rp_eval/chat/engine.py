@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 LENGTH_BUCKET = 128
+PREFILL_GRAPH_MAX = 2048  # longer chat prompts are prefilled without a graph
 ATTENTION = "rp_eval_sdpa"
 
 
@@ -148,7 +149,9 @@ class StaticEngine:
     more); one graph per (batch bucket, attended length), the length a multiple of 128 that grows as the reply
     does, so a longer chat switches to the next graph over the same cache instead of capturing anew."""
 
-    def __init__(self, model, use_graph: bool | None = None) -> None:
+    def __init__(self, model, use_graph: bool | None = None, fused: bool | None = None) -> None:
+        from rp_eval.chat.fused import FusedStep, supports_fused
+
         self.model = model
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
@@ -159,11 +162,15 @@ class StaticEngine:
         self.limit = getattr(model.config, "max_position_embeddings", 4096)
         self._slots: dict[int, dict] = {}  # batch bucket -> cache, buffers and graphs by length
         self.captures = 0
+        self._pool = None  # the prefill graphs' shared memory pool
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
         import inspect
 
         self.cache_arg = "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
         _use_own_attention(model)
+        # the decode step in a few compiled kernels (rp_eval/chat/fused.py) wherever graphs are used
+        fused = self.use_graph if fused is None else fused
+        self.fused = FusedStep(model, compile=self.device.type == "cuda") if fused and supports_fused(model) else None
 
     def fits(self, batch: int, length: int) -> bool:
         cap = min(self.window or self.limit, self.limit)
@@ -184,6 +191,7 @@ class StaticEngine:
                 "ids": torch.zeros(b, 1, dtype=torch.long, device=self.device),
                 "pos": torch.zeros(b, 1, dtype=torch.long, device=self.device),
                 "graphs": {},  # attended length -> (graph, logits buffer)
+                "prefills": {},  # padded prompt length (batch 1) -> (graph, input buffers, logits buffer)
             }
         return slot
 
@@ -200,6 +208,13 @@ class StaticEngine:
 
     def prefill(self, input_ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
         rows, width = input_ids.shape
+        padded = self.fused is not None and rows == 1 and width <= PREFILL_GRAPH_MAX
+        graphed = padded and self.use_graph
+        if padded:  # a chat prompt: left-padded to its length bucket, replayed from a graph on a GPU (no launches)
+            pad = _bucket_length(width) - width
+            input_ids = torch.nn.functional.pad(input_ids, (pad, 0), value=0)
+            mask = torch.nn.functional.pad(mask, (pad, 0), value=0)
+            width += pad
         slot = self._slot(rows, width + max_new_tokens)
         self.slot, self.rows, self.cursor = slot, rows, width
         b = slot["ids"].shape[0]
@@ -218,15 +233,50 @@ class StaticEngine:
         mask4d = torch.full(allowed.shape, self.min, dtype=self.dtype, device=self.device).masked_fill_(allowed, 0.0)
         slot["cache"].write_at.fill_(0)
         slot["cache"].view = view
-        logits = self._run(slot, ids, positions, mask4d)
+        if graphed:
+            logits = self._prefill_graph(slot, ids, positions, mask4d)
+        elif self.fused is not None:
+            logits = self.fused(ids, positions, slot["cache"], mask4d)
+        else:
+            logits = self._run(slot, ids, positions, mask4d)
         slot["cache"].write_at.fill_(width)
         slot["pos"].copy_(positions[:, -1:] + 1)
         return logits[:rows]
 
+    def _prefill_graph(self, slot: dict, ids: torch.Tensor, positions: torch.Tensor, mask4d: torch.Tensor):
+        """The fused prefill of one prompt of this padded length, from a graph captured at its first use (or at
+        warm-up). Prefill graphs share one memory pool: they never run at the same time."""
+        width = ids.shape[1]
+        if width not in slot["prefills"]:
+            inputs = (ids.clone(), positions.clone(), mask4d.clone())
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(2):
+                    slot["cache"].write_at.fill_(0)
+                    self.fused(*inputs[:2], slot["cache"], inputs[2])
+            torch.cuda.current_stream().wait_stream(stream)
+            slot["cache"].write_at.fill_(0)
+            self._pool = self._pool if self._pool is not None else torch.cuda.graph_pool_handle()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self._pool):
+                logits = self.fused(*inputs[:2], slot["cache"], inputs[2])
+            slot["prefills"][width] = (graph, inputs, logits)
+            self.captures += 1
+        graph, inputs, logits = slot["prefills"][width]
+        for buffer, value in zip(inputs, (ids, positions, mask4d), strict=True):
+            buffer.copy_(value)
+        slot["cache"].write_at.fill_(0)
+        graph.replay()
+        return logits.clone()
+
     def _decode_step(self, slot: dict, view: int) -> torch.Tensor:
         slot["bias"].index_fill_(-1, slot["cache"].write_at, 0.0)
         slot["cache"].view = view
-        logits = self._run(slot, slot["ids"], slot["pos"], slot["bias"][..., :view])
+        if self.fused is not None:
+            logits = self.fused(slot["ids"], slot["pos"], slot["cache"], slot["bias"][..., :view])
+        else:
+            logits = self._run(slot, slot["ids"], slot["pos"], slot["bias"][..., :view])
         slot["cache"].write_at.add_(1)
         slot["pos"].add_(1)
         return logits
@@ -245,18 +295,27 @@ class StaticEngine:
         return logits[: self.rows].clone()  # out of graph memory before the next replay
 
     def warm_up(self, batch: int = 1, length: int = 1024) -> float:
-        """Capture the decode graphs for `batch` rows up to `length` columns now (at model load), so that no
-        request pays for a capture later; returns the seconds it took."""
+        """Compile the fused step and capture the decode graphs for `batch` rows up to `length` columns now (at
+        model load), so that no request pays for a compile or a capture later; returns the seconds it took."""
         import time
 
         start = time.perf_counter()
         if self.use_graph:
-            slot = self._slot(batch, length)
-            for view in range(LENGTH_BUCKET, _bucket_length(length) + 1, LENGTH_BUCKET):
-                if view not in slot["graphs"]:
-                    self._capture(slot, view)
+            with torch.inference_mode():  # as the decode loop runs: compiled for it, nothing kept for gradients
+                self._warm_up(batch, length)
             torch.cuda.synchronize()
         return time.perf_counter() - start
+
+    def _warm_up(self, batch: int, length: int) -> None:
+        slot = self._slot(batch, length)
+        if self.fused is not None:  # the prefill compiles once for any prompt length; chat prompts get graphs
+            widths = range(LENGTH_BUCKET, min(length - LENGTH_BUCKET, PREFILL_GRAPH_MAX) + 1, LENGTH_BUCKET)
+            for width in widths if batch == 1 else [32]:
+                ids = torch.full((batch, width), 1, dtype=torch.long, device=self.device)
+                self.prefill(ids, torch.ones_like(ids), length - width)
+        for view in range(LENGTH_BUCKET, _bucket_length(length) + 1, LENGTH_BUCKET):
+            if view not in slot["graphs"]:
+                self._capture(slot, view)
 
     def _capture(self, slot: dict, view: int) -> None:
         """Capture one decode step over `view` columns; warm-up runs on a side stream, and the cache position,

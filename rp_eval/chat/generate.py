@@ -217,7 +217,10 @@ def _advance(row: _Row, token: int, tokenizer, rules: StopRules, settings: Gener
     if token in rules.end_ids:
         row.done, row.reason, row.stop = True, "eos", tokenizer.convert_ids_to_tokens(token)
         return
-    row.text = tokenizer.decode(row.ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    # stops are searched with never-completing bytes dropped: a stray byte inside `</s>` must not hide it
+    row.text = textrules.drop_broken(
+        tokenizer.decode(row.ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    )
     cut = textrules.find_stop(row.text, list(rules.stop_strings))
     if cut is not None:
         row.stop = next(s for s in rules.stop_strings if row.text.find(s) == cut)

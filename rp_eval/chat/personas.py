@@ -98,6 +98,8 @@ def load_persona(path: Path | str) -> Persona:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise PersonaError(f"persona file {path.name}: can not be read ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise PersonaError(f"persona file {path.name}: not UTF-8 text (save it as UTF-8)") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -52,6 +52,14 @@ def trim_to_sentence(text: str) -> str:
     return ""
 
 
+def drop_broken(text: str) -> str:
+    """Decoded text with the bytes that can never form a character dropped, and a trailing half character kept
+    (it may still complete). Stops must be searched in this form: a stray byte inside `</s>` decodes as
+    `</\ufffds>`, which hides the stop string until the U+FFFD is dropped for display."""
+    body = text.rstrip(REPLACEMENT)
+    return body.replace(REPLACEMENT, "") + text[len(body) :]
+
+
 def showable(text: str) -> str:
     """Decoded text as it may be shown while more is coming: a trailing half character is left out (it may
     still complete), bytes that can never form a character are dropped, leading whitespace is dropped."""

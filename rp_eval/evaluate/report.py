@@ -102,7 +102,7 @@ def metric_long(table: pd.DataFrame) -> pd.DataFrame:
     return long
 
 
-def _write(path: Path, text: str) -> Path:
+def write_text(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -112,10 +112,10 @@ def _write(path: Path, text: str) -> Path:
 
 
 def write_csv(result: EvalResult, path: Path) -> Path:
-    return _write(Path(path), item_table(result).to_csv(index=False))
+    return write_text(Path(path), item_table(result).to_csv(index=False))
 
 
-def _bars(frame: pd.DataFrame, columns: list[str], vmax: float = 1.0) -> str:
+def bars(frame: pd.DataFrame, columns: list[str], vmax: float = 1.0) -> str:
     cols = [c for c in columns if c in frame]
     style = frame.style.bar(subset=cols, color="#7aa6d8", vmin=0, vmax=vmax) if cols else frame.style
     return style.format(precision=3).hide(axis="index").to_html()
@@ -139,15 +139,15 @@ def html_report(result: EvalResult, human: pd.DataFrame | None = None, title: st
             + "; ".join(f"{html.escape(m)}: {html.escape(e)}" for m, e in result.failed.items())
             + "</p>"
         )
-    lines += ["<h2>Models</h2>", _bars(table, ["combined", *[m.name for m in METRICS if m.good]])]
+    lines += ["<h2>Models</h2>", bars(table, ["combined", *[m.name for m in METRICS if m.good]])]
     finish = finish_table(result).pivot(index="model", columns="finish_reason", values="share").fillna(0).reset_index()
-    lines += ["<h2>How replies ended (share)</h2>", _bars(finish, list(FINISH_REASONS))]
+    lines += ["<h2>How replies ended (share)</h2>", bars(finish, list(FINISH_REASONS))]
     long = length_table(result)
     lengths = long.pivot(index="model", columns="chars", values="replies").fillna(0)
     lengths = lengths[[c for c in LENGTH_LABELS if c in lengths]].reset_index()  # bins in order, not alphabetical
     lines += [
         "<h2>Reply length (characters)</h2>",
-        _bars(lengths, [c for c in lengths.columns if c != "model"], max(1.0, lengths.iloc[:, 1:].to_numpy().max())),
+        bars(lengths, [c for c in lengths.columns if c != "model"], max(1.0, lengths.iloc[:, 1:].to_numpy().max())),
     ]
     items = item_table(result)
     worst = items.sort_values("combined").head(20)[["model", "item", "reply", "finish_reason", "combined"]]
@@ -156,4 +156,4 @@ def html_report(result: EvalResult, human: pd.DataFrame | None = None, title: st
 
 
 def write_report(result: EvalResult, path: Path, human: pd.DataFrame | None = None) -> Path:
-    return _write(Path(path), html_report(result, human))
+    return write_text(Path(path), html_report(result, human))

@@ -149,10 +149,22 @@ def run_key(row, task_version: str, config: EvalConfig) -> tuple[str, dict]:
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:32], settings
 
 
+INTERRUPTED = "interrupted: the process running it ended; run it again to finish (stored replies are kept)"
+
+
+def mark_interrupted(store) -> list[int]:
+    """Runs left "running" by a process that is gone (killed, crashed) are shown as failed, with the reason."""
+    from rp_eval import processes
+    from rp_eval.store import evaluation as db
+
+    return db.fail_running(store, processes.gone, INTERRUPTED)
+
+
 def run_evaluation(config: EvalConfig, store=None, task: Task | None = None) -> Iterator[Progress | EvalResult]:
     """Evaluate every model of `config` (`store`: a `rp_eval.store.Store`, default the workspace's); yields
     Progress, then one EvalResult. See the module docstring."""
     # imported here so that the fitness (generate_items, score_row) runs on a worker without a database
+    from rp_eval import processes
     from rp_eval.evaluate import extras
     from rp_eval.models.loading import model_cache
     from rp_eval.models.registry import get_model
@@ -160,6 +172,7 @@ def run_evaluation(config: EvalConfig, store=None, task: Task | None = None) -> 
     from rp_eval.store import get_store
 
     store = store or get_store()
+    mark_interrupted(store)
     task = task or load_task()
     weights = load_weights(config.weights)
     items = task.select(config.split, config.limit, config.seed)
@@ -173,7 +186,7 @@ def run_evaluation(config: EvalConfig, store=None, task: Task | None = None) -> 
         try:
             row = get_model(name)
             key, settings = run_key(row, task.version, config)
-            run_id = db.open_run(store, key, name, task.version, settings).id
+            run_id = db.open_run(store, key, name, task.version, settings, processes.owner()).id
             result.runs[name] = run_id
             have = {r.item_id: r for r in db.replies(store, run_id)}
             todo = [i for i in items if i.id not in have]

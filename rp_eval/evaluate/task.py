@@ -89,7 +89,11 @@ def read_items(folder: Path = TASK_DIR) -> list[Item]:
     if not files:
         raise TaskError(f"no task files (*.jsonl) in {folder}")
     for path in files:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise TaskError(f"{path.name}: not UTF-8 text (save it as UTF-8)") from None
+        for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             where = f"{path.name} line {number}"

@@ -10,6 +10,7 @@ import sys
 def _evolve(args: argparse.Namespace) -> int:
     from rp_eval.evolve import genome as genomes
     from rp_eval.evolve import search
+    from rp_eval.evolve.pool import PoolSettings
     from rp_eval.store import evolve as db
     from rp_eval.store import get_store
 
@@ -32,12 +33,14 @@ def _evolve(args: argparse.Namespace) -> int:
         if args.resume:  # the run's own settings; only the wall-time budget may change
             row = db.get_run(get_store(), args.run)
             if row is not None:
-                settings = search.SearchSettings(**{**row.settings, "max_seconds": args.max_seconds})
+                settings = search.stored_settings(row, max_seconds=args.max_seconds)
         last = None
-        for last in search.evolve(genome, settings, args.run, resume=args.resume):
+        pool = PoolSettings(address=args.ray_address, actors=args.ray_actors)
+        for last in search.evolve(genome, settings, args.run, resume=args.resume, pool=pool):
             print(last.message, file=sys.stderr, flush=True)
         print(json.dumps({"run": last.run, "evaluated": last.evaluated, "best": last.best, "done": last.done}))
     elif args.action == "list":
+        search.mark_interrupted()
         for r in db.list_runs(get_store()):
             print(f"{r.name:32} {r.status:8} generations {r.generations:4} best {r.best_fitness}")
     elif args.action == "show":
@@ -73,4 +76,11 @@ def add_parser(sub) -> None:
     p.add_argument("--test-limit", type=int, default=None)
     p.add_argument("--test-top", type=int, default=1, help="best candidates scored on the test split")
     p.add_argument("--name", default="", help="export: the merged model's name (and recipe file)")
+    p.add_argument(
+        "--ray-address", default="", help="run: evaluate through Ray actors on a running cluster (auto or HOST:PORT)"
+    )
+    p.add_argument(
+        "--ray-actors", type=int, default=0,
+        help="run: Ray actors (default one per GPU); without --ray-address a local Ray instance is started",
+    )  # fmt: skip
     p.set_defaults(func=_evolve)

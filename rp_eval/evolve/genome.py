@@ -10,6 +10,7 @@ into `Decoded` values, from which both the recipe (mergekit YAML, one slice per 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,6 +32,7 @@ METHOD_PARAMS: dict[str, tuple[str, ...]] = {
 }
 # The substrings of tensor names that get their own parameters when `split_attention_mlp` is on (mergekit filters).
 FILTERS = ("self_attn", "mlp")
+NAME = re.compile(r"\w[\w.-]{0,99}")
 START = {"weight": None, "density": 0.7, "t": 0.5}  # weight starts at 1 / number of models
 
 
@@ -51,6 +53,8 @@ class Genome(BaseModel, frozen=True, extra="forbid"):
 
     @model_validator(mode="after")
     def _check(self) -> Genome:
+        if not NAME.fullmatch(self.name):  # the name is a file name (genomes/NAME.yaml) and a run folder
+            raise ValueError(f"name '{self.name}': use letters, digits, '-', '_' and '.' only, not starting with '.'")
         if self.method != "linear" and not self.base_model:
             raise ValueError(f"{self.method} needs a base_model")
         if self.method == "slerp" and len(self.models) != 1:
@@ -180,6 +184,8 @@ def parse_genome(text: str) -> Genome:
         return Genome.model_validate(data if isinstance(data, dict) else {})
     except yaml.YAMLError as err:
         raise GenomeError(f"malformed genome YAML: {err}") from err
+    except RecursionError:
+        raise GenomeError("malformed genome YAML: nested too deeply") from None
     except ValidationError as err:
         first = err.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "genome"
@@ -201,7 +207,10 @@ def load_genome(ref: str) -> Genome:
     if not path.is_file():
         known = ", ".join(p.stem for p in genomes_dir().glob("*.yaml")) or "none"
         raise GenomeError(f"no genome named '{ref}' in {genomes_dir()} (genomes: {known})")
-    return parse_genome(path.read_text(encoding="utf-8"))
+    try:
+        return parse_genome(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise GenomeError(f"genome file {path} can not be read: {err}") from err
 
 
 def list_genomes() -> list[str]:

@@ -5,6 +5,8 @@ stored as it finishes; after each generation the optimiser (the pickled `cma` ob
 samples from) is checkpointed atomically; a resumed run reuses the candidates already stored for the
 unfinished generation and continues exactly as an uninterrupted run of the same seed. The `test` split is
 scored at the end for the best candidates only, and stored apart, so the search never sees it.
+Candidates are evaluated by an `Evaluator` (rp_eval.evolve.pool): in this process, or through a Ray actor pool;
+each generation is asked for at once and its outcomes taken in order, so both give the same run.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ import math
 import pickle
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
 
+from rp_eval import processes
 from rp_eval import settings as app_settings
 from rp_eval.errors import RpEvalError
 from rp_eval.evolve.genome import Genome, decode, parse_genome, recipe_yaml
+from rp_eval.evolve.pool import Evaluator, FitnessFn, Job, Outcome, PoolSettings, make_evaluator
 from rp_eval.store import evolve as db
 from rp_eval.store import get_store
 
@@ -56,9 +60,6 @@ class EvolveProgress:
     message: str
     history: list[tuple[int, float, float]] = field(default_factory=list)  # (generation, best, mean)
     done: bool = False
-
-
-FitnessFn = Callable[[object, str, int | None, int], tuple[float, dict]]  # (resident, split, limit, seed)
 
 
 def role_play_fitness(resident, split: str, limit: int | None, seed: int, max_new_tokens: int) -> tuple[float, dict]:
@@ -110,6 +111,19 @@ def _history(rows) -> list[tuple[int, float, float]]:
     return out
 
 
+def stored_settings(row, **changes) -> SearchSettings:
+    """A run's search settings as stored (without the owner kept beside them), with `changes`."""
+    return SearchSettings(**{**{k: v for k, v in (row.settings or {}).items() if k != "owner"}, **changes})
+
+
+INTERRUPTED = "interrupted: the process running it ended; resume to continue from the last generation"
+
+
+def mark_interrupted() -> list[str]:
+    """Runs left "running" by a process that is gone (killed, crashed) are shown as stopped, resumable."""
+    return db.stop_running(get_store(), processes.gone, INTERRUPTED)
+
+
 def evolve(
     genome: Genome | None,
     search: SearchSettings,
@@ -118,12 +132,13 @@ def evolve(
     stop: threading.Event | None = None,
     fitness_fn: FitnessFn | None = None,
     device: str | None = None,
+    pool: PoolSettings | None = None,
 ) -> Iterator[EvolveProgress]:
+    """`pool`: evaluate through a Ray actor pool (None: in this process); the results are the same."""
     import cma
 
-    from rp_eval.evolve.inmemory import Resident
-
     store, stop = get_store(), stop or threading.Event()
+    mark_interrupted()
     if search.budget == 0:
         raise SearchError("the budget is 0 candidates: give at least one generation's worth")
     row = db.get_run(store, run)
@@ -141,20 +156,22 @@ def evolve(
     fitness_fn = fitness_fn or (
         lambda r, split, limit, seed: role_play_fitness(r, split, limit, seed, search.max_new_tokens)
     )
-    yield EvolveProgress(run, 0, 0, search.budget, None, "loading the source models")
-    resident = Resident(genome, device=device)
-    dims = genome.x0(resident.num_layers).size
     path = checkpoint_path(run)
-    if resume and path.exists():
-        state = _load_checkpoint(path, genome, search)
+    state = _load_checkpoint(path, genome, search) if resume and path.exists() else None
+    yield EvolveProgress(run, 0, 0, search.budget, None, "loading the source models")
+    evaluator = make_evaluator(genome, fitness_fn, pool, device)  # closed in the `finally` below
+    num_layers = evaluator.num_layers
+    dims = genome.x0(num_layers).size
+    if state is not None:
         es, rng_state, generation = state["es"], state["rng"], state["generation"]
     else:
         opts = {"popsize": search.population, "seed": search.seed + 1, "verbose": -9, "CMA_diagonal": dims > 200}
-        es = cma.CMAEvolutionStrategy(genome.x0(resident.num_layers), search.sigma0, opts)
+        es = cma.CMAEvolutionStrategy(genome.x0(num_layers), search.sigma0, opts)
         rng_state, generation = np.random.get_state(), 0
         if row is None:
             row = db.create_run(store, run, genome.to_yaml(), search.model_dump(), str(path))
-    db.update_run(store, run, status="running", message="")
+    owned = {**(db.get_run(store, run).settings or {}), "owner": processes.owner()}
+    db.update_run(store, run, status="running", message="", settings=owned)
     start = time.perf_counter()
     try:
         while True:
@@ -170,28 +187,35 @@ def evolve(
             xs = es.ask()
             rng_state = np.random.get_state()
             done = {r.index: r for r in rows if r.generation == generation}
-            losses = []
-            for i, x in enumerate(xs):
-                if i not in done:
-                    done[i] = _candidate(store, row.id, resident, genome, generation, i, x, search, fitness_fn)
-                    rows = db.candidates(store, row.id)
-                    yield EvolveProgress(
-                        run, generation, len(rows), search.budget, _best(rows),
-                        f"generation {generation} candidate {i}: {_describe(done[i])}", _history(rows),
-                    )  # fmt: skip
-                losses.append(-done[i].fitness if done[i].status == "ok" else FAILED_LOSS)
+            todo = [i for i in range(len(xs)) if i not in done]  # a resumed generation skips what is stored
+            jobs = [Job(list(map(float, xs[i])), _seed(search, generation, i), "dev", search.dev_limit,
+                        search.dev_seed) for i in todo]  # fmt: skip
+            for i, outcome in zip(todo, evaluator.map(jobs), strict=True):
+                done[i] = _store_candidate(store, row.id, genome, num_layers, generation, i, xs[i], outcome)
+                rows = db.candidates(store, row.id)
+                yield EvolveProgress(
+                    run, generation, len(rows), search.budget, _best(rows),
+                    f"generation {generation} candidate {i}: {_describe(done[i])}", _history(rows),
+                )  # fmt: skip
+                if stop.is_set():
+                    break
+            if len(done) < len(xs):
+                continue  # stopped inside a generation: the check above ends the run, resume finishes it
+            losses = [-done[i].fitness if done[i].status == "ok" else FAILED_LOSS for i in range(len(xs))]
             es.tell(xs, losses)
             generation += 1
             state = {"genome": genome.digest(), "settings": search.model_dump(exclude={"max_seconds"})}
             _save_checkpoint(path, {**state, "es": es, "rng": rng_state, "generation": generation})
             db.update_run(store, run, generations=generation, best_fitness=_best(rows))
-        yield from _score_test(store, row.id, run, resident, genome, search, fitness_fn)
+        yield from _score_test(store, row.id, run, evaluator, search)
         rows = db.candidates(store, row.id)
         db.update_run(store, run, status="done", best_fitness=_best(rows), message="")
         yield EvolveProgress(run, generation, len(rows), search.budget, _best(rows), "done", _history(rows), True)
     except BaseException as err:
         db.update_run(store, run, status="failed" if isinstance(err, Exception) else "stopped", message=str(err))
         raise
+    finally:
+        evaluator.close()
 
 
 def _best(rows) -> float | None:
@@ -203,40 +227,33 @@ def _describe(c) -> str:
     return f"fitness {c.fitness:.4f}" if c.status == "ok" else f"failed ({c.error})"
 
 
-def _candidate(store, run_id, resident, genome, generation, index, x, search, fitness_fn):
-    decoded = decode(genome, resident.num_layers, x)
-    values = dict(generation=generation, index=index, genotype=[float(v) for v in x], recipe=recipe_yaml(decoded))
-    t0 = time.perf_counter()
-    try:
-        resident.build(decoded, seed=search.seed * 100003 + generation * 1009 + index)
-        t1 = time.perf_counter()
-        fit, metrics = fitness_fn(resident, "dev", search.dev_limit, search.dev_seed)
-        t2 = time.perf_counter()
-    except (RuntimeError, ValueError) as err:
-        return db.add_candidate(store, run_id, **values, status="failed", error=str(err)[:500])
-    if fit is None or not math.isfinite(fit):
-        return db.add_candidate(
-            store, run_id, **values, status="failed", error="the fitness is not a number", build_seconds=t1 - t0
-        )
+def _seed(search: SearchSettings, generation: int, index: int) -> int:
+    return search.seed * 100003 + generation * 1009 + index
+
+
+def _store_candidate(store, run_id, genome, num_layers, generation, index, x, outcome: Outcome):
+    values = dict(
+        generation=generation, index=index, genotype=[float(v) for v in x],
+        recipe=recipe_yaml(decode(genome, num_layers, x)), build_seconds=outcome.build_seconds,
+    )  # fmt: skip
+    if outcome.fitness is None:
+        return db.add_candidate(store, run_id, **values, status="failed", error=outcome.error)
     return db.add_candidate(
-        store, run_id, **values, status="ok", fitness=float(fit), metrics=metrics, build_seconds=t1 - t0,
-        eval_seconds=t2 - t1,
+        store, run_id, **values, status="ok", fitness=outcome.fitness, metrics=outcome.metrics,
+        eval_seconds=outcome.eval_seconds,
     )  # fmt: skip
 
 
-def _score_test(store, run_id, run, resident, genome, search, fitness_fn) -> Iterator[EvolveProgress]:
+def _score_test(store, run_id, run, evaluator: Evaluator, search: SearchSettings) -> Iterator[EvolveProgress]:
     ok = sorted((r for r in db.candidates(store, run_id) if r.status == "ok"), key=lambda r: -r.fitness)
-    for r in ok[: search.test_top]:
-        if r.test_fitness is not None:
-            continue
-        yield EvolveProgress(run, -1, 0, search.budget, r.fitness, f"scoring candidate {r.id} on the test split")
-        resident.build(decode(genome, resident.num_layers, r.genotype), seed=_seed_of(search, r))
-        fit, _ = fitness_fn(resident, "test", search.test_limit, search.dev_seed)
-        db.set_test_fitness(store, r.id, float(fit) if math.isfinite(fit) else None)
-
-
-def _seed_of(search: SearchSettings, r) -> int:
-    return search.seed * 100003 + r.generation * 1009 + r.index
+    best = [r for r in ok[: search.test_top] if r.test_fitness is None]
+    if not best:
+        return
+    yield EvolveProgress(run, -1, 0, search.budget, ok[0].fitness, f"scoring {len(best)} best on the test split")
+    jobs = [Job(r.genotype, _seed(search, r.generation, r.index), "test", search.test_limit, search.dev_seed)
+            for r in best]  # fmt: skip
+    for r, outcome in zip(best, evaluator.map(jobs), strict=True):
+        db.set_test_fitness(store, r.id, outcome.fitness)
 
 
 def best_candidate(run: str):

@@ -5,5 +5,8 @@
   the check that refuses an end marker that would be learned as text, and a preview with special tokens shown;
 - `job`: the training run in a background thread (peft + transformers Trainer), progress, cancel, resume,
   the adapter moved into place and registered;
+- `memory`: when gradient checkpointing is needed ("auto", the rule written down) and how the base is loaded
+  (bf16, or NF4 with double quantisation for QLoRA);
+- `merge_full`: the adapter merged into its base as a full model (peft's `merge_and_unload`), registered;
 - `stopcheck`: after training, how often replies end by themselves, next to the base model.
 """

@@ -1,4 +1,4 @@
-"""`rp-eval finetune run|preview|runs|resume|cancel`: the same functions as the Fine-tune tab."""
+"""`rp-eval finetune run|preview|runs|resume|merge`: the same functions as the Fine-tune tab."""
 
 from __future__ import annotations
 
@@ -29,14 +29,16 @@ _FLAGS = {
 
 def add_parser(sub) -> None:
     p = sub.add_parser("finetune", help="LoRA / QLoRA fine-tuning that learns to stop")
-    p.add_argument("action", choices=["run", "preview", "runs", "resume"])
+    p.add_argument("action", choices=["run", "preview", "runs", "resume", "merge"])
     p.add_argument("run_id", nargs="?", type=int, help="resume: the run to continue")
     p.add_argument("--base", default="", help="registered base model (run, preview)")
     p.add_argument("--data", default="", help="JSONL file, saved datasets folder or hub id; default prompts/finetune")
-    p.add_argument("--adapter-name", default="")
+    p.add_argument("--adapter-name", default="", help="run: the new adapter's name; merge: the adapter to merge")
     p.add_argument("--target-modules", default="", help="comma-separated; default: per architecture")
     p.add_argument("--qlora", action="store_true", help="4-bit base through bitsandbytes (CUDA GPU only)")
-    p.add_argument("--no-gradient-checkpointing", action="store_true")
+    p.add_argument("--gradient-checkpointing", choices=["auto", "on", "off"], default="auto")
+    p.add_argument("--no-gradient-checkpointing", action="store_true", help="the same as --gradient-checkpointing off")
+    p.add_argument("--merge-full", action="store_true", help="also merge the adapter into a full model (registered)")
     p.add_argument("--overflow", choices=["truncate", "drop"], default="truncate")
     p.add_argument("-n", type=int, default=2, help="preview: how many examples")
     for name, kind in _FLAGS.items():
@@ -54,7 +56,8 @@ def _settings(args: argparse.Namespace) -> FinetuneSettings:
         data=args.data,
         adapter_name=args.adapter_name,
         qlora=args.qlora,
-        gradient_checkpointing=not args.no_gradient_checkpointing,
+        gradient_checkpointing="off" if args.no_gradient_checkpointing else args.gradient_checkpointing,
+        merge_full=args.merge_full,
         overflow=args.overflow,
         **values,
     )
@@ -83,12 +86,21 @@ def _finetune(args: argparse.Namespace) -> int:
         from rp_eval.store import finetune as runs
         from rp_eval.store import get_store
 
+        job.mark_interrupted()
         rows = runs.list_runs(get_store())
         if args.json:
             keys = ("id", "base_model", "adapter", "status", "metrics")
             print(json.dumps([{k: getattr(r, k) for k in keys} for r in rows], ensure_ascii=False, default=str))
         for r in [] if args.json else rows:
             print(f"{r.id:5} {r.status:10} {r.base_model:24} {r.adapter}")
+        return 0
+    if args.action == "merge":
+        from rp_eval.finetune.merge_full import merge_full
+
+        if not args.adapter_name:
+            raise DataError("finetune merge needs --adapter-name (a registered adapter)")
+        name = merge_full(args.adapter_name)
+        print(json.dumps({"merged": name}) if args.json else f"full model registered as '{name}'")
         return 0
     if args.action == "resume":
         if args.run_id is None:

@@ -6,11 +6,19 @@ the Trainer to save a checkpoint and stop; `resume(run_id)` continues from the l
 adapter is written to a temporary folder, moved into `models/adapters/<name>` and registered as kind "adapter"
 with its base as parent and the run in `made_by`; a failed run is marked failed with its log and registers
 nothing.
+
+A run records its owner (host, pid, process start time). A run left "running" by a process that is gone (killed,
+crashed, the machine restarted) is marked failed, its log kept and a line added saying it was interrupted, the
+next time the runs are read (`mark_interrupted`, called by `start`, `resume`, the CLI's `runs` and the tab's
+table); `resume` then continues it from its last complete checkpoint.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
+import socket
 import threading
 import time
 import traceback
@@ -94,25 +102,32 @@ def _check(s: FinetuneSettings, adapter_name: str) -> None:
 
 def start(s: FinetuneSettings) -> int:
     """Check the request, record the run and start training in a background thread; returns the run id."""
+    mark_interrupted()
     datalib.load_conversations(s.data, s.data_split)  # bad data fails here, before a run is recorded
     _check(s, s.adapter_name or f"{s.base_model}-rp-lora-new")
+    if s.merge_full and s.adapter_name and registry.get_store().get_model(f"{s.adapter_name}-merged"):
+        raise FinetuneError(f"a model named '{s.adapter_name}-merged' is already registered: choose another name")
     run = runs.create_run(get_store(), s.base_model, s.model_dump(mode="json"))
-    runs.update_run(get_store(), run.id, folder=str(run_folder(run.id)))
+    runs.update_run(get_store(), run.id, folder=str(run_folder(run.id)), metrics={"owner": owner()})
     return _launch(run.id, s, resume=False)
 
 
 def resume(run_id: int) -> int:
     """Continue a cancelled or failed run from its last checkpoint."""
+    mark_interrupted()
     run = runs.get_run(get_store(), run_id)
     if run is None:
         raise FinetuneError(f"no fine-tuning run {run_id}")
-    if run_id in _jobs and _jobs[run_id].thread and _jobs[run_id].thread.is_alive():
-        raise FinetuneError(f"run {run_id} is still running")
+    if run.status == "running":
+        who = run.metrics.get("owner") or {}
+        raise FinetuneError(f"run {run_id} is still running (process {who.get('pid', '?')} on {who.get('host', '?')})")
     if run.status == "done":
         raise FinetuneError(f"run {run_id} is finished; its adapter is '{run.adapter}'")
-    if _last_checkpoint(run_id) is None:
+    checkpoint = _last_checkpoint(run_id)
+    if checkpoint is None:
         raise FinetuneError(f"run {run_id} has no checkpoint to resume from: start a new run")
-    runs.update_run(get_store(), run_id, status="running", log_lines=["resuming from the last checkpoint"])
+    line = f"resuming from the last checkpoint ({Path(checkpoint).name})"
+    runs.update_run(get_store(), run_id, status="running", log_lines=[line], metrics={"owner": owner()})
     return _launch(run_id, FinetuneSettings(**run.settings), resume=True)
 
 
@@ -152,6 +167,7 @@ def follow(run_id: int, poll_seconds: float = 0.5) -> Iterator[Progress]:
 
 
 def stored_progress(run_id: int) -> Progress:
+    mark_interrupted()
     run = runs.get_run(get_store(), run_id)
     if run is None:
         raise FinetuneError(f"no fine-tuning run {run_id}")
@@ -174,10 +190,59 @@ def wait(run_id: int) -> Progress:
 
 
 def _last_checkpoint(run_id: int) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """The newest complete checkpoint. Written by hand rather than transformers' `get_last_checkpoint`, which
+    also returns a folder half-written when the process was killed: the Trainer writes trainer_state.json last."""
     folder = run_folder(run_id) / "checkpoints"
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    done = [
+        p
+        for p in folder.glob("checkpoint-*")
+        if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()
+    ]
+    return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
+
+
+def owner() -> dict:
+    """Who runs a job: this host, this process and when it started (a reused pid is not mistaken for it)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _process_start(os.getpid())}
+
+
+def _process_start(pid: int) -> str:
+    try:  # field 22 of /proc/PID/stat: the start time in clock ticks since boot (Linux)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _alive(who: dict, run_id: int) -> bool:
+    pid = who.get("pid")
+    if pid == os.getpid():
+        job = _jobs.get(run_id)
+        return job is not None and job.thread is not None and job.thread.is_alive()
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    started = _process_start(pid)
+    return not (who.get("started") and started and started != who["started"])
+
+
+def mark_interrupted() -> list[int]:
+    """Mark failed every run recorded as running on this host whose process is gone; returns their ids.
+    Runs of another host (a shared PostgreSQL store) are left alone: their processes can't be seen from here."""
+    marked = []
+    store = get_store()
+    for run in runs.running_runs(store):
+        who = run.metrics.get("owner") or {}
+        if who.get("host") != socket.gethostname() or not isinstance(who.get("pid"), int) or _alive(who, run.id):
+            continue
+        checkpoint = _last_checkpoint(run.id)
+        then = f"resume continues from {Path(checkpoint).name}" if checkpoint else "no checkpoint was saved"
+        reason = f"interrupted: the process that ran it (pid {who['pid']}) is gone; {then}"
+        if runs.fail_if_running(store, run.id, reason):
+            marked.append(run.id)
+    return marked
 
 
 def _run(job: _Job, s: FinetuneSettings, resume: bool) -> None:
@@ -205,8 +270,11 @@ def _explain(err: Exception) -> str:
         return "out of GPU memory: lower the batch size or the cut-off length, raise accumulation, or use QLoRA"
     if isinstance(err, MemoryError):
         return "out of memory: lower the batch size or the cut-off length"
-    if isinstance(err, OSError) and err.errno == 28:
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
         return f"out of disk space while writing ({err.filename or 'the workspace'}): free some space and resume"
+    if isinstance(err, OSError) and err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        where = err.filename or "the workspace"
+        return f"can not write to {where}: the folder is read-only or not yours; make it writable and resume"
     return str(err) if isinstance(err, RpEvalError) else f"{type(err).__name__}: {err}"
 
 

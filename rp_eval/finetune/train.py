@@ -11,11 +11,12 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 from rp_eval.chat.generate import GenerationSettings
 from rp_eval.finetune import data as datalib
 from rp_eval.finetune import labels
-from rp_eval.finetune.config import FinetuneSettings
+from rp_eval.finetune.config import ALL_LINEAR, FinetuneSettings
 from rp_eval.finetune.job import FinetuneError, _Job, default_targets, install, remove_tmp, run_folder
+from rp_eval.finetune.memory import checkpointing, gpu_bytes, load_for_training
+from rp_eval.finetune.preview import tokenizer_and_format
 from rp_eval.finetune.stopcheck import held_prompts, stop_stats
 from rp_eval.models import registry
-from rp_eval.models.loading import load
 from rp_eval.store import finetune as runs
 from rp_eval.store import get_store
 
@@ -61,6 +62,8 @@ class _Report(TrainerCallback):
 def _targets(model, wanted: tuple[str, ...], model_type: str):
     if not wanted:
         return default_targets(model_type)
+    if wanted == (ALL_LINEAR,):
+        return ALL_LINEAR
     names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
     unknown = [w for w in wanted if w not in names]
     if unknown:
@@ -70,11 +73,14 @@ def _targets(model, wanted: tuple[str, ...], model_type: str):
     return list(wanted)
 
 
-# transformers 5.2x renamed gradient_checkpointing to activation_checkpointing; speak whichever it has
-_CHECKPOINTING = (
-    "activation_checkpointing"
-    if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
-    else "gradient_checkpointing"
+# transformers 5.2x renamed gradient_checkpointing to activation_checkpointing and group_by_length to
+# train_sampling_strategy; speak whichever the installed one has
+_FIELDS = TrainingArguments.__dataclass_fields__
+_CHECKPOINTING = "activation_checkpointing" if "activation_checkpointing" in _FIELDS else "gradient_checkpointing"
+_GROUPED = (
+    {"train_sampling_strategy": "group_by_length"}
+    if "train_sampling_strategy" in _FIELDS
+    else {"group_by_length": True}
 )
 
 
@@ -90,8 +96,12 @@ def lora_config(s: FinetuneSettings, model, model_type: str):
     )
 
 
-def training_arguments(s: FinetuneSettings, output_dir: str, has_eval: bool) -> TrainingArguments:
-    """The Trainer's arguments for a run (also what benchmarks/finetune_speed.py measures)."""
+def training_arguments(
+    s: FinetuneSettings, output_dir: str, has_eval: bool, checkpoint_activations: bool
+) -> TrainingArguments:
+    """The Trainer's arguments for a run (also what benchmarks/finetune_speed.py measures). Batches hold
+    conversations of similar length (length-grouped sampling; the collator pads to the longest in the batch,
+    rounded up to 64 tokens on a GPU), so little of a batch is padding; `checkpoint_activations` comes from `memory.checkpointing`."""
     cuda = torch.cuda.is_available()
     return TrainingArguments(
         output_dir=output_dir,
@@ -103,7 +113,8 @@ def training_arguments(s: FinetuneSettings, output_dir: str, has_eval: bool) -> 
         learning_rate=s.learning_rate,
         lr_scheduler_type=s.schedule,
         warmup_steps=s.warmup,
-        **{_CHECKPOINTING: s.gradient_checkpointing and cuda},
+        **{_CHECKPOINTING: checkpoint_activations},
+        **_GROUPED,
         bf16=cuda and torch.cuda.is_bf16_supported(),
         use_cpu=not cuda,
         seed=s.seed,
@@ -135,8 +146,12 @@ def train(job: _Job, s: FinetuneSettings, checkpoint: str | None) -> None:
     store = get_store()
     base = registry.get_model(s.base_model)
     job.say(f"loading {base.name}{' in 4-bit (QLoRA)' if s.qlora else ''}")
-    loaded = load(base, "4bit" if s.qlora else "none")
-    model, tokenizer, fmt = loaded.model, loaded.tokenizer, loaded.format
+    try:
+        model = load_for_training(base, s.qlora)
+        tokenizer, fmt = tokenizer_and_format(base.name)
+    except (OSError, ValueError) as err:
+        raise FinetuneError(f"could not load '{base.name}': {str(err).splitlines()[0]}") from err
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # pad = eos: the collator still keeps EOS in the labels
     end = labels.check_end_marker(tokenizer, fmt)
@@ -150,19 +165,24 @@ def train(job: _Job, s: FinetuneSettings, checkpoint: str | None) -> None:
     counts = {"train": train_set.counts(), **({"eval": eval_set.counts()} if eval_set else {})}
     runs.update_run(store, run_id, metrics={"data": counts})
 
-    if s.qlora:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=s.gradient_checkpointing)
+    if s.qlora:  # casts norms to fp32, enables input grads; checkpointing is on unless asked off (memory.py)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=s.gradient_checkpointing != "off")
     lora = lora_config(s, model, base.model_type)
     model = get_peft_model(model, lora)
     trainable, total = model.get_nb_trainable_parameters()
     job.say(f"LoRA r={s.lora_r} on {lora.target_modules}: {trainable:,} of {total:,} parameters train")
-    args = training_arguments(s, str(run_folder(run_id) / "checkpoints"), has_eval=eval_set is not None)
+    ckpt = checkpointing(s, model.config, weight_bytes, trainable, gpu_bytes())
+    job.say(ckpt.reason)
+    if ckpt.on:
+        model.config.use_cache = False
+    folder = str(run_folder(run_id) / "checkpoints")
+    args = training_arguments(s, folder, has_eval=eval_set is not None, checkpoint_activations=ckpt.on)
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=_as_dataset(train_set.examples),
         eval_dataset=_as_dataset(eval_set.examples) if eval_set else None,
-        data_collator=labels.collator(tokenizer),
+        data_collator=labels.collator(tokenizer, labels.pad_multiple()),
         callbacks=[_Report(job)],
     )
     trainer.remove_callback(PrinterCallback)  # progress goes to the run's log instead of stdout
@@ -187,8 +207,12 @@ def _finish(job: _Job, s: FinetuneSettings, model, tokenizer, fmt, end, held, su
     name = s.adapter_name or f"{s.base_model}-rp-lora-{run_id}"
     tmp = run_folder(run_id) / "adapter.tmp"
     remove_tmp(tmp)
-    model.save_pretrained(str(tmp))
-    final = install(tmp, name)
+    try:
+        model.save_pretrained(str(tmp))
+        final = install(tmp, name)
+    except BaseException:
+        remove_tmp(tmp)  # a half-written adapter (a full disk, say) is not left behind
+        raise
     try:
         registry.add_model(
             str(final),
@@ -218,7 +242,26 @@ def _finish(job: _Job, s: FinetuneSettings, model, tokenizer, fmt, end, held, su
             f"natural-stop rate {base.natural_stop_rate:.0%} → {tuned.natural_stop_rate:.0%}, "
             f"sentences per reply {base.mean_sentences} → {tuned.mean_sentences} (base → adapter, {len(prompts)} prompts)"
         )
+    if s.merge_full:
+        metrics.update(_merge(job, name, model))
     runs.update_run(store, run_id, status="done", adapter=name, metrics=metrics)
     job.progress.metrics.update(metrics)
     job.progress.adapter = name
     job.progress.status = "done"
+
+
+def _merge(job: _Job, adapter: str, model) -> dict:
+    """The optional full merge. The adapter is registered and usable whatever happens here, so a failed merge
+    is recorded on a finished run (retry with `rp-eval finetune merge --adapter-name NAME`)."""
+    from rp_eval.finetune.job import _explain
+    from rp_eval.finetune.merge_full import merge_full
+
+    job.say("merging the adapter into a full model (merge_and_unload)")
+    try:
+        merged = merge_full(adapter, model=model)
+    except Exception as err:  # noqa: BLE001 - recorded on the run; the adapter stands
+        reason = _explain(err)
+        job.say(f"merge into a full model FAILED: {reason}")
+        return {"merge_error": reason}
+    job.say(f"full model registered as '{merged}'")
+    return {"merged": merged}

@@ -51,6 +51,10 @@ def load_yaml(text: str) -> dict:
         mark = err.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
         raise RecipeError(f"malformed YAML at {where}: {err.problem}", "yaml") from err
+    except yaml.YAMLError as err:  # e.g. a character YAML does not allow (ReaderError has no mark)
+        raise RecipeError(f"malformed YAML: {err}", "yaml") from err
+    except RecursionError:
+        raise RecipeError("malformed YAML: nested too deeply", "yaml") from None
     if not isinstance(data, dict):
         raise RecipeError("a recipe is a YAML mapping with at least merge_method and models (or slices)", "yaml")
     return data
@@ -237,14 +241,14 @@ def list_recipes() -> list[str]:
 def load_recipe(name: str) -> str:
     for suffix in (".yaml", ".yml"):
         path = recipes_dir() / f"{name.removesuffix('.yaml').removesuffix('.yml')}{suffix}"
-        if path.exists():
+        if path.exists() and path.resolve().parent == recipes_dir().resolve():  # a name, not a path out of merges/
             return path.read_text(encoding="utf-8")
     raise RecipeError(f"no recipe named '{name}' in {recipes_dir()} (recipes: {', '.join(list_recipes()) or 'none'})")
 
 
 def save_recipe(name: str, text: str, overwrite: bool = True) -> Path:
-    """Validate the structure (not the shapes) and write the file atomically."""
-    parse(text)
+    """Validate the structure and values (not the shapes) and write the file atomically."""
+    validate(text, check_shapes=False)  # an unknown method or a bad value must not replace a good file
     path = _path(name)
     if path.exists() and not overwrite:
         raise RecipeError(f"a recipe named '{path.stem}' exists already: choose another name", "name")

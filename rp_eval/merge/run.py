@@ -10,6 +10,7 @@ cancelled merge leaves nothing behind.
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import shutil
@@ -117,6 +118,29 @@ def preflight(text: str, name: str) -> tuple[dict, list[str], Path]:
     return data, parents, final
 
 
+def sweep_leftovers(folder: Path) -> list[Path]:
+    """Remove the temporary output folders of merges whose process is gone (killed mid-merge: nothing of it was
+    registered, but its half-written folder stays on disk); a merge running in another process is left alone."""
+    removed = []
+    for tmp in folder.glob(".tmp-*") if folder.is_dir() else []:
+        pid = tmp.name.rsplit("-", 2)[-2] if tmp.name.count("-") >= 3 else ""
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(tmp, ignore_errors=True)
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    return True
+
+
 def merge(text: str, name: str, cancel: threading.Event | None = None, seed: int | None = 0) -> Iterator[MergeProgress]:
     """Run a recipe (mergekit YAML naming registered models, folders or hub ids) into a registered model."""
     import mergekit.graph
@@ -132,7 +156,8 @@ def merge(text: str, name: str, cancel: threading.Event | None = None, seed: int
     config = recipes.parse(recipes.map_models(data, _source))
     cancel = cancel or threading.Event()
     events: queue.Queue = queue.Queue()
-    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+    sweep_leftovers(final.parent)
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     options = MergeOptions(
         device="auto", lazy_unpickle=True, copy_tokenizer=True, random_seed=seed, quiet=True, write_model_card=True

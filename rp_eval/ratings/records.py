@@ -177,7 +177,11 @@ def read_jsonl(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise RatingError(f"file '{path}' does not exist")
     records = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RatingError(f"file '{path}' is not UTF-8 text") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 records.append(json.loads(line))

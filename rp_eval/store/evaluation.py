@@ -47,13 +47,16 @@ class EvalReplyRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
-def open_run(store: Store, key: str, model: str, task_version: str, settings: dict) -> EvalRunRow:
-    """The run with this key, created if new; its status goes back to running."""
+def open_run(
+    store: Store, key: str, model: str, task_version: str, settings: dict, owner: dict | None = None
+) -> EvalRunRow:
+    """The run with this key, created if new; its status goes back to running, under `owner` (the process)."""
     with store.transaction() as s:
         run = s.scalar(select(EvalRunRow).where(EvalRunRow.key == key))
         if run is None:
             run = EvalRunRow(key=key, model=model, task_version=task_version, settings=settings)
             s.add(run)
+        run.settings = {**settings, "owner": owner or {}}
         run.status, run.error, run.updated_at = "running", "", _now()
         s.flush()
         return run
@@ -63,6 +66,17 @@ def finish_run(store: Store, run_id: int, error: str = "") -> None:
     with store.transaction() as s:
         run = s.get(EvalRunRow, run_id)
         run.status, run.error, run.updated_at = ("failed" if error else "done"), error, _now()
+
+
+def fail_running(store: Store, is_gone, reason: str) -> list[int]:
+    """Mark failed with `reason` every running run whose owner `is_gone(owner)`; returns their ids."""
+    marked = []
+    with store.transaction() as s:
+        for run in s.scalars(select(EvalRunRow).where(EvalRunRow.status == "running")):
+            if is_gone((run.settings or {}).get("owner")):
+                run.status, run.error, run.updated_at = "failed", reason, _now()
+                marked.append(run.id)
+    return marked
 
 
 def add_replies(store: Store, run_id: int, replies: list[dict]) -> None:

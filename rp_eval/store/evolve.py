@@ -64,6 +64,17 @@ def update_run(store: Store, name: str, **values) -> None:
             setattr(row, key, value)
 
 
+def stop_running(store: Store, is_gone, reason: str) -> list[str]:
+    """Mark stopped, with `reason`, every running run whose owner (in its settings) `is_gone`; their names."""
+    marked = []
+    with store.transaction() as s:
+        for row in s.scalars(select(EvolveRun).where(EvolveRun.status == "running")):
+            if is_gone((row.settings or {}).get("owner")):
+                row.status, row.message = "stopped", reason
+                marked.append(row.name)
+    return marked
+
+
 def list_runs(store: Store) -> list[EvolveRun]:
     with store.transaction() as s:
         return list(s.scalars(select(EvolveRun).order_by(EvolveRun.id.desc())))

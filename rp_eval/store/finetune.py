@@ -45,6 +45,23 @@ def list_runs(store: Store) -> list[FinetuneRun]:
         return list(s.scalars(select(FinetuneRun).order_by(FinetuneRun.id.desc())))
 
 
+def running_runs(store: Store) -> list[FinetuneRun]:
+    with store.transaction() as s:
+        return list(s.scalars(select(FinetuneRun).where(FinetuneRun.status == "running")))
+
+
+def fail_if_running(store: Store, run_id: int, reason: str) -> bool:
+    """Mark a run failed with `reason` as its error and last log line, unless it left "running" meanwhile."""
+    with store.transaction() as s:
+        run = s.get(FinetuneRun, run_id, with_for_update=True)
+        if run is None or run.status != "running":
+            return False
+        run.status, run.finished_at = "failed", _now()
+        run.metrics = {**run.metrics, "error": reason}
+        run.log = run.log + f"{reason}\n"
+        return True
+
+
 def update_run(
     store: Store,
     run_id: int,

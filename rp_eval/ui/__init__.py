@@ -7,7 +7,7 @@ import importlib
 import gradio as gr
 
 from rp_eval import settings
-from rp_eval.ui import models_tab
+from rp_eval.ui import locale, models_tab
 from rp_eval.ui.locale import t
 
 # One line per tab after Models: (module under rp_eval.ui with a `build()` function, locale key of its label).
@@ -34,8 +34,11 @@ def build_app(
     startup_problems: list[str] | None = None, demo_models: bool = True, only: set[str] | None = None
 ) -> gr.Blocks:
     """The page; `only` limits it to some tabs (the raters' page), and tabs left out have no endpoints."""
-    with gr.Blocks(title=t("title")) as app:
-        gr.Markdown(f"# {t('title')}")
+    locale.begin_page()
+    with gr.Blocks(title="rp_eval") as app:  # the browser's title bar is not translated: no words in it
+        with gr.Row(equal_height=True):
+            gr.Markdown(f"# {t('title')}")
+            switch = locale.language_switch(app)
         if demo_models:
             gr.Markdown(t("demo_banner"), elem_id="demo-banner")
         with gr.Tabs():
@@ -51,4 +54,5 @@ def build_app(
                         gr.Markdown(t("demo_mode_off"), elem_classes="demo-mode-off")
                     else:
                         importlib.import_module(f"rp_eval.ui.{module}").build()
+        locale.localize(app, switch)
     return app

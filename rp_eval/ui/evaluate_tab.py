@@ -9,7 +9,7 @@ import time
 import gradio as gr
 import pandas as pd
 
-from rp_eval import settings
+from rp_eval import paths, settings
 from rp_eval.chat.generate import GenerationSettings
 from rp_eval.errors import RpEvalError
 from rp_eval.evaluate import report
@@ -30,7 +30,7 @@ def _names() -> list[str]:
 def _bar(done: int, total: int, message: str) -> str:
     return (
         f'<progress id="ev-bar" value="{done}" max="{max(total, 1)}" style="width:100%"></progress>'
-        f'<p id="ev-progress-text">{html.escape(message)} ({done}/{total})</p>'
+        f'<p id="ev-progress-text">{html.escape(message, quote=False)} ({done}/{total})</p>'
     )
 
 
@@ -65,7 +65,7 @@ def _run(models, split, limit, seed, max_new_tokens, temperature, batch_size, we
             generation=GenerationSettings(
                 max_new_tokens=int(max_new_tokens), temperature=float(temperature), top_p=EVAL_GENERATION.top_p
             ),
-            weights=weights or None,
+            weights=str(paths.confine(weights, "weights file")) if weights else None,
             judge_model=judge or None,
             reference_model=reference or None,
         )
@@ -116,7 +116,8 @@ def _calibrate(result: EvalResult | None, weights: str, ridge: float):
     from rp_eval.evaluate.calibrate import calibrate_store, model_correlations
 
     try:
-        cal, path = calibrate_store(get_store(), weights or None, float(ridge or 1.0))
+        weights = str(paths.confine(weights, "weights file")) if weights else None
+        cal, path = calibrate_store(get_store(), weights, float(ridge or 1.0))
     except RpEvalError as err:
         return f"⚠️ {err}", None, None
     per_model = None

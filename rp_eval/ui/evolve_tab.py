@@ -11,7 +11,7 @@ import pandas as pd
 
 from rp_eval.errors import RpEvalError
 from rp_eval.evolve.genome import METHOD_PARAMS, Genome, save_genome
-from rp_eval.evolve.search import SearchSettings, evolve, export_best
+from rp_eval.evolve.search import SearchSettings, evolve, export_best, stored_settings
 from rp_eval.models import registry
 from rp_eval.store import evolve as db
 from rp_eval.store import get_store
@@ -26,7 +26,9 @@ def _names() -> list[str]:
 
 def _history_frame(history) -> pd.DataFrame:
     rows = [{"generation": g, "fitness": v, "series": s} for g, b, m in history for s, v in (("best", b), ("mean", m))]
-    return pd.DataFrame(rows or [{"generation": 0, "fitness": 0.0, "series": "best"}])
+    # the empty plot names both series: the legend and colours keep the series the first value had
+    empty = [{"generation": 0, "fitness": 0.0, "series": s} for s in ("best", "mean")]
+    return pd.DataFrame(rows or empty)
 
 
 def candidates_frame(run: str) -> pd.DataFrame:
@@ -85,7 +87,7 @@ def resume(run):
     if row is None:
         yield f"⚠ no evolve run named '{run}'", gr.skip(), gr.skip()
         return
-    yield from _stream(None, SearchSettings(**row.settings), run, resume=True)
+    yield from _stream(None, stored_settings(row), run, resume=True)
 
 
 def stop():
@@ -112,28 +114,30 @@ def build() -> None:
         split = gr.Checkbox(False, label=t("evo_split"))
     with gr.Row():
         run = gr.Textbox("evolve-1", label=t("evo_run"), elem_id="ev-run")
-        population = gr.Number(4, precision=0, label=t("evo_population"))
-        budget = gr.Number(8, precision=0, label=t("evo_budget"))
+        population = gr.Number(4, precision=0, label=t("evo_population"), elem_id="ev-population")
+        budget = gr.Number(8, precision=0, label=t("evo_budget"), elem_id="ev-budget")
         sigma = gr.Number(0.2, label=t("evo_sigma"))
         seed = gr.Number(0, precision=0, label=t("evo_seed"))
-        dev_limit = gr.Number(4, precision=0, label=t("evo_dev_limit"))
-        tokens = gr.Number(16, precision=0, label=t("evo_tokens"))
+        dev_limit = gr.Number(4, precision=0, label=t("evo_dev_limit"), elem_id="ev-dev-limit")
+        tokens = gr.Number(16, precision=0, label=t("evo_tokens"), elem_id="ev-tokens")
     with gr.Row():
         start_btn = gr.Button(t("evo_start"), variant="primary", elem_id="ev-start")
-        stop_btn = gr.Button(t("evo_stop"), variant="stop")
-        resume_btn = gr.Button(t("evo_resume"))
-        refresh_btn = gr.Button(t("evo_refresh"))
+        stop_btn = gr.Button(t("evo_stop"), variant="stop", elem_id="ev-stop")
+        resume_btn = gr.Button(t("evo_resume"), elem_id="ev-resume")
+        refresh_btn = gr.Button(t("evo_refresh"), elem_id="ev-refresh")
     status = gr.Markdown(elem_id="ev-status")
     plot = gr.LinePlot(
         _history_frame([]), x="generation", y="fitness", color="series", title=t("evo_plot"), elem_id="ev-plot"
     )
     table = gr.Dataframe(label=t("evo_candidates"), interactive=False, elem_id="ev-candidates")
     with gr.Row():
-        export_name = gr.Textbox("evolved-best", label=t("evo_export_name"))
-        export_btn = gr.Button(t("evo_export"))
+        export_name = gr.Textbox("evolved-best", label=t("evo_export_name"), elem_id="ev-export-name")
+        export_btn = gr.Button(t("evo_export"), elem_id="ev-export")
     inputs = [models, base, method, granularity, split, run, population, budget, sigma, seed, dev_limit, tokens]
     start_btn.click(start, inputs, [status, plot, table])
     resume_btn.click(resume, [run], [status, plot, table])
     stop_btn.click(stop, None, status)
     refresh_btn.click(candidates_frame, [run], table)
     export_btn.click(export, [run, export_name], status)
+    for picker in (models, base):  # models registered since the page was built (merges, fine-tunes)
+        picker.focus(lambda: gr.update(choices=_names()), None, picker, queue=False, show_progress="hidden")

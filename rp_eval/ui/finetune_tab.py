@@ -12,9 +12,10 @@ import gradio as gr
 import pandas as pd
 from pydantic import ValidationError
 
+from rp_eval import paths
 from rp_eval.errors import RpEvalError
 from rp_eval.finetune import job
-from rp_eval.finetune.config import SCHEDULES, FinetuneSettings
+from rp_eval.finetune.config import CHECKPOINTING, SCHEDULES, FinetuneSettings
 from rp_eval.finetune.preview import preview
 from rp_eval.models import registry
 from rp_eval.store import finetune as runs
@@ -41,9 +42,14 @@ def _runs_table() -> pd.DataFrame:
             "train loss": r.metrics.get("train_loss", ""),
             "stops (base → adapter)": _stop_words(r.metrics),
         }
-        for r in runs.list_runs(get_store())
+        for r in _listed_runs()
     ]
     return pd.DataFrame(rows, columns=["run", "status", "base", "adapter", "train loss", "stops (base → adapter)"])
+
+
+def _listed_runs():
+    job.mark_interrupted()  # runs whose process is gone are shown failed, with the reason in their log
+    return runs.list_runs(get_store())
 
 
 def _stop_words(metrics: dict) -> str:
@@ -57,7 +63,7 @@ def _preview(base: str | None, data: str, max_length: float) -> str:
     if not base:
         return f"⚠️ {t('ft_choose_base')}"
     try:
-        pv = preview(base, data, n=3, max_length=int(max_length))
+        pv = preview(base, paths.confine_source(data or "", "training data"), n=3, max_length=int(max_length))
     except RpEvalError as err:
         return f"⚠️ {html.escape(str(err))}"
     if not pv.ok:
@@ -86,6 +92,10 @@ def _plot(p: job.Progress) -> pd.DataFrame:
 def _result(p: job.Progress) -> str:
     if p.status == "done":
         out = t("ft_done", adapter=p.adapter)
+        if p.metrics.get("merged"):
+            out += "\n\n" + t("ft_merged", name=p.metrics["merged"])
+        if p.metrics.get("merge_error"):
+            out += "\n\n⚠️ " + p.metrics["merge_error"]
         check = p.metrics.get("stop_check")
         if check:
             b, a = check["base"], check["adapter"]
@@ -110,14 +120,14 @@ def _watch(run_id: int):
 
 
 def _start(base, data, adapter_name, r, alpha, dropout, targets, qlora, checkpointing, lr, schedule, warmup, epochs,
-           max_steps, batch, accum, seed, eval_fraction, max_length, overflow):  # fmt: skip
+           max_steps, batch, accum, seed, eval_fraction, max_length, overflow, merge_full=False):  # fmt: skip
     if not base:
         yield gr.update(), gr.update(), gr.update(), f"⚠️ {t('ft_choose_base')}", gr.update(), gr.update()
         return
     try:
         s = FinetuneSettings(
             base_model=base,
-            data=data or "",
+            data=paths.confine_source(data or "", "training data"),
             adapter_name=adapter_name or "",
             lora_r=int(r),
             lora_alpha=int(alpha),
@@ -136,6 +146,7 @@ def _start(base, data, adapter_name, r, alpha, dropout, targets, qlora, checkpoi
             eval_fraction=eval_fraction,
             max_length=int(max_length),
             overflow=overflow,
+            merge_full=bool(merge_full),
         )
         run_id = job.start(s)
     except (RpEvalError, ValidationError) as err:
@@ -181,7 +192,8 @@ def build() -> None:
             targets = gr.Textbox(label=t("ft_targets"))
         with gr.Row():
             qlora = gr.Checkbox(d.qlora, label=t("ft_qlora"))
-            checkpointing = gr.Checkbox(d.gradient_checkpointing, label=t("ft_checkpointing"))
+            checkpointing = gr.Radio(list(CHECKPOINTING), value=d.gradient_checkpointing, label=t("ft_checkpointing"))
+            merge_full = gr.Checkbox(d.merge_full, label=t("ft_merge_full"), elem_id="ft-merge-full")
     with gr.Accordion(t("ft_training"), open=False):
         with gr.Row():
             lr = gr.Number(d.learning_rate, label=t("ft_lr"), elem_id="ft-lr")
@@ -207,7 +219,7 @@ def build() -> None:
     refresh = gr.Button(t("ft_refresh"), size="sm")
 
     form = [base, data, adapter_name, r, alpha, dropout, targets, qlora, checkpointing, lr, schedule, warmup, epochs]
-    form += [max_steps, batch, accum, seed, eval_fraction, max_length, overflow]
+    form += [max_steps, batch, accum, seed, eval_fraction, max_length, overflow, merge_full]
     watched = [progress, plot, log, result, run_id, table]
     preview_button.click(_preview, [base, data, max_length], preview_html)
     start.click(_start, form, watched, concurrency_limit=None)

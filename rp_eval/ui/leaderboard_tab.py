@@ -12,7 +12,7 @@ from datetime import datetime
 import gradio as gr
 import pandas as pd
 
-from rp_eval import settings
+from rp_eval import auth, settings
 from rp_eval.errors import RpEvalError
 from rp_eval.ratings import leaderboard, plots
 from rp_eval.ratings.records import RatingError, RatingFilter, load_scores, load_votes, write_frame
@@ -83,7 +83,10 @@ def refresh(persona, rater, exclude, since, until, rounds):
     )
 
 
-def export(kind, fmt, persona, rater, exclude, since, until, rounds):
+def export(kind, fmt, persona, rater, exclude, since, until, rounds, request: gr.Request = None):
+    user = getattr(request, "username", None)
+    if kind == "raw" and user and not auth.is_admin(user):
+        rater = user  # on a lab server a rater's raw export holds their own ratings only, whatever was asked
     try:
         where = _filter(persona, rater, exclude, since, until)
         store = get_store()

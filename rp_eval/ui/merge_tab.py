@@ -6,6 +6,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
+from rp_eval import paths
 from rp_eval.errors import RpEvalError
 from rp_eval.merge import compat, form, recipe
 from rp_eval.merge.methods import methods
@@ -121,6 +122,7 @@ def run(text: str, name: str, progress=gr.Progress()):  # noqa: B008 - Gradio's 
     from rp_eval.merge.run import merge
 
     try:
+        recipe.map_models(recipe.load_yaml(text), paths.confine_model_ref)  # a folder typed in the YAML box
         for p in merge(text, name or ""):
             progress(p.fraction, desc=p.message)
             if p.stage == "done":

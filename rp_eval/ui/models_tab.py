@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from rp_eval import paths
 from rp_eval.chat.formats import FORMATS
 from rp_eval.models import registry
 from rp_eval.ui.locale import t
@@ -15,9 +16,10 @@ def _names() -> list[str]:
 
 def add(source: str, name: str, prompt_format: str, trust_remote_code: bool):
     try:
+        source = paths.confine_source(source)
         row = registry.add_model(source, name, prompt_format=prompt_format, trust_remote_code=trust_remote_code)
         message = t("added", name=row.name, architecture=row.architecture)
-    except registry.RegistryError as err:
+    except (registry.RegistryError, paths.PathNotAllowed) as err:
         message = f"⚠️ {err}"
     return registry.table(), gr.update(choices=_names()), message
 

@@ -88,3 +88,44 @@ def test_stopping_rules_hold_on_the_static_engine(tiny_llama):
         GenerationSettings(temperature=0, max_new_tokens=24, engine="static", stop_strings=(stop,)),
     )
     assert static.finish_reason == "stop_string" and stop not in static.text
+
+
+@pytest.mark.parametrize("which", ["tiny_llama", "tiny_mistral"])
+def test_fused_decode_step_gives_the_eager_tokens(which, request):
+    """The fused step (rp_eval/chat/fused.py; compiled on a GPU, run as it is here) follows transformers'
+    forward: same logits within fp32 rounding at every step, so the same greedy tokens, left padding included."""
+    model, tokenizer = load(request.getfixturevalue(which))
+    settings = GenerationSettings(temperature=0, max_new_tokens=20, engine="static")
+    fmt = FORMATS["template"]
+    plain = generate_batch(model, tokenizer, fmt, CONVERSATIONS, settings)  # static engine, transformers' step
+    model._rp_eval_static_engine = fused = StaticEngine(model, fused=True)
+    assert fused.fused is not None
+    steps = []
+    original = fused.fused.__call__
+
+    class Recording:
+        def __call__(self, *args):
+            steps.append(original(*args))
+            return steps[-1]
+
+    fused.fused = Recording()
+    again = generate_batch(model, tokenizer, fmt, CONVERSATIONS, settings)
+    assert len(steps) >= 10  # the fused step did the decoding
+    assert [r.raw_text for r in again] == [r.raw_text for r in plain]
+    assert [r.finish_reason for r in again] == [r.finish_reason for r in plain]
+    for conversation, reference in zip(CONVERSATIONS, plain, strict=True):  # one prompt: padded to its bucket
+        assert generate(model, tokenizer, fmt, conversation, settings).raw_text == reference.raw_text
+
+
+def test_fused_step_logits_equal_the_forward(tiny_mistral):
+    import torch
+
+    model, tokenizer = load(tiny_mistral)
+    ids = tokenizer(["こんにちは、今日は良い天気ですね"], return_tensors="pt", add_special_tokens=False)
+    outputs = {}
+    for name in ("forward", "fused"):
+        engine = StaticEngine(model, fused=name == "fused")
+        with torch.inference_mode():
+            engine.prefill(ids.input_ids, ids.attention_mask, 4)
+            outputs[name] = engine.step(torch.tensor([5]))
+    assert torch.allclose(outputs["forward"], outputs["fused"], atol=1e-5, rtol=1e-4)

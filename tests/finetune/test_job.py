@@ -21,10 +21,11 @@ FAST = dict(batch_size=8, grad_accum=1, lora_dropout=0.0, warmup=0, max_length=2
 def test_short_run_learns_to_end_replies_with_eos(tiny_base):
     """The behavioural test: before, the random model almost never stops; after 80 LoRA steps on short,
     EOS-terminated replies it stops by itself clearly more often on held-out prompts, never spelling the EOS.
-    (Measured over 3 model seeds x 2 sampling seeds: 0-8% before, 67-100% after.)"""
+    (Measured over 3 model seeds x 2 sampling seeds: 0-8% before, 67-100% after.) All linear layers are adapted:
+    on this 2-layer, 32-wide model the default q/v adapters alone do not move the output enough (0% -> 0%)."""
     s = FinetuneSettings(
         base_model=tiny_base, max_steps=80, learning_rate=3e-2, lora_r=16, eval_fraction=0.34, eval_steps=40,
-        save_steps=80, stop_check_prompts=4, stop_check_tokens=16, **FAST,
+        save_steps=80, stop_check_prompts=4, stop_check_tokens=16, target_modules=("all-linear",), **FAST,
     )  # fmt: skip
     run_id = job.start(s)
     last = job.wait(run_id)

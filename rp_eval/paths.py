@@ -1,0 +1,86 @@
+"""Paths typed by a person in the UI or the HTTP API, confined to allowed roots.
+
+Allowed: the workspace (`settings.home()`), the project's own data folders (`prompts/`, `merges/`, whose files
+the forms offer by default) and the folders of the `allowed_roots` setting. Symlinks are resolved first, so
+`../../etc/passwd` and a link in the workspace that points out of it are both refused.
+
+Who is confined: the web page and the HTTP API, used by whoever can reach the server. The CLI is not: it runs
+as its user, in that user's own shell, with that user's file permissions, so it reads any path it is given.
+
+A model source that is not a local path (a Hugging Face id such as `owner/name`) is passed through unchanged:
+the hub is not a file system.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rp_eval import settings
+from rp_eval.errors import RpEvalError
+
+PROJECT = Path(__file__).resolve().parents[1]
+DATA_FOLDERS = ("prompts", "merges")  # shipped data the forms offer (tasks, personas, recipes, training sets)
+
+
+class PathNotAllowed(RpEvalError):
+    """A path outside every allowed root."""
+
+
+def allowed_roots() -> list[Path]:
+    """The folders a typed path may lie in, symlinks resolved, without repeats."""
+    roots = [settings.home(), *(PROJECT / d for d in DATA_FOLDERS)]
+    roots += [Path(r).expanduser() for r in settings.config().allowed_roots]
+    return list(dict.fromkeys(r.resolve() for r in roots))
+
+
+def confine(path: str | Path, what: str = "path") -> Path:
+    """`path` resolved (symlinks followed, relative to the working folder), or PathNotAllowed if it lies outside
+    every allowed root. The file need not exist yet (a path to write to is checked the same way)."""
+    text = str(path).strip()
+    if len(text) > 4096:
+        raise PathNotAllowed(f"{what} is {len(text)} characters long; a path is at most 4096")
+    if not text:
+        raise PathNotAllowed(f"no {what} given")
+    if "\x00" in text:
+        raise PathNotAllowed(f"{what} {text!r} contains a NUL character")
+    try:
+        resolved = Path(text).expanduser().resolve()
+    except (OSError, RuntimeError) as err:  # a name too long, a symlink loop
+        raise PathNotAllowed(f"{what} '{text[:200]}' can not be used as a path: {err}") from err
+    roots = allowed_roots()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        shown = f"'{text}'" if str(resolved) == text else f"'{text}' (resolves to '{resolved}')"
+        raise PathNotAllowed(
+            f"{what} {shown} is outside the folders this server may read and write: "
+            f"{', '.join(str(r) for r in roots)} (add a folder to the allowed_roots setting to allow it)"
+        )
+    return resolved
+
+
+def is_local(source: str) -> bool:
+    """Whether a model or data source names a local path (else it is a hub id such as `owner/name`)."""
+    source = source.strip()
+    if source.startswith((".", "/", "~", "\\")) or ".." in Path(source).parts or "\\" in source:
+        return True
+    try:
+        return "\x00" in source or len(source) > 1000 or Path(source).expanduser().exists()
+    except (OSError, ValueError):  # a name the file system can not even look up
+        return True
+
+
+def confine_source(source: str, what: str = "model folder") -> str:
+    """A model / adapter / data-set source as typed: a hub id unchanged, a local path confined and resolved."""
+    source = (source or "").strip()
+    if not source or not is_local(source):
+        return source
+    return str(confine(source, what))
+
+
+def confine_model_ref(ref: str) -> str:
+    """A model named in a recipe or genome: a registered model's name is fine as it is (its folder was checked
+    when it was registered); anything else is a source and is confined."""
+    from rp_eval.store import get_store
+
+    if get_store().get_model(ref) is not None:
+        return ref
+    return confine_source(ref, "model")

@@ -1,0 +1,83 @@
+"""The Evolve tab in a real browser: a tiny search on the demo models, stopped and resumed, the fitness plot and
+the candidates table filled, the best exported and then offered in the Chat tab."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from rp_eval.store import evolve as db
+from rp_eval.store import get_store
+from tests.conftest import running_app, use_workspace
+
+
+@pytest.fixture
+def evolve_app(demo_workspace, tmp_path):
+    """The app over the demo workspace, writing exported recipes to a folder of this test."""
+    env = {"RP_EVAL_RECIPES": str(tmp_path / "merges")}
+    with running_app(demo_workspace, tmp_path / "app.log", env=env) as url:
+        yield url
+
+
+def _pick(page, elem_id: str, value: str) -> None:
+    box = page.locator(f"#{elem_id} input").first
+    box.click()  # focus refreshes the model list (queue=False): let that land before choosing, or it may undo it
+    page.wait_for_timeout(500)
+    box.fill(value)
+    page.get_by_role("option", name=value, exact=True).first.click()
+    expect(page.locator(f"#{elem_id}")).to_contain_text(value)
+
+
+def _number(page, elem_id: str, value: int) -> None:
+    page.locator(f"#{elem_id} input").first.fill(str(value))
+
+
+def _rows(page) -> int:
+    """Candidates in the table (Gradio's table draws only the rows in view; the grid knows them all)."""
+    return int(page.locator("#ev-candidates [role=grid]").get_attribute("aria-rowcount")) - 1
+
+
+def test_search_stop_resume_and_export_in_the_browser(
+    evolve_app, demo_workspace, page, artifacts, tmp_path, monkeypatch
+):
+    page.goto(evolve_app)
+    page.get_by_role("tab", name="Evolve").click()
+    _pick(page, "ev-models", "demo-llama-b")
+    _pick(page, "ev-base", "demo-llama-a")
+    page.locator("#ev-run input, #ev-run textarea").first.fill("browser-run")
+    for elem_id, value in (("ev-population", 4), ("ev-budget", 8), ("ev-dev-limit", 2), ("ev-tokens", 6)):
+        _number(page, elem_id, value)
+    status = page.locator("#ev-status")
+
+    page.locator("#ev-start").click()
+    status.get_by_text("generation 0 candidate 0").wait_for(timeout=60_000)
+    page.locator("#ev-stop").click()
+    status.get_by_text("stopped").wait_for(timeout=60_000)
+    stopped_at = _rows(page)
+    assert 1 <= stopped_at < 8, stopped_at  # stopped inside the first generation, every finished one shown
+
+    page.locator("#ev-resume").click()
+    status.get_by_text("done").wait_for(timeout=120_000)
+    expect(page.locator("#ev-candidates [role=grid]")).to_have_attribute("aria-rowcount", "9", timeout=30_000)
+    table = page.locator("#ev-candidates").inner_text()
+    assert "fitness" in table and "ok" in table and "failed" not in table
+    plot = page.locator("#ev-plot")
+    expect(plot.locator("canvas, svg").first).to_be_visible(timeout=30_000)
+    assert "best" in plot.inner_text() and "mean" in plot.inner_text()  # both series in the legend
+    page.screenshot(path=str(artifacts / "evolve-tab.png"), full_page=True)
+
+    page.locator("#ev-export-name input, #ev-export-name textarea").first.fill("browser-evolved")
+    page.locator("#ev-export").click()
+    status.get_by_text("registered").wait_for(timeout=180_000)
+    assert (tmp_path / "merges" / "browser-evolved.yaml").exists()
+    page.screenshot(path=str(artifacts / "evolve-exported.png"), full_page=True)
+
+    page.get_by_role("tab", name="Chat").click()
+    page.locator("#chat-model-a input").first.click()  # opening the list refreshes it
+    expect(page.get_by_role("option", name="browser-evolved", exact=True).first).to_be_visible(timeout=30_000)
+
+    use_workspace(demo_workspace, monkeypatch)  # what the app stored
+    store = get_store()
+    run = db.get_run(store, "browser-run")
+    assert run.status == "done" and len(db.candidates(store, run.id)) == 8
+    assert store.get_model("browser-evolved").kind == "merged"

@@ -1,0 +1,132 @@
+"""The page in Japanese and English: picked from the browser's language, changed with the switch in the header,
+and messages made by event handlers in the page's language."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from rp_eval.ui import TABS
+from rp_eval.ui.locale import JA, STRINGS
+from tests.conftest import CHROMIUM, FLAGS
+
+TAB_KEYS = ["models_tab", *(label for _, label in TABS)]
+# English sentences long enough not to turn up by chance in data (model names, personas)
+ENGLISH = [v.replace("**", "").replace("`", "")[:60] for k, v in STRINGS.items() if len(v) >= 12 and JA.get(k) != v]
+ENGLISH = [v for v in ENGLISH if "{" not in v and "|" not in v]
+
+
+@contextlib.contextmanager
+def browser_page(browser_locale: str):
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed (apt-get install chromium fonts-noto-cjk)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        context = browser.new_context(locale=browser_locale, viewport={"width": 1280, "height": 900})
+        yield context.new_page()
+        browser.close()
+
+
+def _open(page, url: str) -> None:
+    page.goto(url)
+    page.locator("#models-table").wait_for(timeout=60_000)
+
+
+def _tabs_say(page, table: dict[str, str]) -> None:
+    for key in TAB_KEYS:
+        page.get_by_role("tab", name=table[key], exact=True).wait_for(timeout=15_000)
+
+
+def _remove_nothing(page, expected: str) -> None:
+    """Remove on the Models tab with no model chosen: the handler's message must say `expected`."""
+    page.get_by_role("tab").first.click()
+    page.locator("button.stop").first.click()
+    page.locator("#models-status").get_by_text(expected).wait_for(timeout=30_000)
+
+
+def _left_in_english(page) -> list[str]:
+    body = page.inner_text("body")
+    assert "__i18n__" not in body
+    return [s for s in ENGLISH if s in body]
+
+
+def test_japanese_browser_gets_japanese(app_url, artifacts):
+    with browser_page("ja-JP") as page:
+        _open(page, app_url)
+        _tabs_say(page, JA)
+        assert JA["demo_banner"][2:16] in page.locator("#demo-banner").inner_text()
+        page.get_by_label(JA["source"]).first.wait_for()
+        assert page.locator("#language-switch input[value=ja]").is_checked()
+        for key in TAB_KEYS:  # every tab: nothing left in English, no untranslated key
+            page.get_by_role("tab", name=JA[key], exact=True).click()
+            page.wait_for_timeout(800)
+            assert _left_in_english(page) == [], key
+        page.get_by_role("tab", name=JA["chat_tab"], exact=True).click()
+        page.get_by_role("button", name=JA["chat_send"], exact=True).wait_for()
+        page.get_by_label(JA["chat_message"], exact=True).wait_for()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artifacts / "i18n-chat-ja.png"), full_page=True)
+
+        # a message made by an event handler comes in Japanese
+        _remove_nothing(page, JA["choose_model"])
+
+        # ?lang=en overrides the browser, and the server follows it too
+        _open(page, app_url + "/?lang=en")
+        _tabs_say(page, STRINGS)
+        _remove_nothing(page, STRINGS["choose_model"])
+
+
+def test_english_browser_and_the_switch(app_url, artifacts):
+    with browser_page("en-US") as page:
+        _open(page, app_url)
+        _tabs_say(page, STRINGS)
+        page.get_by_role("tab", name=STRINGS["chat_tab"], exact=True).click()
+        page.get_by_role("button", name=STRINGS["chat_send"], exact=True).wait_for()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artifacts / "i18n-chat-en.png"), full_page=True)
+        assert [
+            s for s in JA.values() if len(s) >= 6 and s not in STRINGS.values() and s in page.inner_text("body")
+        ] == []
+        _remove_nothing(page, STRINGS["choose_model"])
+
+        # the switch turns the whole page Japanese at once, messages included, and survives a reload
+        page.locator("#language-switch").get_by_text("日本語").click()
+        _tabs_say(page, JA)
+        page.get_by_label(JA["source"]).first.wait_for()
+        # everything but the message already on the page, which stays in the language it was made in
+        assert _left_in_english(page) == [STRINGS["choose_model"]]
+        _remove_nothing(page, JA["choose_model"])
+        assert "lang=ja" in page.url
+        page.goto(app_url)  # no parameter: the cookie remembers
+        page.locator("#models-table").wait_for(timeout=60_000)
+        _tabs_say(page, JA)
+        assert page.locator("#language-switch input[value=ja]").is_checked()
+
+        page.locator("#language-switch").get_by_text("English").click()
+        _tabs_say(page, STRINGS)
+        _remove_nothing(page, STRINGS["choose_model"])
+
+
+def test_login_page_in_both_languages_then_the_raters_page_in_japanese(demo_workspace, tmp_path, artifacts):
+    from rp_eval import auth
+    from rp_eval.ui import RATER_TABS
+    from tests.conftest import running_app
+
+    users = tmp_path / "users.yaml"
+    auth.add_user(users, "suzuki", "rater password", "rater")
+    with running_app(demo_workspace, tmp_path / "app.log", "--auth", str(users)) as url, browser_page("ja-JP") as page:
+        page.goto(url)
+        page.get_by_text(JA["login"]).wait_for(timeout=60_000)
+        page.get_by_text(STRINGS["login"]).wait_for()  # before a page has a language: both
+        page.screenshot(path=str(artifacts / "i18n-login-ja.png"))
+        page.get_by_label("ユーザー名").fill("suzuki")  # Gradio's own login labels follow the browser too
+        page.get_by_label("パスワード").fill("rater password")
+        page.get_by_role("button", name="ログイン").click()
+        for module, label in TABS:
+            if module in RATER_TABS:
+                page.get_by_role("tab", name=JA[label], exact=True).wait_for(timeout=60_000)
+        assert page.get_by_role("tab", name=JA["models_tab"], exact=True).count() == 0

@@ -1,0 +1,82 @@
+"""The string tables: both languages have the same keys and the same placeholders; the language is picked right."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+
+from rp_eval.ui import locale
+
+
+def _fields(text: str) -> set[tuple[str, str]]:
+    return {(name, spec) for _, name, spec, _ in string.Formatter().parse(text) if name is not None}
+
+
+def test_japanese_has_every_key_and_nothing_else():
+    assert set(locale.JA) == set(locale.STRINGS), (
+        f"missing in JA: {sorted(set(locale.STRINGS) - set(locale.JA))}; "
+        f"not in STRINGS: {sorted(set(locale.JA) - set(locale.STRINGS))}"
+    )
+
+
+@pytest.mark.parametrize("key", sorted(locale.STRINGS))
+def test_same_placeholders_and_markdown_marks(key):
+    en, ja = locale.STRINGS[key], locale.JA.get(key, "")
+    assert _fields(ja) == _fields(en), key
+    for mark in ("**", "`", "\n", "|", "{{user}}"):
+        assert ja.count(mark) == en.count(mark), (key, mark)
+
+
+def test_japanese_is_japanese():
+    # every Japanese string that is more than a name or a code has kana or kanji in it
+    kana_or_kanji = [k for k, v in locale.JA.items() if any("\u3040" <= c <= "\u9fff" for c in v)]
+    assert len(kana_or_kanji) > 0.85 * len(locale.JA)
+    same = [k for k in locale.JA if locale.JA[k] == locale.STRINGS[k]]
+    assert all(len(locale.STRINGS[k]) < 40 for k in same), same  # only short names and formats left as they are
+
+
+@pytest.mark.parametrize(
+    ("cookie", "accept", "expected"),
+    [
+        (None, "ja-JP,ja;q=0.9,en;q=0.8", "ja"),
+        (None, "ja", "ja"),
+        (None, "en-US,en;q=0.9,ja;q=0.8", "en"),
+        (None, "fr-FR", "en"),
+        (None, None, "en"),
+        ("en", "ja-JP", "en"),
+        ("ja", "en-US", "ja"),
+        ("xx", "ja-JP", "ja"),
+    ],
+)
+def test_choose(cookie, accept, expected):
+    assert locale.choose(cookie, accept) == expected
+
+
+def test_t_outside_a_page_is_english_and_formats():
+    assert locale.t("added", name="m", architecture="llama") == "Registered **m** (llama)."
+    assert locale.text("added", "ja").format(name="m", architecture="llama") == "**m**（llama）を登録しました。"
+
+
+def test_t_while_building_gives_keys_the_browser_translates():
+    import gradio as gr
+
+    with gr.Blocks():
+        plain = locale.t("chat_send")
+        formatted = locale.t("chat_import_card", mb=7)
+    assert plain.startswith("__i18n__") and '"chat_send"' in plain
+    key = formatted.split('"key": "')[1].split('"')[0]
+    tables = locale.i18n().translations_dict
+    assert tables["en"][key] == locale.STRINGS["chat_import_card"].format(mb=7)
+    assert tables["ja"][key] == locale.JA["chat_import_card"].format(mb=7)
+    assert tables["ja"]["chat_send"] == locale.JA["chat_send"]
+
+
+def test_both_languages_for_the_login_page():
+    assert locale.both("login") == f"{locale.JA['login']}<br>{locale.STRINGS['login']}"
+
+
+def test_the_switch_reaches_gradios_locale_function():
+    # the switch imports Gradio's front-end core module to call changeLocale; a Gradio upgrade that renames it
+    # must fail here, not silently on the page
+    assert locale._CORE is not None and "changeLocale" in locale._CORE.read_text()
