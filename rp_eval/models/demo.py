@@ -27,7 +27,7 @@ from rp_eval.chat.formats import FORMATS, Message
 from rp_eval.models import registry
 
 CORPUS = Path(__file__).resolve().parents[2] / "prompts" / "demo" / "corpus.jsonl"
-BUILD_VERSION = 1  # bump when the recipe below changes, so old builds are replaced
+BUILD_VERSION = 2  # bump when the recipe below changes, so old builds are replaced (2: 2048 positions)
 
 # The Llama-2 format as a Jinja chat template; renders exactly what formats.Llama2 renders.
 LLAMA2_TEMPLATE = (
@@ -75,7 +75,7 @@ SHAPE = dict(
     num_hidden_layers=4,
     num_attention_heads=4,
     num_key_value_heads=2,
-    max_position_embeddings=512,
+    max_position_embeddings=2048,  # persona prompts run 400–700 tokens with this tokenizer
 )
 
 
