@@ -10,10 +10,10 @@ from pathlib import Path
 
 def owner() -> dict:
     """This host, this process and when it started (so a reused pid is not mistaken for it)."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _process_start(os.getpid())}
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": process_start(os.getpid())}
 
 
-def _process_start(pid: int) -> str:
+def process_start(pid: int) -> str:
     try:  # field 22 of /proc/PID/stat: the start time in clock ticks since boot (Linux)
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
@@ -39,5 +39,5 @@ def gone(who: dict | None) -> bool:
         return False
     if not pid_alive(pid):
         return True
-    started = _process_start(pid)
+    started = process_start(pid)
     return bool(who.get("started") and started and started != who["started"])

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rp_eval import processes
 from rp_eval import settings as paths
 from rp_eval.errors import RpEvalError
 from rp_eval.finetune import data as datalib
@@ -108,7 +109,7 @@ def start(s: FinetuneSettings) -> int:
     if s.merge_full and s.adapter_name and registry.get_store().get_model(f"{s.adapter_name}-merged"):
         raise FinetuneError(f"a model named '{s.adapter_name}-merged' is already registered: choose another name")
     run = runs.create_run(get_store(), s.base_model, s.model_dump(mode="json"))
-    runs.update_run(get_store(), run.id, folder=str(run_folder(run.id)), metrics={"owner": owner()})
+    runs.update_run(get_store(), run.id, folder=str(run_folder(run.id)), metrics={"owner": processes.owner()})
     return _launch(run.id, s, resume=False)
 
 
@@ -127,7 +128,7 @@ def resume(run_id: int) -> int:
     if checkpoint is None:
         raise FinetuneError(f"run {run_id} has no checkpoint to resume from: start a new run")
     line = f"resuming from the last checkpoint ({Path(checkpoint).name})"
-    runs.update_run(get_store(), run_id, status="running", log_lines=[line], metrics={"owner": owner()})
+    runs.update_run(get_store(), run_id, status="running", log_lines=[line], metrics={"owner": processes.owner()})
     return _launch(run_id, FinetuneSettings(**run.settings), resume=True)
 
 
@@ -201,31 +202,12 @@ def _last_checkpoint(run_id: int) -> str | None:
     return str(max(done, key=lambda p: int(p.name.split("-")[-1]))) if done else None
 
 
-def owner() -> dict:
-    """Who runs a job: this host, this process and when it started (a reused pid is not mistaken for it)."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _process_start(os.getpid())}
-
-
-def _process_start(pid: int) -> str:
-    try:  # field 22 of /proc/PID/stat: the start time in clock ticks since boot (Linux)
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
 def _alive(who: dict, run_id: int) -> bool:
-    pid = who.get("pid")
-    if pid == os.getpid():
+    """A run of this process is alive while its thread is; another process's while that process is."""
+    if who.get("pid") == os.getpid():
         job = _jobs.get(run_id)
         return job is not None and job.thread is not None and job.thread.is_alive()
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's process: it exists
-    started = _process_start(pid)
-    return not (who.get("started") and started and started != who["started"])
+    return not processes.gone(who)
 
 
 def mark_interrupted() -> list[int]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-from rp_eval import settings
+from rp_eval import processes, settings
 from rp_eval.errors import RpEvalError
 from rp_eval.merge import recipe as recipes
 
@@ -124,21 +124,11 @@ def sweep_leftovers(folder: Path) -> list[Path]:
     removed = []
     for tmp in folder.glob(".tmp-*") if folder.is_dir() else []:
         pid = tmp.name.rsplit("-", 2)[-2] if tmp.name.count("-") >= 3 else ""
-        if not pid.isdigit() or _alive(int(pid)):
+        if not pid.isdigit() or processes.pid_alive(int(pid)):
             continue
         shutil.rmtree(tmp, ignore_errors=True)
         removed.append(tmp)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's process: it exists
-    return True
 
 
 def merge(text: str, name: str, cancel: threading.Event | None = None, seed: int | None = 0) -> Iterator[MergeProgress]:

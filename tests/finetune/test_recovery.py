@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from rp_eval import processes
 from rp_eval.finetune import job
 from rp_eval.models import registry
 from rp_eval.store import finetune as runs
@@ -76,7 +77,7 @@ def test_runs_of_live_processes_and_other_hosts_are_left_alone(tiny_base):
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         owners = {
-            "live": {"host": socket.gethostname(), "pid": live.pid, "started": job._process_start(live.pid)},
+            "live": {"host": socket.gethostname(), "pid": live.pid, "started": processes.process_start(live.pid)},
             "elsewhere": {"host": "another-machine", "pid": 1},
             "pid reused": {"host": socket.gethostname(), "pid": live.pid, "started": "1"},
             "this process, no thread": {"host": socket.gethostname(), "pid": os.getpid()},
