@@ -20,12 +20,19 @@ def evolve_app(demo_workspace, tmp_path):
 
 
 def _pick(page, elem_id: str, value: str) -> None:
+    """Choose `value` in a dropdown (single or multiselect) and make sure it stayed chosen: focusing the box
+    refreshes its choices, and on a busy machine that refresh can land after the click and undo it."""
     box = page.locator(f"#{elem_id} input").first
-    box.click()  # focus refreshes the model list (queue=False): let that land before choosing, or it may undo it
-    page.wait_for_timeout(500)
-    box.fill(value)
-    page.get_by_role("option", name=value, exact=True).first.click()
-    expect(page.locator(f"#{elem_id}")).to_contain_text(value)
+    for _ in range(3):
+        box.click()
+        page.wait_for_timeout(500)
+        box.fill(value)
+        page.get_by_role("option", name=value, exact=True).first.click()
+        page.keyboard.press("Escape")  # the option list closed: what is left in the box is what was chosen
+        page.wait_for_timeout(500)
+        if box.input_value() == value or value in page.locator(f"#{elem_id}").inner_text():
+            return
+    raise AssertionError(f"could not choose {value} in #{elem_id}")
 
 
 def _number(page, elem_id: str, value: int) -> None:
@@ -50,7 +57,11 @@ def test_search_stop_resume_and_export_in_the_browser(
     status = page.locator("#ev-status")
 
     page.locator("#ev-start").click()
-    status.get_by_text("generation 0 candidate 0").wait_for(timeout=60_000)
+    try:
+        status.get_by_text("generation 0 candidate 0").wait_for(timeout=60_000)
+    except Exception:
+        page.screenshot(path=str(artifacts / "evolve-start-failed.png"), full_page=True)
+        raise AssertionError(f"the search did not start; the status says: {status.inner_text()!r}") from None
     page.locator("#ev-stop").click()
     status.get_by_text("stopped").wait_for(timeout=60_000)
     stopped_at = _rows(page)
