@@ -22,8 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rp_eval.chat.engine import StaticEngine  # noqa: E402
-from rp_eval.chat.generate import GenerationSettings, StopRules, _decode, _engine  # noqa: E402
+from rp_eval.chat.engine import EagerEngine  # noqa: E402
+from rp_eval.chat.generate import GenerationSettings, StopRules  # noqa: E402
+from rp_eval.chat.service import GenerationService, own, service_for  # noqa: E402
 
 SHAPES = {
     "llama2-7b": dict(
@@ -112,17 +113,16 @@ def prompts(batch: int, length: int, vocab: int, seed: int = 1) -> list[str]:
 
 
 def ours(model, tokenizer, texts: list[str], new: int, engine: str, device: str) -> tuple[float, float, list]:
-    settings = GenerationSettings(temperature=0, max_new_tokens=new, engine=engine)
+    """rp_eval's path: one request of len(texts) rows through the model's generation service, stops off."""
+    settings = GenerationSettings(temperature=0, max_new_tokens=new, engine=engine, trim_to_sentence=False)
     no_stops = StopRules(frozenset(), ())
+    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     sync(device)
     start = time.perf_counter()
-    first = None
-    for rows in _decode(model, tokenizer, texts, settings, no_stops):  # noqa: B007 - rows is read after the loop
-        if first is None:
-            sync(device)
-            first = time.perf_counter() - start
+    results = service_for(model).submit(tokenizer, texts, encoded, settings, no_stops).wait()
     sync(device)
-    return time.perf_counter() - start, first, [r.ids for r in rows]
+    first = min(r.first_token_seconds for r in results)
+    return time.perf_counter() - start, first, [r.raw_text for r in results]
 
 
 def baseline(model, tokenizer, texts: list[str], new: int, device: str) -> tuple[float, float]:
@@ -140,17 +140,21 @@ def baseline(model, tokenizer, texts: list[str], new: int, device: str) -> tuple
 
 
 def logits_gap(model, tokenizer, text: str, device: str) -> float:
-    """Max |logit difference| of the first decode step, static engine vs eager, on the same prompt."""
-    from rp_eval.chat.engine import EagerEngine
-
-    enc = tokenizer([text], return_tensors="pt", add_special_tokens=False).to(device)
-    out = []
+    """Max |logit difference| of the prefill and the first decode step, static engine vs eager, same prompt."""
+    prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
+    engine = service_for(model).static_engine()
+    enc = torch.tensor([prompt], device=device)
     with torch.inference_mode():
-        for engine in (EagerEngine(model), StaticEngine(model)):
-            logits = engine.prefill(enc.input_ids, enc.attention_mask, 8)
-            nxt = logits.argmax(-1)
-            out.append((logits.float(), engine.step(nxt).float()))
-    return max((a - b).abs().max().item() for a, b in zip(out[0], out[1], strict=True))
+        eager = EagerEngine(model)
+        first = eager.prefill(enc, torch.ones_like(enc), 8)
+        nxt = first.argmax(-1)
+        second = eager.step(nxt)
+        row = engine.rows - 1  # the service is idle: its last row is free
+        static_first = engine.prefill(row, prompt)
+        engine.ids[row, 0] = nxt[0]
+        static_second = engine.step(engine.rows)[row : row + 1]
+        engine.release(row)
+    return max((a.float() - b.float()).abs().max().item() for a, b in ((first, static_first), (second, static_second)))
 
 
 def check_tokens(device: str) -> dict:
@@ -164,15 +168,19 @@ def check_tokens(device: str) -> dict:
         tokenizer = word_tokenizer(model.config.vocab_size)
         tokenizer.padding_side = "left"
         texts = [prompts(1, n, model.config.vocab_size, seed=n)[0] for n in (5, 17, 30)]
+        service = GenerationService(model)
+        own(model, service)
+        service.warm_up()
         _, _, fast = ours(model, tokenizer, texts, 24, "auto", device)
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         ref = model.generate(
             **enc, max_new_tokens=24, min_new_tokens=24, do_sample=False, eos_token_id=None, pad_token_id=0
         )[:, enc.input_ids.shape[1] :].tolist()
+        ref = [tokenizer.decode(r, skip_special_tokens=False, clean_up_tokenization_spaces=False) for r in ref]
         _, _, single = ours(model, tokenizer, texts[1:2], 24, "auto", device)
         out[f"{arch}_batch_equal"] = fast == ref
         out[f"{arch}_single_equal"] = single[0] == ref[1]
-        engine = getattr(model, "_rp_eval_static_engine", None)
+        engine = service.static_engine()
         out[f"{arch}_graphs"] = engine.captures if engine else 0
     return out
 
@@ -186,10 +194,13 @@ def run(shape: str, device: str, dtype: torch.dtype, chat: tuple[int, int], batc
     prompt_len, new = chat
     rows, plen, bnew = batch
     text = prompts(1, prompt_len, model.config.vocab_size)
-    engine = _engine(model, "auto")
-    if isinstance(engine, StaticEngine):  # what loading a model on a GPU does: capture the decode graphs
-        res["warmup_s"] = round(engine.warm_up(1, 1024) + engine.warm_up(rows, plen + bnew), 2)
+    service = GenerationService(model)  # what loading a model does: a service, its graphs captured at once
+    own(model, service)
+    res["warmup_s"] = round(service.warm_up(), 2)
+    engine = service.static_engine()
+    if engine is not None:
         res["graphs"] = engine.captures
+        res["kv_rows_x_columns"] = f"{engine.rows}x{engine.columns}"
     ours(model, tokenizer, text, 4, "auto", device)  # first prefill at this shape (kernel selection)
     t, first, _ = ours(model, tokenizer, text, new, "auto", device)
     res["chat_tok_s"] = round(new / t, 1)
@@ -204,7 +215,7 @@ def run(shape: str, device: str, dtype: torch.dtype, chat: tuple[int, int], batc
     res["eval_batch_s"] = round(t, 3)
     bt, _ = baseline(model, tokenizer, texts, bnew, device)
     res["eval_batch_s_generate"] = round(bt, 3)
-    if isinstance(engine, StaticEngine):
+    if engine is not None:
         res["graphs_after_runs"] = engine.captures  # equal to "graphs": no capture during requests
     res["logits_max_diff_static_vs_eager"] = round(logits_gap(model, tokenizer, text[0], device), 4)
     if device == "cuda":
@@ -212,7 +223,8 @@ def run(shape: str, device: str, dtype: torch.dtype, chat: tuple[int, int], batc
         res["copy_TB_s"] = round(bw / 1e12, 2)
         res["floor_tok_s"] = round(bw / weights, 1)  # a step reads every weight once, at copy speed at best
         res["peak_GB"] = round(torch.cuda.max_memory_allocated() / 1e9, 1)
-    del model, engine
+    service.close()
+    del model, engine, service
     gc.collect()  # the model and its engine refer to each other
     if device == "cuda":
         torch.cuda.empty_cache()

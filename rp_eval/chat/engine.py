@@ -97,30 +97,47 @@ class EagerEngine:
         return self._forward(next_ids[:, None])
 
 
-class StaticKV:
-    """A fixed-size KV cache: keys/values [batch, kv_heads, capacity, head_dim] per layer, written at `write_at`
-    (a 1-D index tensor on the device, advanced in place). Attention reads the first `view` columns (a
-    multiple of 128 set per captured graph); the 4-D mask says which of them count."""
+class _RowsKV:
+    """The cache as the attention layers see it in one decode step: every row writes its new key and value at
+    its own column (`write_at`), and attention reads the first `rows` rows over the first `view` columns."""
 
     is_compileable = True
 
-    def __init__(self, layers: int, batch: int, kv_heads: int, capacity: int, head_dim: int, dtype, device) -> None:
-        shape = (batch, kv_heads, capacity, head_dim)
-        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
-        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
-        self.write_at = torch.zeros(1, dtype=torch.long, device=device)
-        self.capacity = capacity
-        self.view = capacity
+    def __init__(self, engine: StaticEngine, rows: int, view: int) -> None:
+        self.engine, self.rows, self.view = engine, rows, view
+        e = engine
+        self.index = e.write_at.view(-1, 1, 1, 1).expand(e.rows, e.kv_heads, 1, e.head_dim)
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
-        n = key_states.shape[-2]
-        index = self.write_at + torch.arange(n, device=key_states.device) if n > 1 else self.write_at
-        self.keys[layer_idx].index_copy_(2, index, key_states)
-        self.values[layer_idx].index_copy_(2, index, value_states)
-        return self.keys[layer_idx][:, :, : self.view], self.values[layer_idx][:, :, : self.view]
+        keys, values = self.engine.keys[layer_idx], self.engine.values[layer_idx]
+        keys.scatter_(2, self.index, key_states)
+        values.scatter_(2, self.index, value_states)
+        return keys[: self.rows, :, : self.view], values[: self.rows, :, : self.view]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return 0  # positions are always passed explicitly
+
+    def __len__(self) -> int:
+        return len(self.engine.keys)
+
+
+class _PrefillKV:
+    """A prompt written from column 0 into given keys/values tensors (a range of the engine's rows, or the
+    staging rows that a prefill graph writes into)."""
+
+    is_compileable = True
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], width: int) -> None:
+        self.keys, self.values, self.width = keys, values, width
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
+        n = key_states.shape[-2]
+        self.keys[layer_idx][:, :, :n].copy_(key_states)
+        self.values[layer_idx][:, :, :n].copy_(value_states)
+        return self.keys[layer_idx][:, :, : self.width], self.values[layer_idx][:, :, : self.width]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -134,22 +151,59 @@ def _shape(model) -> tuple[int, int, int]:
 
 
 def supports_static(model) -> bool:
-    """Llama- and Mistral-style decoders (rotary positions, SDPA/eager attention, no sliding window inside the
-    lengths we use); everything else takes the eager engine."""
+    """Llama- and Mistral-style decoders (rotary positions, SDPA/eager attention); everything else takes the
+    eager engine."""
     c = getattr(model, "config", None)
     if c is None or hasattr(model, "get_base_model") or getattr(c, "model_type", "") not in ("llama", "mistral"):
         return False
     return getattr(c, "_attn_implementation", "sdpa") in ("sdpa", "eager", ATTENTION)
 
 
+def kv_bytes_per_token(model) -> int:
+    layers, kv_heads, head_dim = _shape(model)
+    return 2 * layers * kv_heads * head_dim * next(model.parameters()).element_size()
+
+
+def plan(model, budget_bytes: int | None = None, most_rows: int = 32, longest: int = 4096) -> tuple[int, int]:
+    """(rows, columns) of the KV cache: columns the model's context (at most `longest`, in whole buckets),
+    rows the largest power of two up to `most_rows` whose cache fits the budget (default: 60% of the free GPU
+    memory, or 2 GB on a CPU). Requests longer than the columns run on the eager engine instead."""
+    context = getattr(model.config, "max_position_embeddings", 2048) or 2048
+    window = getattr(model.config, "sliding_window", None) or context
+    columns = max(LENGTH_BUCKET, min(context, window, longest) // LENGTH_BUCKET * LENGTH_BUCKET)
+    if budget_bytes is None:
+        device = next(model.parameters()).device
+        budget_bytes = int(torch.cuda.mem_get_info(device)[0] * 0.6) if device.type == "cuda" else 2 << 30
+    rows = most_rows
+    while rows > 1 and rows * columns * kv_bytes_per_token(model) > budget_bytes:
+        rows //= 2
+    return rows, columns
+
+
 class StaticEngine:
-    """Fixed-shape decoding with explicit masks; the decode step is a replayed CUDA graph on a GPU.
+    """A fixed-size KV cache of `rows` rows × `columns` columns; each row holds one request at its own length.
 
-    One cache per batch bucket (its capacity a power of two, at least 512 columns, grown when a request needs
-    more); one graph per (batch bucket, attended length), the length a multiple of 128 that grows as the reply
-    does, so a longer chat switches to the next graph over the same cache instead of capturing anew."""
+    A request is prefilled into a free row (`prefill`, `prefill_rows`), then every `step` decodes one token
+    for every row at once: row r writes at its own column `write_at[r]` and attends to the columns its mask
+    allows. The engine keeps no request state beyond the rows' cache, positions and masks: which row belongs
+    to whom, sampling and stopping live in the generation service (rp_eval/chat/service.py), which is the
+    only caller and calls from one thread.
 
-    def __init__(self, model, use_graph: bool | None = None, fused: bool | None = None) -> None:
+    Batch invariance: the matrix products of a step always run over all `rows` rows (the same kernels whatever
+    the number of requests, so a row's numbers never depend on its neighbours), attention only over the first
+    `attend` rows (a power of two covering the rows in use) and the first `view` columns (a multiple of 128
+    covering the longest row); masked columns add exact zeros. On CUDA each (attend, view) step is a CUDA graph
+    captured at `warm_up` (never during a request: a shape without a graph runs without one), and so are chat
+    prefills up to PREFILL_GRAPH_MAX columns, through a staging row copied into the request's row."""
+
+    def __init__(
+        self,
+        model,
+        rows: int | None = None,
+        columns: int | None = None,
+        use_graph: bool | None = None,
+        fused: bool | None = None,
+    ) -> None:
         from rp_eval.chat.fused import FusedStep, supports_fused
 
         self.model = model
@@ -158,184 +212,217 @@ class StaticEngine:
         self.min = torch.finfo(self.dtype).min  # additive masks: 0 attends, min does not (eager and SDPA alike)
         self.use_graph = self.device.type == "cuda" if use_graph is None else use_graph
         self.layers, self.kv_heads, self.head_dim = _shape(model)
-        self.window = getattr(model.config, "sliding_window", None) or 0
-        self.limit = getattr(model.config, "max_position_embeddings", 4096)
-        self._slots: dict[int, dict] = {}  # batch bucket -> cache, buffers and graphs by length
-        self.captures = 0
-        self._pool = None  # the prefill graphs' shared memory pool
+        planned = plan(model)
+        self.rows = rows or planned[0]
+        self.columns = columns or planned[1]
+        self.limit = self.columns
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
         import inspect
 
         self.cache_arg = "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
         _use_own_attention(model)
-        # the decode step in a few compiled kernels (rp_eval/chat/fused.py) wherever graphs are used
-        fused = self.use_graph if fused is None else fused
-        self.fused = FusedStep(model, compile=self.device.type == "cuda") if fused and supports_fused(model) else None
+        fused = supports_fused(model) if fused is None else fused and supports_fused(model)
+        self.fused = FusedStep(model, compile=self.device.type == "cuda") if fused else None
+        shape = (self.rows, self.kv_heads, self.columns, self.head_dim)
+        kw = {"dtype": self.dtype, "device": self.device}
+        self.keys = [torch.zeros(shape, **kw) for _ in range(self.layers)]
+        self.values = [torch.zeros(shape, **kw) for _ in range(self.layers)]
+        self.bias = torch.full((self.rows, 1, 1, self.columns), self.min, **kw)
+        self.ids = torch.zeros(self.rows, 1, dtype=torch.long, device=self.device)
+        self.pos = torch.zeros(self.rows, 1, dtype=torch.long, device=self.device)
+        self.write_at = torch.zeros(self.rows, dtype=torch.long, device=self.device)
+        self.moving = torch.zeros(self.rows, dtype=torch.long, device=self.device)  # 1 for rows in use
+        self.lengths = [0] * self.rows  # host copy of write_at for rows in use
+        self.graphs: dict[tuple[int, int], tuple] = {}  # (attend, view) -> (graph, logits)
+        self.prefills: dict[int, tuple] = {}  # padded width -> (graph, inputs, logits)
+        self.captures = 0
+        self._pool = None
+        self._staging = None
 
-    def fits(self, batch: int, length: int) -> bool:
-        cap = min(self.window or self.limit, self.limit)
-        return _bucket_length(length) <= cap
+    # -- rows ---------------------------------------------------------------------------------------------
+    def padded(self, width: int) -> int:
+        """The columns a prompt of `width` tokens takes: its 128-bucket where a prefill graph was captured for
+        it (graphs have fixed shapes), else its own width."""
+        bucket = _bucket_length(width)
+        return bucket if bucket in self.prefills else width
 
-    def _slot(self, batch: int, length: int) -> dict:
-        b = _bucket_batch(batch)
-        need = max(256, 1 << (_bucket_length(length) - 1).bit_length())
-        slot = self._slots.get(b)
-        if slot is None or slot["cache"].capacity < need:
-            if slot is None and len(self._slots) >= 3:  # keep memory bounded: drop the oldest batch size
-                self._slots.pop(next(iter(self._slots)))
-            self._slots.pop(b, None)
-            torch.cuda.empty_cache() if self.device.type == "cuda" else None
-            slot = self._slots[b] = {
-                "cache": StaticKV(self.layers, b, self.kv_heads, need, self.head_dim, self.dtype, self.device),
-                "bias": torch.full((b, 1, 1, need), self.min, dtype=self.dtype, device=self.device),
-                "ids": torch.zeros(b, 1, dtype=torch.long, device=self.device),
-                "pos": torch.zeros(b, 1, dtype=torch.long, device=self.device),
-                "graphs": {},  # attended length -> (graph, logits buffer)
-                "prefills": {},  # padded prompt length (batch 1) -> (graph, input buffers, logits buffer)
-            }
-        return slot
+    def fits(self, width: int, new_tokens: int) -> bool:
+        """Whether a prompt of `width` tokens and its reply fit in one row (with one column to spare: on a GPU
+        a finished row rides along one more step before it is read)."""
+        return self.padded(width) + new_tokens + 1 <= self.columns
 
-    def _run(self, slot: dict, ids: torch.Tensor, positions: torch.Tensor, mask4d: torch.Tensor) -> torch.Tensor:
+    def release(self, row: int) -> None:
+        """Row `row` is free again: it stops moving and attends to column 0 only (finite softmax)."""
+        self.moving[row] = 0
+        self.write_at[row] = 0
+        self.pos[row] = 0
+        self.bias[row].fill_(self.min)
+        self.lengths[row] = 0
+
+    def _occupy(self, row: int, width: int, valid: torch.Tensor, last_position: int) -> None:
+        self.bias[row].fill_(self.min)
+        self.bias[row, 0, 0, :width].masked_fill_(valid.bool(), 0.0)
+        self.write_at[row] = width
+        self.pos[row] = last_position + 1
+        self.moving[row] = 1
+        self.lengths[row] = width
+
+    @staticmethod
+    def _masks(valid: torch.Tensor, min_value: float, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """positions and the 4-D additive mask of a left-padded prompt batch `valid` [n, width]."""
+        width = valid.shape[1]
+        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        causal = torch.ones(width, width, dtype=torch.bool, device=valid.device).tril()
+        allowed = causal[None, None] & valid.bool()[:, None, None, :]
+        mask = torch.full(allowed.shape, min_value, dtype=dtype, device=valid.device).masked_fill_(allowed, 0.0)
+        return positions, mask
+
+    def _forward(self, ids, positions, cache, mask, attend: int | None = None) -> torch.Tensor:
+        if self.fused is not None:
+            return self.fused(ids, positions, cache, mask, attend_rows=attend)
         out = self.model(
             input_ids=ids,
-            attention_mask=mask4d,
+            attention_mask=mask,
             position_ids=positions,
             use_cache=True,
             logits_to_keep=1,
-            **{self.cache_arg: slot["cache"]},
+            **{self.cache_arg: cache},
         )
         return out.logits[:, -1, :]
 
-    def prefill(self, input_ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
-        rows, width = input_ids.shape
-        padded = self.fused is not None and rows == 1 and width <= PREFILL_GRAPH_MAX
-        graphed = padded and self.use_graph
-        if padded:  # a chat prompt: left-padded to its length bucket, replayed from a graph on a GPU (no launches)
-            pad = _bucket_length(width) - width
-            input_ids = torch.nn.functional.pad(input_ids, (pad, 0), value=0)
-            mask = torch.nn.functional.pad(mask, (pad, 0), value=0)
-            width += pad
-        slot = self._slot(rows, width + max_new_tokens)
-        self.slot, self.rows, self.cursor = slot, rows, width
-        b = slot["ids"].shape[0]
-        view = _bucket_length(width)
-        ids = torch.zeros(b, width, dtype=torch.long, device=self.device)
-        ids[:rows] = input_ids
-        valid = torch.zeros(b, width, dtype=torch.bool, device=self.device)
-        valid[:rows] = mask.bool()
-        valid[rows:, -1] = True  # filler rows attend to one token, so their softmax stays finite
-        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        bias = slot["bias"]
-        bias.fill_(self.min)
-        bias[:, 0, 0, :width].masked_fill_(valid, 0.0)
-        causal = torch.ones(width, view, dtype=torch.bool, device=self.device).tril()
-        allowed = causal[None, None] & (bias[..., :view] == 0)
-        mask4d = torch.full(allowed.shape, self.min, dtype=self.dtype, device=self.device).masked_fill_(allowed, 0.0)
-        slot["cache"].write_at.fill_(0)
-        slot["cache"].view = view
-        if graphed:
-            logits = self._prefill_graph(slot, ids, positions, mask4d)
-        elif self.fused is not None:
-            logits = self.fused(ids, positions, slot["cache"], mask4d)
+    def prefill(self, row: int, prompt: list[int]) -> torch.Tensor:
+        """One prompt into row `row` (left-padded to its 128-bucket and replayed from a graph where the load
+        captured one for that width); returns its next-token logits [1, vocab]."""
+        width = self.padded(len(prompt))
+        pad = width - len(prompt)
+        ids = torch.tensor([[0] * pad + prompt], device=self.device)
+        valid = torch.tensor([[0] * pad + [1] * len(prompt)], device=self.device)
+        positions, mask = self._masks(valid, self.min, self.dtype)
+        if width in self.prefills:
+            graph, inputs, logits = self.prefills[width]
+            for buffer, value in zip(
+                inputs, (ids, positions, mask, torch.tensor([row], device=self.device)), strict=True
+            ):
+                buffer.copy_(value)
+            graph.replay()
+            logits = logits.clone()
         else:
-            logits = self._run(slot, ids, positions, mask4d)
-        slot["cache"].write_at.fill_(width)
-        slot["pos"].copy_(positions[:, -1:] + 1)
-        return logits[:rows]
-
-    def _prefill_graph(self, slot: dict, ids: torch.Tensor, positions: torch.Tensor, mask4d: torch.Tensor):
-        """The fused prefill of one prompt of this padded length, from a graph captured at its first use (or at
-        warm-up). Prefill graphs share one memory pool: they never run at the same time."""
-        width = ids.shape[1]
-        if width not in slot["prefills"]:
-            inputs = (ids.clone(), positions.clone(), mask4d.clone())
-            stream = torch.cuda.Stream()
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream):
-                for _ in range(2):
-                    slot["cache"].write_at.fill_(0)
-                    self.fused(*inputs[:2], slot["cache"], inputs[2])
-            torch.cuda.current_stream().wait_stream(stream)
-            slot["cache"].write_at.fill_(0)
-            self._pool = self._pool if self._pool is not None else torch.cuda.graph_pool_handle()
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self._pool):
-                logits = self.fused(*inputs[:2], slot["cache"], inputs[2])
-            slot["prefills"][width] = (graph, inputs, logits)
-            self.captures += 1
-        graph, inputs, logits = slot["prefills"][width]
-        for buffer, value in zip(inputs, (ids, positions, mask4d), strict=True):
-            buffer.copy_(value)
-        slot["cache"].write_at.fill_(0)
-        graph.replay()
-        return logits.clone()
-
-    def _decode_step(self, slot: dict, view: int) -> torch.Tensor:
-        slot["bias"].index_fill_(-1, slot["cache"].write_at, 0.0)
-        slot["cache"].view = view
-        if self.fused is not None:
-            logits = self.fused(slot["ids"], slot["pos"], slot["cache"], slot["bias"][..., :view])
-        else:
-            logits = self._run(slot, slot["ids"], slot["pos"], slot["bias"][..., :view])
-        slot["cache"].write_at.add_(1)
-        slot["pos"].add_(1)
+            cache = _PrefillKV([k[row : row + 1] for k in self.keys], [v[row : row + 1] for v in self.values], width)
+            logits = self._forward(ids, positions, cache, mask)
+        self._occupy(row, width, valid[0], int(positions[0, -1]))
         return logits
 
-    def step(self, next_ids: torch.Tensor) -> torch.Tensor:
-        slot = self.slot
-        view = _bucket_length(self.cursor + 1)
-        self.cursor += 1
-        slot["ids"][: self.rows, 0] = next_ids
-        if not self.use_graph:
-            return self._decode_step(slot, view)[: self.rows]
-        if view not in slot["graphs"]:
-            self._capture(slot, view)
-        graph, logits = slot["graphs"][view]
-        graph.replay()
-        return logits[: self.rows].clone()  # out of graph memory before the next replay
+    def prefill_rows(self, first: int, prompts: list[list[int]]) -> torch.Tensor:
+        """Several prompts at once (an evaluation batch) into rows first, first+1, ...; left-padded together."""
+        width = max(len(p) for p in prompts)
+        n = len(prompts)
+        ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts], device=self.device)
+        valid = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        positions, mask = self._masks(valid, self.min, self.dtype)
+        rows = slice(first, first + n)
+        cache = _PrefillKV([k[rows] for k in self.keys], [v[rows] for v in self.values], width)
+        logits = self._forward(ids, positions, cache, mask)
+        for i in range(n):
+            self._occupy(first + i, width, valid[i], int(positions[i, -1]))
+        return logits
 
-    def warm_up(self, batch: int = 1, length: int = 1024) -> float:
-        """Compile the fused step and capture the decode graphs for `batch` rows up to `length` columns now (at
-        model load), so that no request pays for a compile or a capture later; returns the seconds it took."""
+    def view(self) -> int:
+        return _bucket_length(max(self.lengths) + 1)
+
+    def step(self, attend: int) -> torch.Tensor:
+        """One token for every row (the ids in `self.ids`); logits [rows, vocab]. `attend` covers the rows in
+        use (a power of two)."""
+        view = self.view()
+        assert view <= self.columns, "a row outgrew the cache"
+        for r in range(self.rows):
+            if self.lengths[r]:
+                self.lengths[r] += 1
+        graph = self.graphs.get((attend, view))
+        if graph is not None:
+            graph[0].replay()
+            return graph[1].clone()  # out of graph memory before the next replay
+        return self._step(attend, view)
+
+    def _step(self, attend: int, view: int) -> torch.Tensor:
+        self.bias.scatter_(-1, self.write_at.view(-1, 1, 1, 1), 0.0)  # each row's new column attends
+        cache = _RowsKV(self, attend if self.fused is not None else self.rows, view)
+        mask = self.bias[: cache.rows, :, :, :view]
+        logits = self._forward(self.ids, self.pos, cache, mask, attend=attend)
+        self.write_at.add_(self.moving)
+        self.pos.add_(self.moving[:, None])
+        return logits
+
+    # -- graphs (CUDA) ----------------------------------------------------------------------------------------
+    def warm_up(self, prefill_up_to: int = PREFILL_GRAPH_MAX) -> float:
+        """Compile the fused step and capture every decode graph (each attended row count and length) and the
+        chat prefill graphs up to `prefill_up_to` columns now, at model load; returns the seconds it took.
+        Requests never capture: a shape without a graph runs without one."""
         import time
 
         start = time.perf_counter()
         if self.use_graph:
-            with torch.inference_mode():  # as the decode loop runs: compiled for it, nothing kept for gradients
-                self._warm_up(batch, length)
+            with torch.inference_mode():  # as the service runs: compiled for it, nothing kept for gradients
+                self._pool = torch.cuda.graph_pool_handle()
+                attends = [1 << i for i in range(self.rows.bit_length()) if 1 << i <= self.rows]
+                # largest first, so that later captures reuse the pool's memory
+                for view in range(self.columns, 0, -LENGTH_BUCKET):
+                    for attend in reversed(attends):
+                        self._capture(attend, view)
+                top = min(prefill_up_to, self.columns)
+                for width in range(top // LENGTH_BUCKET * LENGTH_BUCKET, 0, -LENGTH_BUCKET):
+                    self._capture_prefill(width)
+                for r in range(self.rows):
+                    self.release(r)
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    def _warm_up(self, batch: int, length: int) -> None:
-        slot = self._slot(batch, length)
-        if self.fused is not None:  # the prefill compiles once for any prompt length; chat prompts get graphs
-            widths = range(LENGTH_BUCKET, min(length - LENGTH_BUCKET, PREFILL_GRAPH_MAX) + 1, LENGTH_BUCKET)
-            for width in widths if batch == 1 else [32]:
-                ids = torch.full((batch, width), 1, dtype=torch.long, device=self.device)
-                self.prefill(ids, torch.ones_like(ids), length - width)
-        for view in range(LENGTH_BUCKET, _bucket_length(length) + 1, LENGTH_BUCKET):
-            if view not in slot["graphs"]:
-                self._capture(slot, view)
-
-    def _capture(self, slot: dict, view: int) -> None:
-        """Capture one decode step over `view` columns; warm-up runs on a side stream, and the cache position,
-        positions and mask are put back afterwards, so capturing changes nothing."""
-        cache = slot["cache"]
-        saved = (cache.write_at.clone(), slot["pos"].clone(), slot["bias"].clone())
-        cache.write_at.fill_(view - 1)  # any column inside the view
+    def _on_side_stream(self, fn, times: int = 2) -> None:
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
-            for _ in range(2):
-                cache.write_at.fill_(view - 1)
-                self._decode_step(slot, view)
+            for _ in range(times):
+                fn()
         torch.cuda.current_stream().wait_stream(stream)
-        cache.write_at.fill_(view - 1)
+
+    def _capture(self, attend: int, view: int) -> None:
+        def body():
+            self.write_at.fill_(view - 1)  # any column inside the view
+            return self._step(attend, view)
+
+        self._on_side_stream(body)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            logits = self._decode_step(slot, view)
-        cache.write_at.copy_(saved[0])
-        slot["pos"].copy_(saved[1])
-        slot["bias"].copy_(saved[2])
-        slot["graphs"][view] = (graph, logits)
+        self.write_at.fill_(view - 1)
+        with torch.cuda.graph(graph, pool=self._pool):
+            logits = self._step(attend, view)
+        self.graphs[(attend, view)] = (graph, logits)
+        self.captures += 1
+
+    def _capture_prefill(self, width: int) -> None:
+        """The prefill of one prompt padded to `width`, into a staging row, then copied into the row named by
+        a device index (so one graph serves every row)."""
+        if self._staging is None:
+            top = min(PREFILL_GRAPH_MAX, self.columns)
+            shape = (1, self.kv_heads, top, self.head_dim)
+            kw = {"dtype": self.dtype, "device": self.device}
+            self._staging = (
+                [torch.zeros(shape, **kw) for _ in range(self.layers)],
+                [torch.zeros(shape, **kw) for _ in range(self.layers)],
+            )
+        ids = torch.ones(1, width, dtype=torch.long, device=self.device)
+        positions, mask = self._masks(torch.ones_like(ids), self.min, self.dtype)
+        inputs = (ids, positions, mask, torch.zeros(1, dtype=torch.long, device=self.device))
+        keys, values = self._staging
+
+        def body():
+            logits = self._forward(inputs[0], inputs[1], _PrefillKV(keys, values, width), inputs[2])
+            for layer in range(self.layers):
+                self.keys[layer][:, :, :width].index_copy_(0, inputs[3], keys[layer][:, :, :width])
+                self.values[layer][:, :, :width].index_copy_(0, inputs[3], values[layer][:, :, :width])
+            return logits
+
+        self._on_side_stream(body)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self._pool):
+            logits = body()
+        self.prefills[width] = (graph, inputs, logits)
         self.captures += 1

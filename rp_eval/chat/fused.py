@@ -128,26 +128,34 @@ class FusedStep:
             self.step_fns = tuple(torch.compile(f, fullgraph=True, dynamic=False) for f in self.step_fns)
             self.prefill_fns = tuple(torch.compile(f, fullgraph=True, dynamic=True) for f in self.prefill_fns)
 
-    def __call__(self, ids: torch.Tensor, positions: torch.Tensor, cache, mask: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, ids: torch.Tensor, positions: torch.Tensor, cache, mask: torch.Tensor, attend_rows: int | None = None
+    ) -> torch.Tensor:
+        """Logits of the last position [b, vocab]. With `attend_rows`, attention runs over the first rows only
+        (the rest get zeros): the projections keep one shape for any number of rows in use."""
         attention_in_, attention_out_mlp_, final_ = self.step_fns if ids.shape[1] == 1 else self.prefill_fns
         residual = self.embed(ids)
         cos, sin = self.rotary(residual, positions)
         delta = torch.zeros_like(residual)
         b, s = ids.shape
         groups = self.heads // self.kv_heads
+        rows = b if attend_rows is None else attend_rows
         for i, (norm1, wqkv, wo, norm2, wgu, wd) in enumerate(self.layers):
             residual, q, k, v = attention_in_(
                 residual, delta, norm1, wqkv, cos, sin, self.eps, self.heads, self.kv_heads
             )
             keys, values = cache.update(k, v, i)
+            q = q[:rows]
             if s == 1 and groups > 1:  # a group's query heads as that group's queries: each K/V head read once
                 attended = F.scaled_dot_product_attention(
-                    q.reshape(b, self.kv_heads, groups, -1), keys, values, attn_mask=mask, scale=self.scale
-                ).reshape(b, self.heads, 1, -1)
+                    q.reshape(rows, self.kv_heads, groups, -1), keys, values, attn_mask=mask, scale=self.scale
+                ).reshape(rows, self.heads, 1, -1)
             else:
                 attended = F.scaled_dot_product_attention(
                     q, keys, values, attn_mask=mask, scale=self.scale, enable_gqa=groups > 1
                 )
+            if rows < b:
+                attended = F.pad(attended, (0, 0, 0, 0, 0, 0, 0, b - rows))
             residual, delta = attention_out_mlp_(attended, residual, wo, norm2, wgu, wd, self.eps)
         inner = self.model.model
         return final_(residual, delta, inner.norm.weight, self.model.lm_head.weight, self.eps)

@@ -9,29 +9,23 @@ so a reply is cut the same way everywhere:
   and so is half of a multibyte character);
 - a reply that hits the token cap is trimmed to its last whole sentence, unless that leaves nothing.
 
-This is a plain eager decode loop with a dynamic cache, written here (not `model.generate`) because the
-stopping, holding back and per-row accounting must be one piece of code for streaming and batches.
+The steps themselves run in the model's generation service (rp_eval/chat/service.py), which batches
+concurrent requests; the stopping, holding back and per-row accounting stay here (`_advance`, `_result`),
+one piece of code for streaming and batches, written here (not `model.generate`) for that reason.
+
+A conversation longer than the model's context loses its oldest turns (the system prompt and the last user
+message stay) and the result says how many went (`dropped_turns`); `overflow: refuse` asks for an error instead.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-import torch
 from pydantic import BaseModel, Field
-from transformers import (
-    LogitsProcessorList,
-    RepetitionPenaltyLogitsProcessor,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
-)
 
 from rp_eval.chat import text as textrules
-from rp_eval.chat.engine import EagerEngine, StaticEngine, supports_static
 from rp_eval.chat.formats import Message, PromptFormat, end_markers, render_prompt, speaker_tags
 from rp_eval.errors import RpEvalError
 
@@ -45,11 +39,15 @@ class GenerationSettings(BaseModel, frozen=True):
     temperature: float = Field(0.7, ge=0.0, le=5.0)  # 0 means greedy
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=0)
+    min_p: float = Field(0.0, ge=0.0, le=1.0)
     repetition_penalty: float = Field(1.0, gt=0.0, le=3.0)
-    seed: int | None = None
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    seed: int | None = Field(None, ge=0, lt=2**63)
     stop_strings: tuple[str, ...] = ()  # extra literal strings, e.g. the user's character name tag
     trim_to_sentence: bool = True
     engine: Literal["auto", "eager", "static"] = "auto"  # auto: static (CUDA graphs) on a GPU, eager on CPU
+    overflow: Literal["drop_oldest", "refuse"] = "drop_oldest"  # a conversation longer than the context
 
 
 @dataclass
@@ -65,6 +63,7 @@ class GenerationResult:
     tokens_per_second: float
     stop: str = ""  # the end string or end token that stopped it
     prompt: str = field(default="", repr=False)
+    dropped_turns: int = 0  # oldest messages left out to fit the model's context
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,8 +75,24 @@ class StopRules:
     stop_strings: tuple[str, ...]
 
 
+_rules_cache: dict[tuple, tuple] = {}
+
+
 def stop_rules(tokenizer, model, fmt: PromptFormat, extra: tuple[str, ...] = ()) -> StopRules:
-    """Every way a turn can end for this model, tokenizer and prompt format."""
+    """Every way a turn can end for this model, tokenizer and prompt format (worked out once per combination:
+    the vocabulary is copied by `get_vocab`)."""
+    key = (id(tokenizer), id(model), id(fmt), tuple(extra))
+    kept = _rules_cache.get(key)
+    if kept is not None and kept[0] is tokenizer and kept[1] is model and kept[2] is fmt:
+        return kept[3]
+    rules = _stop_rules(tokenizer, model, fmt, extra)
+    if len(_rules_cache) > 256:
+        _rules_cache.clear()
+    _rules_cache[key] = (tokenizer, model, fmt, rules)
+    return rules
+
+
+def _stop_rules(tokenizer, model, fmt: PromptFormat, extra: tuple[str, ...]) -> StopRules:
     ids: set[int] = set()
     for source in (
         tokenizer.eos_token_id,
@@ -107,29 +122,6 @@ def _check(messages: list[Message], settings: GenerationSettings) -> None:
         raise GenerationError("the message is empty: type something for the character to answer")
 
 
-def _sampler(settings: GenerationSettings, device: torch.device):
-    processors = LogitsProcessorList()
-    if settings.repetition_penalty != 1.0:
-        processors.append(RepetitionPenaltyLogitsProcessor(settings.repetition_penalty))
-    greedy = settings.temperature == 0
-    if not greedy:
-        processors.append(TemperatureLogitsWarper(settings.temperature))
-        if settings.top_k:
-            processors.append(TopKLogitsWarper(settings.top_k))
-        if settings.top_p < 1.0:
-            processors.append(TopPLogitsWarper(settings.top_p))
-    rng = torch.Generator(device=device)
-    rng.manual_seed(settings.seed if settings.seed is not None else torch.seed())
-
-    def sample(seen: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        scores = processors(seen, logits.float())
-        if greedy:
-            return scores.argmax(-1)
-        return torch.multinomial(scores.softmax(-1), 1, generator=rng).squeeze(-1)
-
-    return sample
-
-
 @dataclass
 class _Row:
     ids: list[int] = field(default_factory=list)
@@ -140,77 +132,7 @@ class _Row:
     cut_at: int | None = None
     first_token: float = 0.0
     finished: float = 0.0
-
-
-def _engine(model, choice: str = "auto"):
-    """The static engine (CUDA graphs on a GPU) where the model supports it, else the eager one; kept on the
-    model so captured graphs are reused by the next request."""
-    if choice == "eager" or (choice == "auto" and model.device.type != "cuda") or not supports_static(model):
-        return EagerEngine(model)
-    engine = getattr(model, "_rp_eval_static_engine", None)
-    if engine is None:
-        engine = StaticEngine(model)
-        model._rp_eval_static_engine = engine
-    return engine
-
-
-def _decode(
-    model, tokenizer, prompts: list[str], settings: GenerationSettings, rules: StopRules
-) -> Iterator[list[_Row]]:
-    """The decode loop for a batch of prompt texts; yields the rows after every step."""
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    if any(len(e) == 0 for e in encoded):
-        raise GenerationError("a prompt tokenised to nothing")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(rules.end_ids), 0)
-    width = max(len(e) for e in encoded)
-    device = model.device
-    input_ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded], device=device)
-    mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=device)
-    seen = input_ids
-    sample = _sampler(settings, device)
-    rows = [_Row() for _ in prompts]
-    engine = _engine(model, settings.engine)
-    if isinstance(engine, StaticEngine) and not engine.fits(len(prompts), width + settings.max_new_tokens):
-        engine = EagerEngine(model)
-    # On a GPU the next step is queued before this step's tokens are checked on the CPU, so the text
-    # decoding and stop checks overlap the model; rows that have just finished ride along one step for free.
-    pipelined = device.type == "cuda"
-    host = torch.empty(len(prompts), dtype=torch.long, pin_memory=pipelined)
-    start = time.perf_counter()
-    with torch.inference_mode():
-        logits = engine.prefill(input_ids, mask, settings.max_new_tokens)
-        next_ids = sample(seen, logits)
-        for step in range(settings.max_new_tokens):
-            more = step + 1 < settings.max_new_tokens
-            if pipelined:
-                host.copy_(next_ids, non_blocking=True)
-                copied = torch.cuda.Event()
-                copied.record()
-                if more:
-                    seen = torch.cat([seen, next_ids[:, None]], dim=1)
-                    logits = engine.step(next_ids)
-                copied.synchronize()
-                tokens = host.tolist()
-            else:
-                tokens = next_ids.tolist()
-            now = time.perf_counter()
-            for row, token in zip(rows, tokens, strict=True):
-                if row.done:
-                    continue
-                if not row.ids:
-                    row.first_token = now - start
-                row.ids.append(token)
-                _advance(row, token, tokenizer, rules, settings, step)
-                if row.done:
-                    row.finished = now - start
-            yield rows
-            if all(r.done for r in rows) or not more:
-                break
-            if not pipelined:
-                fed = torch.tensor([pad if r.done else r.ids[-1] for r in rows], device=device)
-                seen = torch.cat([seen, fed[:, None]], dim=1)
-                logits = engine.step(fed)
-            next_ids = sample(seen, logits)
+    slot: int = -1  # the static engine's KV row while it has one (-1: not placed yet, -2: released)
 
 
 def _advance(row: _Row, token: int, tokenizer, rules: StopRules, settings: GenerationSettings, step: int) -> None:
@@ -256,9 +178,52 @@ def _result(row: _Row, tokenizer, settings: GenerationSettings, prompt: str, pro
     )
 
 
+def context_of(model) -> int:
+    """How many positions the model reads (prompt and reply together)."""
+    return int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+
+
 def _prompt(model, tokenizer, fmt: PromptFormat, messages: list[Message], settings: GenerationSettings):
+    """The prompt text and ids, with the oldest turns dropped when the conversation is longer than the context."""
     _check(messages, settings)
-    return render_prompt(fmt, tokenizer, messages), stop_rules(tokenizer, model, fmt, settings.stop_strings)
+    room = context_of(model) - settings.max_new_tokens
+    if room < 1:
+        raise GenerationError(
+            f"max_new_tokens is {settings.max_new_tokens}, but this model reads at most {context_of(model)} tokens"
+        )
+    system = [m for m in messages if m["role"] == "system"]
+    body = [m for m in messages if m["role"] != "system"]
+    dropped = 0
+    while True:
+        prompt = render_prompt(fmt, tokenizer, [*system, *body])
+        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise GenerationError("the prompt tokenised to nothing")
+        if len(ids) <= room:
+            return prompt, ids, dropped
+        if settings.overflow == "refuse" or len(body) <= 1:
+            raise GenerationError(
+                f"the conversation is {len(ids)} tokens; this model reads {context_of(model)} "
+                f"including the {settings.max_new_tokens} new ones: shorten it or lower max_new_tokens"
+            )
+        # the oldest turn goes (a user line with the reply after it), never the last message
+        drop = 2 if len(body) > 2 and body[0]["role"] == "user" and body[1]["role"] == "assistant" else 1
+        body = body[drop:]
+        dropped += drop
+
+
+def _submit(model, tokenizer, fmt, conversations, settings, streaming: bool):
+    from rp_eval.chat.service import service_for
+
+    prompts, encoded, dropped = [], [], []
+    for messages in conversations:
+        prompt, ids, n = _prompt(model, tokenizer, fmt, messages, settings)
+        prompts.append(prompt)
+        encoded.append(ids)
+        dropped.append(n)
+    rules = stop_rules(tokenizer, model, fmt, settings.stop_strings)
+    request = service_for(model).submit(tokenizer, prompts, encoded, settings, rules, streaming=streaming)
+    return request, rules, dropped
 
 
 def stream(
@@ -268,18 +233,21 @@ def stream(
     messages: list[Message],
     settings: GenerationSettings = GenerationSettings(),
 ) -> Iterator[str | GenerationResult]:
-    """Text deltas as they become safe to show, then the `GenerationResult` (whose `text` is final)."""
-    prompt, rules = _prompt(model, tokenizer, fmt, messages, settings)
+    """Text deltas as they become safe to show, then the `GenerationResult` (whose `text` is final).
+    Closing the generator early (a Stop button, a client that left) stops the reply at the next step."""
+    request, rules, dropped = _submit(model, tokenizer, fmt, [messages], settings, streaming=True)
     shown = 0
-    for (row,) in _decode(model, tokenizer, [prompt], settings, rules):
-        if row.done:
-            break
-        visible = textrules.showable(row.text)
-        safe = len(visible) - textrules.held_back(visible, list(rules.stop_strings))
-        if safe > shown:
-            yield visible[shown:safe]
-            shown = safe
-    result = _result(row, tokenizer, settings, prompt, len(tokenizer(prompt, add_special_tokens=False)["input_ids"]))
+    try:
+        for (text,) in request.texts():
+            visible = textrules.showable(text)
+            safe = len(visible) - textrules.held_back(visible, list(rules.stop_strings))
+            if safe > shown and not request.finished:
+                yield visible[shown:safe]
+                shown = safe
+    finally:
+        request.cancel()
+    (result,) = request.results
+    result.dropped_turns = dropped[0]
     if len(result.text) > shown:
         yield result.text[shown:]
     yield result
@@ -304,15 +272,14 @@ def generate_batch(
     conversations: list[list[Message]],
     settings: GenerationSettings = GenerationSettings(),
 ) -> list[GenerationResult]:
-    """One reply per conversation, generated together; each row stops on its own."""
+    """One reply per conversation, submitted together (one request of several rows); each row stops on its own."""
     if not conversations:
         return []
-    prompts = []
-    for messages in conversations:
-        prompt, rules = _prompt(model, tokenizer, fmt, messages, settings)
-        prompts.append(prompt)
-    *_, rows = _decode(model, tokenizer, prompts, settings, rules)  # the rows after the last step
-    return [
-        _result(row, tokenizer, settings, p, len(tokenizer(p, add_special_tokens=False)["input_ids"]))
-        for row, p in zip(rows, prompts, strict=True)
-    ]
+    request, _, dropped = _submit(model, tokenizer, fmt, conversations, settings, streaming=False)
+    try:
+        results = request.wait()
+    finally:
+        request.cancel()
+    for result, n in zip(results, dropped, strict=True):
+        result.dropped_turns = n
+    return results

@@ -19,6 +19,7 @@ import torch
 
 from rp_eval import settings
 from rp_eval.chat.formats import PromptFormat, detect_format, get_format
+from rp_eval.chat.service import GenerationService, own
 from rp_eval.models.registry import RegistryError, get_model, inspect_source
 from rp_eval.store import ModelRow
 
@@ -33,6 +34,12 @@ class LoadedModel:
     format: PromptFormat
     bytes: int
     row: ModelRow
+    service: GenerationService | None = None  # the model's generation service: every request goes through it
+
+    def __post_init__(self) -> None:
+        if self.service is None:
+            self.service = GenerationService(self.model)
+        own(self.model, self.service)
 
 
 def pick_device() -> tuple[str, torch.dtype]:
@@ -88,19 +95,16 @@ def load(row: ModelRow, quantize: Quantize = "none") -> LoadedModel:
     if quantize == "none":
         model = model.to(device)
     model.eval()
-    if device == "cuda":
-        from rp_eval.chat.engine import StaticEngine, supports_static
-
-        if supports_static(model):  # capture the decode graphs now, so no chat request pays for it later
-            model._rp_eval_static_engine = StaticEngine(model)
-            model._rp_eval_static_engine.warm_up(1, 1024)
+    service = GenerationService(model)
+    if device == "cuda":  # compile and capture every graph now: no request captures or compiles later
+        service.warm_up()
     fmt = (
         get_format(row.prompt_format)
         if row.prompt_format != "auto"
         else detect_format(tokenizer, base_row.model_type, f"{row.name} {base_row.source}")
     )
     size = sum(p.numel() * p.element_size() for p in model.parameters())
-    return LoadedModel(row.name, model, tokenizer, fmt, size, row)
+    return LoadedModel(row.name, model, tokenizer, fmt, size, row, service)
 
 
 def transient_row(source: str, prompt_format: str = "auto", trust_remote_code: bool = False) -> ModelRow:
@@ -167,12 +171,12 @@ class ModelCache:
     def drop(self, name: str) -> None:
         with self._lock:
             for key in [k for k in self._loaded if k.split("|")[0] == name]:
-                del self._loaded[key]
+                self._loaded.pop(key).service.close()  # its requests end with a message, new ones are refused
             _free()
 
     def _make_room(self, incoming: int) -> None:
         while self._loaded and self.used() + incoming > self.budget and len(self._loaded) > (0 if incoming else 1):
-            key, _ = self._loaded.popitem(last=False)
+            key, _ = self._loaded.popitem(last=False)  # requests under way finish; their service then ends
             self.evictions.append(key.split("|")[0])
             _free()
 

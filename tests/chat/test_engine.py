@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from rp_eval.chat.engine import StaticEngine, _bucket_batch, _bucket_length
 from rp_eval.chat.formats import FORMATS
 from rp_eval.chat.generate import GenerationSettings, generate, generate_batch
+from rp_eval.chat.service import GenerationService, own
 from tests.conftest import save_tiny
 
 CONVERSATIONS = [
@@ -46,25 +47,27 @@ def test_static_engine_gives_the_eager_tokens(which, request):
     assert one.raw_text == eager[1].raw_text
 
 
-def test_shapes_are_bucketed_and_slots_reused(tokenizer, tmp_path):
+def test_rows_are_reused_and_a_request_too_long_for_the_cache_runs_eagerly(tokenizer, tmp_path):
     model, tokenizer = load(save_tiny(tmp_path / "long", tokenizer, max_position_embeddings=2048))
+    service = GenerationService(model, rows=4, columns=256)
+    own(model, service)
     settings = GenerationSettings(temperature=0, max_new_tokens=8, engine="static")
-    for conv in CONVERSATIONS:  # three requests of different lengths, one shape bucket
+    for conv in CONVERSATIONS:  # three requests one after the other: the same first row each time
         generate(model, tokenizer, FORMATS["template"], conv, settings)
-    engine = model._rp_eval_static_engine
-    assert isinstance(engine, StaticEngine) and list(engine._slots) == [1]
-    assert engine._slots[1]["cache"].capacity == 256
+    engine = service.static_engine()
+    assert engine.rows == 4 and engine.columns == 256 and service.largest_batch == 1
     generate_batch(model, tokenizer, FORMATS["template"], CONVERSATIONS, settings)
-    assert 4 in engine._slots  # three rows ride in a batch of four with one filler row
+    assert service.largest_batch == 3 and not any(service._owners)  # one step for three rows; all freed
     long_prompt = [{"role": "user", "content": "長い話をしよう。" * 40}]
-    generate(
-        model,
-        tokenizer,
-        FORMATS["template"],
-        long_prompt,
-        GenerationSettings(temperature=0, max_new_tokens=400, engine="static"),
+    steps = service.steps
+    eager = generate(
+        model, tokenizer, FORMATS["template"], long_prompt, settings.model_copy(update={"engine": "eager"})
     )
-    assert engine._slots[1]["cache"].capacity >= 512  # grown for a longer request
+    long = generate(
+        model, tokenizer, FORMATS["template"], long_prompt, settings.model_copy(update={"max_new_tokens": 400})
+    )
+    assert service.steps == steps  # did not fit 256 columns: ran on its own eager engine
+    assert long.raw_text.startswith(eager.raw_text.removesuffix("</s>")) or long.raw_text == eager.raw_text
     assert _bucket_batch(3) == 4 and _bucket_batch(64) == 64 and _bucket_length(129) == 256
 
 
@@ -93,19 +96,22 @@ def test_stopping_rules_hold_on_the_static_engine(tiny_llama):
 @pytest.mark.parametrize("which", ["tiny_llama", "tiny_mistral"])
 def test_fused_decode_step_gives_the_eager_tokens(which, request):
     """The fused step (rp_eval/chat/fused.py; compiled on a GPU, run as it is here) follows transformers'
-    forward: same logits within fp32 rounding at every step, so the same greedy tokens, left padding included."""
+    forward: the same greedy tokens, batches (left padding) and single padded prompts alike."""
     model, tokenizer = load(request.getfixturevalue(which))
     settings = GenerationSettings(temperature=0, max_new_tokens=20, engine="static")
     fmt = FORMATS["template"]
+    own(model, GenerationService(model, fused=False))
     plain = generate_batch(model, tokenizer, fmt, CONVERSATIONS, settings)  # static engine, transformers' step
-    model._rp_eval_static_engine = fused = StaticEngine(model, fused=True)
+    service = GenerationService(model, fused=True)
+    own(model, service)
+    fused = service.static_engine()
     assert fused.fused is not None
     steps = []
     original = fused.fused.__call__
 
     class Recording:
-        def __call__(self, *args):
-            steps.append(original(*args))
+        def __call__(self, *args, **kwargs):
+            steps.append(original(*args, **kwargs))
             return steps[-1]
 
     fused.fused = Recording()
@@ -121,11 +127,12 @@ def test_fused_step_logits_equal_the_forward(tiny_mistral):
     import torch
 
     model, tokenizer = load(tiny_mistral)
-    ids = tokenizer(["こんにちは、今日は良い天気ですね"], return_tensors="pt", add_special_tokens=False)
+    ids = tokenizer("こんにちは、今日は良い天気ですね", add_special_tokens=False)["input_ids"]
     outputs = {}
     for name in ("forward", "fused"):
-        engine = StaticEngine(model, fused=name == "fused")
+        engine = StaticEngine(model, rows=4, columns=256, fused=name == "fused")
         with torch.inference_mode():
-            engine.prefill(ids.input_ids, ids.attention_mask, 4)
-            outputs[name] = engine.step(torch.tensor([5]))
+            engine.prefill(2, ids)
+            engine.ids[2, 0] = 5
+            outputs[name] = engine.step(4)[2]
     assert torch.allclose(outputs["forward"], outputs["fused"], atol=1e-5, rtol=1e-4)

@@ -1,0 +1,245 @@
+"""The generation service on a CUDA GPU with its graphs: the CPU suite's cases (tests/chat/test_service.py)
+with graphs captured at load, plus a soak of 7B-shaped models with 16 simulated users.
+
+Skipped without CUDA. Run through the device tool with the command in tests/gpu/README.md; results are written to
+the JSON file named by RP_EVAL_GPU_RESULTS and summarised in tests/gpu/RESULTS.md. Every greedy reply is compared
+token for token with the same request served alone (random weights: near-ties are common, so only a row whose
+numbers are independent of its neighbours passes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+RESULTS = Path(os.environ.get("RP_EVAL_GPU_RESULTS", "gpu-results.json"))
+SOAK_SECONDS = float(os.environ.get("RP_EVAL_SOAK_SECONDS", "90"))
+SMALL = dict(hidden_size=256, intermediate_size=512, num_hidden_layers=4, num_attention_heads=8, vocab_size=32000)
+
+
+def record(name: str, **figures) -> None:
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data[name] = {"date": time.strftime("%Y-%m-%d %H:%M"), "device": torch.cuda.get_device_name(), **figures}
+    RESULTS.write_text(json.dumps(data, indent=1))
+
+
+def build(arch: str, columns: int | None = None):
+    """A model in bf16 on the GPU with its service warmed up as loading does: a 7B shape from
+    benchmarks/decode.py ("llama2-7b", "mistral-7b") or a small one ("llama", "mistral")."""
+    from benchmarks.decode import SHAPES, word_tokenizer
+    from benchmarks.decode import build as build_shape
+    from rp_eval.chat.service import GenerationService, own
+
+    model = build_shape(arch, "cuda", torch.bfloat16) if arch in SHAPES else _small(arch)
+    service = GenerationService(model, columns=columns)
+    own(model, service)
+    seconds = service.warm_up()
+    return model, word_tokenizer(model.config.vocab_size), service, seconds
+
+
+def _small(arch: str):
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+    kv = 8 if arch == "llama" else 2
+    config_class, model_class = (
+        (LlamaConfig, LlamaForCausalLM) if arch == "llama" else (MistralConfig, MistralForCausalLM)
+    )
+    config = config_class(
+        **SMALL, num_key_value_heads=kv, max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=0
+    )
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(7 if arch == "llama" else 8)
+    with torch.device("cuda"):
+        model = model_class(config).to(torch.bfloat16)
+    return model.eval()
+
+
+@pytest.fixture(scope="module", params=["llama", "mistral"])
+def small(request):
+    model, tokenizer, service, seconds = build(request.param, columns=2048)
+    yield request.param, model, tokenizer, service
+    service.close()
+
+
+def rules_none():
+    from rp_eval.chat.generate import StopRules
+
+    return StopRules(frozenset(), ())
+
+
+def settings(new: int = 48, **extra):
+    from rp_eval.chat.generate import GenerationSettings
+
+    return GenerationSettings(temperature=0, max_new_tokens=new, trim_to_sentence=False, **extra)
+
+
+def ids(n: int, salt: int, vocab: int = 32000) -> list[int]:
+    rng = random.Random(salt * 100003 + n)
+    return [rng.randrange(3, vocab) for _ in range(n)]
+
+
+def run(service, tokenizer, prompt: list[int], s=None):
+    request = service.submit(tokenizer, ["p"], [prompt], s or settings(), rules_none())
+    return request.wait()[0]
+
+
+def threads(fn, n):
+    barrier, out, errors = threading.Barrier(n), [None] * n, []
+
+    def work(i):
+        try:
+            barrier.wait()
+            out[i] = fn(i)
+        except Exception as err:  # noqa: BLE001
+            errors.append(repr(err))
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(300)
+    assert not errors, errors
+    return out
+
+
+def test_threads_on_one_model_get_their_solo_replies(small):
+    arch, model, tokenizer, service = small
+    engine = service.static_engine()
+    captured = engine.captures
+    prompts = [ids(40 + 97 * i, i) for i in range(8)]
+    reference = [run(service, tokenizer, p).raw_text for p in prompts]
+    mismatches = 0
+    for _ in range(3):
+        got = threads(lambda i: run(service, tokenizer, prompts[i]).raw_text, 8)
+        mismatches += sum(g != r for g, r in zip(got, reference, strict=True))
+    record(f"threads-{arch}", requests=24, mismatches=mismatches, largest_batch=service.largest_batch)
+    assert mismatches == 0
+    assert service.largest_batch >= 2 and engine.captures == captured  # batched, and nothing captured
+
+
+def test_interleaved_streams_of_two_models_outside_inference_mode(small):
+    from rp_eval.chat.formats import FORMATS
+    from rp_eval.chat.generate import generate, stream
+
+    arch, model, tokenizer, service = small
+    other = _small("mistral" if arch == "llama" else "llama")
+    conversations = [[{"role": "user", "content": " ".join(f"t{i}" for i in ids(30 + 50 * k, k))}] for k in range(4)]
+    jobs = [(model if k % 2 else other, c) for k, c in enumerate(conversations)]
+    reference = [generate(m, tokenizer, FORMATS["chatml"], c, settings()).raw_text for m, c in jobs]
+    streams = [stream(m, tokenizer, FORMATS["chatml"], c, settings()) for m, c in jobs]
+    results = [None] * len(jobs)
+    while any(r is None for r in results):
+        for k, s in enumerate(streams):
+            if results[k] is None:
+                item = next(s)
+                assert not torch.is_inference_mode_enabled()
+                if not isinstance(item, str):
+                    results[k] = item.raw_text
+    record(
+        f"interleaved-{arch}",
+        streams=len(jobs),
+        mismatches=sum(a != b for a, b in zip(results, reference, strict=True)),
+    )
+    assert results == reference
+
+
+@pytest.mark.parametrize("length", [1, 127, 128, 129, 1023, 1024, 1025, 1565, 1999, 2000, 3110])
+def test_prompt_lengths_around_buckets_and_graph_limits(small, length):
+    """2,048 columns with 48 new tokens: up to 1,999 in the static cache (prefill graphs for every 128-bucket up
+    to 2,048), 2,000 and 3,110 on the eager engine; alone and beside three others; no capture, no crash."""
+    arch, model, tokenizer, service = small
+    engine = service.static_engine()
+    captured = engine.captures
+    prompt = ids(length, 99)
+    alone = run(service, tokenizer, prompt)
+    got = threads(lambda i: run(service, tokenizer, prompt if i == 0 else ids(60 * i, i)), 4)
+    record(f"length-{arch}-{length}", equal=got[0].raw_text == alone.raw_text, static=engine.fits(length, 48))
+    assert got[0].raw_text == alone.raw_text and engine.captures == captured
+
+
+def test_cancel_in_the_middle(small):
+    arch, model, tokenizer, service = small
+    prompts = [ids(200, k) for k in range(3)]
+    long = settings(200)
+    reference = [run(service, tokenizer, p, long).raw_text for p in prompts[1:]]
+    first = service.submit(tokenizer, ["p"], [prompts[0]], long, rules_none(), streaming=True)
+    next(first.texts())
+    got = threads(lambda i: run(service, tokenizer, prompts[i + 1], long).raw_text, 2)
+    first.cancel()
+    deadline = time.monotonic() + 10
+    while any(service._owners) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert got == reference and not any(service._owners)
+
+
+def soak(arch: str) -> dict:
+    """16 simulated chat users on a 7B shape for SOAK_SECONDS: random prompt lengths up to 4,096 tokens (with
+    their reply), random arrivals, 1 in 8 cancelled mid-reply; every finished greedy reply checked against the
+    same request served alone beforehand."""
+    model, tokenizer, service, warm = build(arch)
+    rng = random.Random(2026)
+    plan = []
+    for k in range(40):
+        new = rng.choice([32, 64, 128])
+        plan.append((ids(rng.randint(16, 4096 - new - 2), 1000 + k), new))
+    start = time.perf_counter()
+    reference = [run(service, tokenizer, p, settings(new)).raw_text for p, new in plan]
+    reference_s = time.perf_counter() - start
+    counts = {"requests": 0, "checked": 0, "cancelled": 0, "mismatches": 0, "errors": 0}
+    lock = threading.Lock()
+    stop_at = time.monotonic() + SOAK_SECONDS
+
+    def user(u):
+        r = random.Random(u)
+        while time.monotonic() < stop_at:
+            time.sleep(r.random() * 0.3)
+            k = r.randrange(len(plan))
+            prompt, new = plan[k]
+            try:
+                request = service.submit(tokenizer, ["p"], [prompt], settings(new), rules_none(), streaming=True)
+                if r.random() < 0.125:
+                    for n, _ in enumerate(request.texts()):
+                        if n >= r.randint(1, 20):
+                            request.cancel()
+                            break
+                    with lock:
+                        counts["requests"] += 1
+                        counts["cancelled"] += 1
+                    continue
+                result = request.wait()[0]
+                with lock:
+                    counts["requests"] += 1
+                    counts["checked"] += 1
+                    counts["mismatches"] += result.raw_text != reference[k]
+            except Exception:  # noqa: BLE001 - counted and asserted
+                with lock:
+                    counts["errors"] += 1
+
+    threads(user, 16)
+    counts.update(
+        warm_up_s=round(warm, 1),
+        reference_s=round(reference_s, 1),
+        soak_s=SOAK_SECONDS,
+        largest_batch=service.largest_batch,
+        captures=service.static_engine().captures,
+        peak_GB=round(torch.cuda.max_memory_allocated() / 1e9, 1),
+    )
+    service.close()
+    return counts
+
+
+@pytest.mark.parametrize("arch", ["llama2-7b", "mistral-7b"])
+def test_soak_16_users_on_a_7b_shape(arch):
+    if os.environ.get("RP_EVAL_SOAK", "1") == "0" or arch not in os.environ.get("RP_EVAL_SOAK_SHAPES", arch):
+        pytest.skip("soak not asked for")
+    counts = soak(arch)
+    record(f"soak-{arch}", **counts)
+    assert counts["mismatches"] == 0 and counts["errors"] == 0 and counts["checked"] > 16
