@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 # name: (script and arguments, where its JSON comes from: "file" (--out) or "stdout" (one JSON object a line))
 STEPS: dict[str, tuple[list[str], str]] = {
     "decode": (["decode.py"], "file"),
+    "serve": (["serve.py"], "file"),
     "finetune": (["finetune_speed.py"], "file"),
     "merge": (["merge.py"], "file"),
     "evolve": (["evolve.py"], "stdout"),
@@ -64,6 +65,19 @@ def rows(name: str, data) -> list[tuple[str, object, object, object]]:
                 (f"{s} eval 64x64 s", r["eval_batch_s"], r["eval_batch_s_generate"], "< 0.8 target"),
                 (f"{s} warm-up s", r.get("warmup_s", ""), "", "<= 60 target"),
             ]
+    elif name == "serve":
+        targets = {1: ">= 216 tok/s, first < 25 ms", 16: ">= 2000 tok/s, p95 first < 150 ms", 32: "no OOM"}
+        for r in data["results"]:
+            s = r["shape"]
+            for n in (1, 4, 16, 32):
+                got = r.get(f"{n}_streams")
+                if not got:
+                    continue
+                base = r.get(f"{n}_one_at_a_time") or r.get(f"{n}_hf_static") or {}
+                ours = f"{got['aggregate_tok_s']} tok/s, p95 {got['first_ms_p95']} ms"
+                out.append((f"{s} {n} streams", ours, base.get("aggregate_tok_s", ""), targets.get(n, "")))
+            if r.get("1_hf_static"):
+                out.append((f"{s} 1 stream, transformers static", "", r["1_hf_static"].get("aggregate_tok_s"), ""))
     elif name == "finetune":
         base = next((r for r in data["results"] if r["variant"].startswith("plain")), {})
         for r in data["results"]:

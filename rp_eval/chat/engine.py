@@ -107,6 +107,12 @@ class _RowsKV:
         self.engine, self.rows, self.view = engine, rows, view
         e = engine
         self.index = e.write_at.view(-1, 1, 1, 1).expand(e.rows, e.kv_heads, 1, e.head_dim)
+        self.lengths = e.write_at[:rows] + 1  # columns each row attends (for rp_eval/chat/attention.py)
+        self.bias = e.bias[:rows]
+
+    def rows_of(self, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layer's keys and values of the attended rows, every column."""
+        return self.engine.keys[layer_idx][: self.rows], self.engine.values[layer_idx][: self.rows]
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
         keys, values = self.engine.keys[layer_idx], self.engine.values[layer_idx]

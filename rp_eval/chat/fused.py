@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rp_eval.chat.attention import available, decode_attention
+
 
 def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     h = x.to(torch.float32)
@@ -101,6 +103,8 @@ class FusedStep:
         self.eps = c.rms_norm_eps
         self.scale = (getattr(c, "head_dim", None) or c.hidden_size // self.heads) ** -0.5
         self.model, self.embed, self.rotary = model, inner.embed_tokens, inner.rotary_emb
+        # on CUDA, decode attention whose numbers for a row never depend on the other rows (rp_eval/chat/attention.py)
+        self.invariant = available(next(model.parameters()).device)
         # joined once per model and kept on it: a second engine over the same model must not join again (that
         # would move the weights and leave the first engine's captured graphs reading freed memory)
         self.layers = getattr(model, "_rp_eval_fused_layers", None)
@@ -146,7 +150,9 @@ class FusedStep:
             )
             keys, values = cache.update(k, v, i)
             q = q[:rows]
-            if s == 1 and groups > 1:  # a group's query heads as that group's queries: each K/V head read once
+            if s == 1 and self.invariant and getattr(cache, "lengths", None) is not None:
+                attended = decode_attention(q, *cache.rows_of(i), cache.bias, cache.lengths, self.scale)
+            elif s == 1 and groups > 1:  # a group's query heads as that group's queries: each K/V head read once
                 attended = F.scaled_dot_product_attention(
                     q.reshape(rows, self.kv_heads, groups, -1), keys, values, attn_mask=mask, scale=self.scale
                 ).reshape(rows, self.heads, 1, -1)

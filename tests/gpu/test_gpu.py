@@ -243,3 +243,37 @@ def test_soak_16_users_on_a_7b_shape(arch):
     counts = soak(arch)
     record(f"soak-{arch}", **counts)
     assert counts["mismatches"] == 0 and counts["errors"] == 0 and counts["checked"] > 16
+
+
+def test_decode_attention_matches_sdpa_and_ignores_its_neighbours():
+    """rp_eval/chat/attention.py against SDPA (bf16 tolerance), and bit for bit the same for a row alone and
+    in a batch of 16 rows of other lengths (GQA and plain heads, left-padded masks)."""
+    from rp_eval.chat.attention import decode_attention
+
+    torch.manual_seed(0)
+    worst = 0.0
+    for kv_heads in (32, 8):
+        rows, heads, columns, d = 16, 32, 4096, 128
+        q = torch.randn(rows, heads, 1, d, device="cuda", dtype=torch.bfloat16)
+        keys = torch.randn(rows, kv_heads, columns, d, device="cuda", dtype=torch.bfloat16)
+        values = torch.randn_like(keys)
+        lengths = torch.randint(1, columns, (rows,), device="cuda")
+        lengths[0] = 300
+        bias = torch.full((rows, 1, 1, columns), torch.finfo(torch.bfloat16).min, device="cuda", dtype=torch.bfloat16)
+        for r in range(rows):
+            pad = r * 3 % 100
+            bias[r, 0, 0, pad : int(lengths[r])] = 0
+        batch = decode_attention(q, keys, values, bias, lengths, d**-0.5)
+        alone = decode_attention(q[:1], keys[:1], values[:1], bias[:1], lengths[:1], d**-0.5)
+        assert torch.equal(batch[:1], alone)
+        view = 512
+        reference = torch.nn.functional.scaled_dot_product_attention(
+            q[:1],
+            keys[:1, :, :view],
+            values[:1, :, :view],
+            attn_mask=bias[:1, :, :, :view],
+            enable_gqa=kv_heads < heads,
+        )
+        worst = max(worst, (reference.float() - alone.float()).abs().max().item())
+    record("decode-attention", max_abs_diff_vs_sdpa=round(worst, 4), bitwise_alone_vs_batch=True)
+    assert worst < 0.05

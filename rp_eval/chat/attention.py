@@ -1,0 +1,122 @@
+"""Decode attention whose result for a row depends on that row alone (CUDA, Triton).
+
+SDPA's kernels choose how to split the keys from the whole call's shape (how many rows, how many columns are
+attended), so one row's output changed in its last bits when other requests joined the batch, and with random
+or nearly tied logits a greedy reply then took another token (seen on an H200: 570 of 585 soak replies
+differed from the same request served alone). Here every (row, head) reads its own keys in fixed chunks of
+CHUNK columns up to its own length, and the chunks are combined in a fixed order: the arithmetic is the same
+whatever else is in the batch and however far the longest row reaches. Written by hand because no maintained
+library ships batch-invariant decode attention over this project's own cache layout.
+
+The mask is the engine's additive bias row (left padding of a prompt is masked there), the length of each row
+is read from the device (`write_at + 1`), so the kernels run inside the engine's CUDA graphs unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+
+CHUNK = 256  # columns per program: fixed, so the split never depends on the batch
+BLOCK = 64  # columns per inner step
+
+
+def available(device: torch.device) -> bool:
+    if device.type != "cuda":
+        return False
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_kernels = None
+
+
+def _build():
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def partial(
+        Q, K, V, Bias, Lengths, Mo, Lo, Ao,
+        sq_b, sq_h, sk_b, sk_h, sk_n, sv_b, sv_h, sv_n, sb_b, chunks, scale,
+        GROUPS: tl.constexpr, D: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+    ):  # fmt: skip
+        row = tl.program_id(0)
+        head = tl.program_id(1)
+        chunk = tl.program_id(2)
+        kv = head // GROUPS
+        length = tl.load(Lengths + row)
+        d = tl.arange(0, D)
+        q = tl.load(Q + row * sq_b + head * sq_h + d).to(tl.float32)
+        m = tl.full([1], float("-inf"), tl.float32)
+        l_sum = tl.zeros([1], tl.float32)
+        acc = tl.zeros([D], tl.float32)
+        first = chunk * CHUNK
+        end = tl.minimum(first + CHUNK, length)
+        for start in range(first, end, BLOCK):
+            n = start + tl.arange(0, BLOCK)
+            valid = n < end
+            k = tl.load(K + row * sk_b + kv * sk_h + n[:, None] * sk_n + d[None, :], mask=valid[:, None], other=0.0)
+            s = tl.sum(k.to(tl.float32) * q[None, :], 1) * scale
+            b = tl.load(Bias + row * sb_b + n, mask=valid, other=0.0).to(tl.float32)
+            s = tl.where(valid, s + b, float("-inf"))
+            m_new = tl.maximum(m, tl.max(s, 0))
+            alpha = tl.exp(m - m_new)
+            p = tl.exp(s - m_new)
+            v = tl.load(V + row * sv_b + kv * sv_h + n[:, None] * sv_n + d[None, :], mask=valid[:, None], other=0.0)
+            l_sum = l_sum * alpha + tl.sum(p, 0)
+            acc = acc * alpha + tl.sum(p[:, None] * v.to(tl.float32), 0)
+            m = m_new
+        at = (row * tl.num_programs(1) + head) * chunks + chunk
+        tl.store(Mo + at + tl.arange(0, 1), m)
+        tl.store(Lo + at + tl.arange(0, 1), l_sum)
+        tl.store(Ao + at * D + d, acc)
+
+    @triton.jit
+    def combine(Mo, Lo, Ao, Out, so_b, so_h, chunks, D: tl.constexpr):
+        row = tl.program_id(0)
+        head = tl.program_id(1)
+        d = tl.arange(0, D)
+        base = (row * tl.num_programs(1) + head) * chunks
+        m = tl.full([1], float("-inf"), tl.float32)
+        for c in range(0, chunks):
+            m = tl.maximum(m, tl.load(Mo + base + c + tl.arange(0, 1)))
+        l_sum = tl.zeros([1], tl.float32)
+        acc = tl.zeros([D], tl.float32)
+        for c in range(0, chunks):  # in chunk order: empty chunks add exact zeros
+            mc = tl.load(Mo + base + c + tl.arange(0, 1))
+            w = tl.where(mc == float("-inf"), 0.0, tl.exp(mc - m))
+            l_sum += w * tl.load(Lo + base + c + tl.arange(0, 1))
+            acc += w * tl.load(Ao + (base + c) * D + d)
+        tl.store(Out + row * so_b + head * so_h + d, (acc / l_sum).to(Out.dtype.element_ty))
+
+    return partial, combine
+
+
+def decode_attention(
+    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor, lengths: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """q [rows, heads, 1, d]; keys/values [rows, kv_heads, columns, d] (the whole cache rows); bias
+    [rows, 1, 1, columns] additive; lengths [rows] (columns attended per row). Returns [rows, heads, 1, d]."""
+    global _kernels
+    if _kernels is None:
+        _kernels = _build()
+    partial, combine = _kernels
+    rows, heads, _, d = q.shape
+    kv_heads, columns = keys.shape[1], keys.shape[2]
+    chunks = -(-columns // CHUNK)
+    f = {"dtype": torch.float32, "device": q.device}
+    m = torch.empty(rows * heads * chunks, **f)
+    l_sum = torch.empty(rows * heads * chunks, **f)
+    acc = torch.empty(rows * heads * chunks * d, **f)
+    out = torch.empty_like(q)
+    partial[(rows, heads, chunks)](
+        q, keys, values, bias, lengths, m, l_sum, acc,
+        q.stride(0), q.stride(1), keys.stride(0), keys.stride(1), keys.stride(2),
+        values.stride(0), values.stride(1), values.stride(2), bias.stride(0), chunks, scale,
+        GROUPS=heads // kv_heads, D=d, CHUNK=CHUNK, BLOCK=BLOCK,
+    )  # fmt: skip
+    combine[(rows, heads)](m, l_sum, acc, out, out.stride(0), out.stride(1), chunks, D=d)
+    return out
