@@ -170,13 +170,15 @@ def kv_bytes_per_token(model) -> int:
     return 2 * layers * kv_heads * head_dim * next(model.parameters()).element_size()
 
 
-def plan(model, budget_bytes: int | None = None, most_rows: int = 32, longest: int = 4096) -> tuple[int, int]:
+def plan(
+    model, budget_bytes: int | None = None, most_rows: int = 32, longest: int = 4096, columns: int | None = None
+) -> tuple[int, int]:
     """(rows, columns) of the KV cache: columns the model's context (at most `longest`, in whole buckets),
     rows the largest power of two up to `most_rows` whose cache fits the budget (default: 60% of the free GPU
     memory, or 2 GB on a CPU). Requests longer than the columns run on the eager engine instead."""
     context = getattr(model.config, "max_position_embeddings", 2048) or 2048
     window = getattr(model.config, "sliding_window", None) or context
-    columns = max(LENGTH_BUCKET, min(context, window, longest) // LENGTH_BUCKET * LENGTH_BUCKET)
+    columns = max(LENGTH_BUCKET, min(context, window, columns or longest) // LENGTH_BUCKET * LENGTH_BUCKET)
     if budget_bytes is None:
         device = next(model.parameters()).device
         budget_bytes = int(torch.cuda.mem_get_info(device)[0] * 0.6) if device.type == "cuda" else 2 << 30
@@ -218,9 +220,9 @@ class StaticEngine:
         self.min = torch.finfo(self.dtype).min  # additive masks: 0 attends, min does not (eager and SDPA alike)
         self.use_graph = self.device.type == "cuda" if use_graph is None else use_graph
         self.layers, self.kv_heads, self.head_dim = _shape(model)
-        planned = plan(model)
+        planned = plan(model, columns=columns)  # never past the model's context
         self.rows = rows or planned[0]
-        self.columns = columns or planned[1]
+        self.columns = planned[1]
         self.limit = self.columns
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
         import inspect

@@ -71,6 +71,14 @@ class Resident:
         self.names = [n for n, _ in self.model.named_parameters()]
         self.base = {n: p.detach().clone() for n, p in self.model.named_parameters()} if genome.base_model else None
         self.sources = [self._weights(m) for m in genome.models]
+        # the resident model's generation service, its graphs captured once: every candidate reuses them (the
+        # weights are written in place). Fitness prompts are short: 2,048 columns leave room for more rows.
+        from rp_eval.chat.service import GenerationService, own
+
+        self.service = GenerationService(self.model, columns=2048 if self.device == "cuda" else None)
+        own(self.model, self.service)
+        if self.device == "cuda":
+            self.service.warm_up()
 
     def _weights(self, name: str) -> dict[str, torch.Tensor]:
         from transformers import AutoModelForCausalLM
