@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import torch
 
-CHUNK = 256  # columns per program: fixed, so the split never depends on the batch
-BLOCK = 64  # columns per inner step
+CHUNK = 64  # columns per program: fixed, so the split never depends on the batch (one block each: a short
+BLOCK = 64  # chat's few chunks run side by side instead of one after another; profile_step.py measured 256)
 
 
 def available(device: torch.device) -> bool:
@@ -75,17 +75,18 @@ def _build():
         tl.store(Ao + at * D + d, acc)
 
     @triton.jit
-    def combine(Mo, Lo, Ao, Out, so_b, so_h, chunks, D: tl.constexpr):
+    def combine(Mo, Lo, Ao, Out, Lengths, so_b, so_h, chunks, D: tl.constexpr, CHUNK: tl.constexpr):
         row = tl.program_id(0)
         head = tl.program_id(1)
         d = tl.arange(0, D)
         base = (row * tl.num_programs(1) + head) * chunks
+        used = (tl.load(Lengths + row) + CHUNK - 1) // CHUNK  # the row's own chunks only
         m = tl.full([1], float("-inf"), tl.float32)
-        for c in range(0, chunks):
+        for c in range(0, used):
             m = tl.maximum(m, tl.load(Mo + base + c + tl.arange(0, 1)))
         l_sum = tl.zeros([1], tl.float32)
         acc = tl.zeros([D], tl.float32)
-        for c in range(0, chunks):  # in chunk order: empty chunks add exact zeros
+        for c in range(0, used):  # in chunk order, whatever the other rows
             mc = tl.load(Mo + base + c + tl.arange(0, 1))
             w = tl.where(mc == float("-inf"), 0.0, tl.exp(mc - m))
             l_sum += w * tl.load(Lo + base + c + tl.arange(0, 1))
@@ -118,5 +119,5 @@ def decode_attention(
         values.stride(0), values.stride(1), values.stride(2), bias.stride(0), chunks, scale,
         GROUPS=heads // kv_heads, D=d, CHUNK=CHUNK, BLOCK=BLOCK,
     )  # fmt: skip
-    combine[(rows, heads)](m, l_sum, acc, out, out.stride(0), out.stride(1), chunks, D=d)
+    combine[(rows, heads)](m, l_sum, acc, out, lengths, out.stride(0), out.stride(1), chunks, D=d, CHUNK=CHUNK)
     return out
