@@ -46,6 +46,9 @@ class GenerationSettings(BaseModel, frozen=True):
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=0)
     repetition_penalty: float = Field(1.0, gt=0.0, le=3.0)
+    min_p: float = Field(0.0, ge=0.0, le=1.0)
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     seed: int | None = None
     stop_strings: tuple[str, ...] = ()  # extra literal strings, e.g. the user's character name tag
     trim_to_sentence: bool = True

@@ -92,11 +92,14 @@ def output_folder(name: str) -> Path:
     return settings.models_dir() / "merged" / stem
 
 
-def preflight(text: str, name: str) -> tuple[dict, list[str], Path]:
-    """Everything that can be known before work starts: the recipe, the name, the parents, the disk."""
+def preflight(text: str, name: str, confined: bool = False) -> tuple[dict, list[str], Path]:
+    """Everything that can be known before work starts: the recipe, the name, the parents, the disk. `confined`
+    (the page): every path the recipe names must lie in the allowed folders."""
     from rp_eval.store import get_store
 
     data = recipes.load_yaml(text)
+    if confined:
+        recipes.confine(data)
     recipes.validate(data)
     if not name.strip():
         raise MergeError("give the merged model a name")
@@ -107,7 +110,7 @@ def preflight(text: str, name: str) -> tuple[dict, list[str], Path]:
         raise MergeError(f"the folder {final} exists already: choose another name or remove it")
     config = recipes.parse(data)
     refs = [str(m) for m in config.referenced_models()]
-    parents = [r for r in dict.fromkeys(refs) if get_store().get_model(r) is not None]
+    parents = recipes.sources(config)  # every source: registered names, folders and hub ids, tokenizers too
     needed = int(max((_size_of(_source(r)) for r in refs), default=0) * 1.1)
     free = shutil.disk_usage(settings.models_dir()).free
     if needed > free:
@@ -131,7 +134,9 @@ def sweep_leftovers(folder: Path) -> list[Path]:
     return removed
 
 
-def merge(text: str, name: str, cancel: threading.Event | None = None, seed: int | None = 0) -> Iterator[MergeProgress]:
+def merge(
+    text: str, name: str, cancel: threading.Event | None = None, seed: int | None = 0, confined: bool = False
+) -> Iterator[MergeProgress]:
     """Run a recipe (mergekit YAML naming registered models, folders or hub ids) into a registered model."""
     import mergekit.graph
     import torch
@@ -142,7 +147,7 @@ def merge(text: str, name: str, cancel: threading.Event | None = None, seed: int
 
     name = name.strip()
     yield MergeProgress("checking", 0, 1, "checking the recipe and the models (configs only)")
-    data, parents, final = preflight(text, name)
+    data, parents, final = preflight(text, name, confined)
     config = recipes.parse(recipes.map_models(data, _source))
     cancel = cancel or threading.Event()
     events: queue.Queue = queue.Queue()
