@@ -228,17 +228,22 @@ def _prepare(req: ChatRequest):
 
 def _check_context(loaded, messages: list[dict], max_new_tokens: int) -> None:
     """The prompt's length against the model's context and the server's limit, before any generation."""
-    prompt = render_prompt(loaded.format, loaded.tokenizer, messages)
+    try:
+        prompt = render_prompt(loaded.format, loaded.tokenizer, messages)
+    except RpEvalError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a chat template's own refusal (jinja's raise_exception)
+        raise ApiError(f"messages: model '{loaded.name}' can not take this conversation: {err}") from err
     n = len(loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"])
     context = int(getattr(loaded.model.config, "max_position_embeddings", 0) or 0)
     limit = settings.config().limit_prompt_tokens
-    if n > limit:
-        raise ApiError(f"messages: the prompt is {n} tokens; this server takes at most {limit} (limit_prompt_tokens)")
     if context and n + max_new_tokens > context:
         raise ApiError(
             f"messages: the prompt is {n} tokens and the reply may take {max_new_tokens} more, but model "
             f"'{loaded.name}' has a context of {context} positions: shorten the conversation or lower max_tokens"
         )
+    if n > limit:
+        raise ApiError(f"messages: the prompt is {n} tokens; this server takes at most {limit} (limit_prompt_tokens)")
 
 
 def _extra(result: GenerationResult) -> dict:
