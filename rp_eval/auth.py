@@ -187,6 +187,7 @@ class Login:
 
         self.path, self.admins_only = Path(path), admins_only
         load_users(self.path)  # fail at start, not at the first login, when the file is broken
+        _dummy()  # made now, so the first unknown name takes no longer than the others
         self.throttle = throttle or Throttle(settings.config().limit_login_failures)
         _ACTIVE[:] = [self.path]
 

@@ -3,7 +3,8 @@
 It answers, with a JSON body and never a traceback: 413 for a body over `limit_body_bytes`; 400 for a JSON body
 that is not JSON, nests deeper than `limit_json_depth`, or holds text that is not valid Unicode (a lone
 surrogate such as `\\ud800`, which would crash whatever tries to store or encode it); 404 for a page event whose
-`fn_index` the page does not have. Uploads are left to Gradio's own `max_file_size`. It also remembers the
+`fn_index` the page does not have. It drops `all_endpoints` from a page's address (Gradio would describe every
+event in the page served before a login). Uploads are left to Gradio's own `max_file_size`. It also remembers the
 client's address for the login check (`rp_eval.auth`), which Gradio does not pass on.
 """
 
@@ -79,6 +80,11 @@ class Guard:
 
     async def _http(self, scope, receive, send) -> None:
         path: str = scope.get("path", "")
+        query: bytes = scope.get("query_string", b"")
+        if b"all_endpoints" in query and not path.rstrip("/").endswith("/info"):
+            # a page asked with ?all_endpoints describes every event, names and choices, before any login
+            kept = [p for p in query.split(b"&") if not p.startswith(b"all_endpoints")]
+            scope = {**scope, "query_string": b"&".join(kept)}
         if scope["method"] not in ("POST", "PUT", "PATCH") or path.endswith("/upload"):
             await self.app(scope, receive, send)
             return

@@ -85,12 +85,12 @@ def serve(args: argparse.Namespace) -> int:
         }
         for path, page in mounted.items():
             check, message = logins[path]
-            server = _mount(server, page, path, users, auth=check, auth_message=message)
+            server = _mount(server, page, path, auth=check, auth_message=message)
         print(f"login required ({users}); raters at / (blind rating alone at /rate), admins at /admin")
     else:
         mounted["/rate"], mounted[""] = blind_page, build_app(problems, demo_models=use_demo)
         for path, page in mounted.items():
-            server = _mount(server, page, path, users)
+            server = _mount(server, page, path)
     print(f"data: {settings.home()} (database {settings.database_url()}); blind rating page: /rate")
     print(
         f"ready in {time.perf_counter() - start:.1f} s: http://{args.host}:{args.port}  (OpenAI-compatible API at /v1)"
@@ -127,10 +127,11 @@ def _export_folders() -> list[str]:
     return [str(home / "exports"), str(home / "evaluate" / "exports")]
 
 
-def _mount(server, blocks, path: str, users: str | None, **login):
+def _mount(server, blocks, path: str, **login):
     """One page on the server, with Gradio's file checks on: a file input takes only a file uploaded through
-    Gradio (a mounted app skips that check unless marked launched), and nothing under the workspace's database
-    or the users file is ever served or copied."""
+    Gradio (a mounted app skips that check unless marked launched), so the database, the users file or any other
+    server path named by a client is refused before it is opened; `/file=` serves only Gradio's upload and cache
+    folders (plus the export folders, see `_export_folders`)."""
     import gradio as gr
 
     from rp_eval import settings
@@ -138,21 +139,12 @@ def _mount(server, blocks, path: str, users: str | None, **login):
     config = settings.config()
     _private(blocks)
     blocks.queue(default_concurrency_limit=4, max_size=64)
-    database = settings.database_url()
-    blocked = [
-        str(settings.home() / "rp_eval.sqlite"),
-        *(str(settings.home() / f"rp_eval.sqlite-{x}") for x in ("wal", "shm")),
-    ]
-    if database.startswith("sqlite:///"):
-        blocked.append(database.removeprefix("sqlite:///"))
-    if users:
-        blocked.append(str(Path(users).resolve()))
     server = gr.mount_gradio_app(
         server,
         blocks,
         path=path or "/",
         allowed_paths=_export_folders(),
-        blocked_paths=blocked,
+        show_error=False,  # an unexpected exception's text (paths, internals) stays in the log; gr.Error is shown
         max_file_size=int(config.limit_upload_mb * 2**20),
         footer_links=[],
         app_kwargs={"docs_url": None, "redoc_url": None, "openapi_url": None},
