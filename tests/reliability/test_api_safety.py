@@ -96,10 +96,7 @@ def test_the_inputs_that_crashed_get_a_4xx_with_a_message(api):
         raw = f'{{{fields["model"]}, "messages": [{{{fields["role"]}, {fields["content"]}}}]}}'
         _json_error(_post(url, raw), 400, "surrogate")
     _json_error(_post(url, "[" * 5000 + "]" * 5000), 400, "nests deeper")
-    deep = {"model": "demo-mistral", "messages": MESSAGES}
-    for _ in range(5000):
-        deep = {"x": deep}
-    _json_error(_post(url, json.dumps(deep)), 400, "nests deeper")
+    _json_error(_post(url, '{"x": ' * 5000 + "{}" + "}" * 5000), 400, "nests deeper")
     body = {"model": "demo-mistral", "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}
     _json_error(_post(url, body), 400, "messages.0.content")
     _json_error(_post(url, {"model": "demo-mistral", "messages": MESSAGES, "seed": 2**64}), 400, "seed")
@@ -178,13 +175,20 @@ def test_requests_in_flight_are_limited_and_a_client_that_leaves_stops_its_gener
 
 
 def _free_within(url: str, seconds: float) -> bool:
+    """Whether this client soon has both its places again: one long stream held open, and one more request
+    beside it answered (a request still generating anywhere for this client would make one of them a 429)."""
     deadline = time.time() + seconds
     while time.time() < deadline:
-        r = _post(url, {"model": "demo-mistral", "messages": MESSAGES, "max_tokens": 2})
-        if r.status_code == 200:
-            r2 = _post(url, {"model": "demo-mistral", "messages": MESSAGES, "max_tokens": 2})
-            if r2.status_code == 200:
-                return True
+        body = _long(url, stream=True)
+        with (
+            httpx.Client(timeout=120, headers=AUTH) as c,
+            c.stream("POST", f"{url}/v1/chat/completions", json=body) as held,
+        ):
+            if held.status_code == 200:
+                next(held.iter_lines())
+                r = _post(url, {"model": "demo-mistral", "messages": MESSAGES, "max_tokens": 2})
+                if r.status_code == 200:
+                    return True
         time.sleep(0.5)
     return False
 
