@@ -44,7 +44,10 @@ def backup(out: str | Path, url: str | None = None) -> Path:
     source = sqlite_path(url or settings.database_url())
     if not source.is_file():
         raise BackupError(f"no database at {source}")
+    folder_named = str(out).endswith(("/", os.sep))
     out = Path(out).expanduser()
+    if folder_named:
+        out.mkdir(parents=True, exist_ok=True)
     if out.is_dir():
         out = out / f"rp_eval-{datetime.now(UTC):%Y%m%d-%H%M%S}.sqlite"
     if out.resolve() == source.resolve():
