@@ -344,8 +344,11 @@ async def _events(req: ChatRequest, items: Iterator, first, done) -> AsyncIterat
                 break
             item = await run_in_threadpool(_next, items)
         yield "data: [DONE]\n\n"
-    except RpEvalError as err:  # after the headers: the error goes out as the stream's last event
-        yield f"data: {json.dumps({'error': {'message': str(err), 'type': 'server_error'}}, ensure_ascii=False)}\n\n"
+    except Exception as err:  # noqa: BLE001 - after the headers: the error goes out as the stream's last event
+        if not isinstance(err, RpEvalError):
+            log.error("error in a streamed reply", exc_info=err)
+        message = str(err) if isinstance(err, RpEvalError) else "internal error while generating (logged)"
+        yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}}, ensure_ascii=False)}\n\n"
     finally:
         with anyio.CancelScope(shield=True):  # the client left: the cancelled stream still closes its generator
             await run_in_threadpool(items.close)
