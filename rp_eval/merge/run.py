@@ -110,7 +110,7 @@ def preflight(text: str, name: str, confined: bool = False) -> tuple[dict, list[
         raise MergeError(f"the folder {final} exists already: choose another name or remove it")
     config = recipes.parse(data)
     refs = [str(m) for m in config.referenced_models()]
-    parents = recipes.sources(config)  # every source: registered names, folders and hub ids, tokenizers too
+    parents = _parents(recipes.sources(config))
     needed = int(max((_size_of(_source(r)) for r in refs), default=0) * 1.1)
     free = shutil.disk_usage(settings.models_dir()).free
     if needed > free:
@@ -119,6 +119,32 @@ def preflight(text: str, name: str, confined: bool = False) -> tuple[dict, list[
             f"{free / 2**30:.1f} GiB are free"
         )
     return data, parents, final
+
+
+def _parents(sources: list[str]) -> list[str]:
+    """The registered models among a recipe's sources (every model, adapter and tokenizer it reads), a folder
+    counted as the registered model kept there; the sources themselves go into `made_by` whole."""
+    from rp_eval.store import get_store
+
+    store = get_store()
+    by_folder = {}
+    for row in store.list_models():
+        try:
+            by_folder.setdefault(str(Path(row.source).resolve()), row.name)
+        except (OSError, ValueError):
+            continue
+    names = []
+    for source in sources:
+        if store.get_model(source) is not None:
+            names.append(source)
+            continue
+        try:
+            folder = str(Path(source).expanduser().resolve())
+        except (OSError, ValueError):
+            continue
+        if folder in by_folder:
+            names.append(by_folder[folder])
+    return list(dict.fromkeys(names))
 
 
 def sweep_leftovers(folder: Path) -> list[Path]:
@@ -205,7 +231,8 @@ def _finish(tmp: Path, final: Path, name: str, data: dict, parents: list[str], m
 
     text = recipes.to_yaml(data)
     (tmp / "rp_eval_recipe.yaml").write_text(text, encoding="utf-8")
-    sources = "\n".join(f"- {p}: `{_source(p)}`" for p in parents) or "- (hub ids or folders, as in the recipe)"
+    every = recipes.sources(recipes.parse(data))  # hub ids and folders too, not only registered parents
+    sources = "\n".join(f"- {p}: `{_source(p)}`" for p in every)
     with open(tmp / "README.md", "a", encoding="utf-8") as card:
         card.write(
             f"\n\n## rp_eval\n\nRegistered as `{name}`, merged with {method} in {seconds:.1f} s from:\n{sources}\n"
@@ -221,6 +248,7 @@ def _finish(tmp: Path, final: Path, name: str, data: dict, parents: list[str], m
                 "tool": "mergekit",
                 "mergekit": version("mergekit"),
                 "method": method,
+                "sources": every,
                 "recipe": text,
                 "seconds": round(seconds, 2),
             },

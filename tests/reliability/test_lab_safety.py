@@ -188,7 +188,7 @@ def test_text_that_is_not_unicode_gets_a_400_not_a_crash(lab):
 def test_every_path_in_a_merge_recipe_is_confined_and_parents_list_every_source(lab):
     """Finding 3: the admin's Merge tab, over HTTP, with an outside model named in each nested form mergekit
     reads; each is refused naming the path, nothing is merged or registered. A recipe naming a registered model
-    and a folder inside the workspace merges, and its parents list both."""
+    and a folder inside the workspace merges: its parents are the registered models among them and `made_by.sources` lists every source."""
     url, workspace, root = lab
     outside = root / "outside-model"
     if not outside.exists():
@@ -218,16 +218,19 @@ def test_every_path_in_a_merge_recipe_is_confined_and_parents_list_every_source(
     assert _sql(workspace, "SELECT name FROM models") == before
     assert not list((workspace / "models").glob("merged/escaped*"))
 
-    inside = workspace / "models" / "copied-b"
-    if not inside.exists():
-        shutil.copytree(workspace / "models" / "demo" / MODELS[1], inside)
+    copied = workspace / "models" / "copied-b"  # a folder inside the workspace that nobody registered
+    if not copied.exists():
+        shutil.copytree(workspace / "models" / "demo" / MODELS[1], copied)
     recipe = (
-        f"models:\n  - model: {a}\n    parameters: {{weight: 0.5}}\n  - model: {{model: {{path: {inside}}}}}\n"
+        f"models:\n  - model: {a}\n    parameters: {{weight: 0.5}}\n  - model: {{model: {{path: {copied}}}}}\n"
         "    parameters: {weight: 0.5}\nmerge_method: linear\n"
     )
     raw, done = _event(sato, run, [recipe, "two-sources"], uuid.uuid4().hex, "/admin")
-    ((parents,),) = _sql(workspace, "SELECT parents FROM models WHERE name = 'two-sources'")
-    assert json.loads(parents) == [a, str(inside)], raw[-800:]
+    rows = _sql(workspace, "SELECT parents FROM models WHERE name = 'two-sources'")
+    assert rows, [line[:300] for line in raw.splitlines() if "process_" in line or "⚠️" in line or "output" in line][-6:]
+    ((parents, made_by),) = _sql(workspace, "SELECT parents, made_by FROM models WHERE name = 'two-sources'")
+    assert json.loads(parents) == [a]  # the registered model among the sources
+    assert json.loads(made_by)["sources"] == [a, str(copied)]  # every source, as the recipe names it
 
 
 def _chat_inputs(message: str) -> list:
