@@ -15,8 +15,13 @@ import base64
 import hashlib
 import hmac
 import os
+import sys
 import tempfile
+import threading
+import time
+from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -52,7 +57,8 @@ def verify_password(password: str, stored: str) -> bool:
         return False
     if scheme != "pbkdf2_sha256":
         return False
-    got = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+    password_bytes = password.encode("utf-8", "surrogatepass")  # a lone surrogate is a wrong password, not a crash
+    got = hashlib.pbkdf2_hmac("sha256", password_bytes, base64.b64decode(salt), int(iterations))
     return hmac.compare_digest(got, base64.b64decode(digest))
 
 
@@ -111,6 +117,14 @@ def remove_user(path: str | Path, name: str) -> None:
     save_users(path, users)
 
 
+CLIENT_ADDRESS: ContextVar[str] = ContextVar("client_address", default="?")  # set by rp_eval.guard per request
+
+
+@cache
+def _dummy() -> str:  # checked for unknown names, so they take as long as known ones
+    return hash_password("not a password of anyone")
+
+
 _ACTIVE: list[Path] = []  # the users file of the running lab server (set by Login), for role checks in handlers
 
 
@@ -123,16 +137,72 @@ def is_admin(username: str | None) -> bool:
     return user is not None and user.role == "admin"
 
 
+class Throttle:
+    """Failed logins per name and per address: after `free` failures (four times as many for an address, which
+    many people may share) every further try waits 2, 4, 8 ... seconds (at most `longest`) after the last
+    failure; a try inside that wait is refused without looking at the password. A success clears the name."""
+
+    def __init__(self, free: int = 5, longest: float = 300.0) -> None:
+        self.free, self.longest = free, longest
+        self._failures: dict[tuple[str, str], tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def _wait(self, key: tuple[str, str]) -> float:
+        count, last = self._failures.get(key, (0, 0.0))
+        free = self.free * (4 if key[0] == "address" else 1)
+        if count < free:
+            return 0.0
+        return max(0.0, last + min(self.longest, 2.0 ** (count - free + 1)) - time.monotonic())
+
+    def wait(self, name: str, address: str) -> float:
+        """Seconds until `name` from `address` may try again (0: now)."""
+        with self._lock:
+            return max(self._wait(("name", name)), self._wait(("address", address)))
+
+    def failed(self, name: str, address: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            for key in (("name", name), ("address", address)):
+                count, _ = self._failures.get(key, (0, 0.0))
+                self._failures[key] = (count + 1, now)
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failures.pop(("name", name), None)
+
+
+def audit(event: str, name: str, address: str) -> None:
+    """One line on the server's log for a failed or refused login (names shown escaped: no forged lines)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    print(f"{stamp} auth: {event} for name {ascii(name)[:80]} from {ascii(address)}", file=sys.stderr, flush=True)
+
+
 class Login:
     """The check Gradio calls at login; `admins_only` for the admin page. Reads the file at every login, so
-    adding a user needs no restart. A wrong name and a wrong password look the same to the person."""
+    adding a user needs no restart. A wrong name and a wrong password look the same to the person and take
+    the same time (an unknown name is checked against a dummy hash); repeated failures slow down (Throttle)."""
 
-    def __init__(self, path: str | Path, admins_only: bool = False) -> None:
+    def __init__(self, path: str | Path, admins_only: bool = False, throttle: Throttle | None = None) -> None:
+        from rp_eval import settings
+
         self.path, self.admins_only = Path(path), admins_only
         load_users(self.path)  # fail at start, not at the first login, when the file is broken
+        _dummy()  # made now, so the first unknown name takes no longer than the others
+        self.throttle = throttle or Throttle(settings.config().limit_login_failures)
         _ACTIVE[:] = [self.path]
 
     def __call__(self, username: str, password: str) -> bool:
+        address = CLIENT_ADDRESS.get()
+        wait = self.throttle.wait(username, address)
+        if wait > 0:
+            audit(f"login refused (too many failures, {wait:.0f} s to wait)", username, address)
+            return False
         user = load_users(self.path).get(username)
-        ok = user is not None and verify_password(password, user.password)
-        return ok and (user.role == "admin" or not self.admins_only)
+        ok = verify_password(password, user.password if user is not None else _dummy()) and user is not None
+        ok = ok and (user.role == "admin" or not self.admins_only)
+        if ok:
+            self.throttle.succeeded(username)
+        else:
+            self.throttle.failed(username, address)
+            audit("login failed", username, address)
+        return ok

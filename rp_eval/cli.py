@@ -171,6 +171,13 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(args)
 
 
+def _backup(args: argparse.Namespace) -> int:
+    from rp_eval.store.backup import backup
+
+    print(backup(args.out))
+    return 0
+
+
 def _terminal_progress():
     from tqdm import tqdm
 
@@ -238,6 +245,10 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--role", choices=["rater", "admin"], default="rater")
     u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     u.set_defaults(func=_users)
+
+    b = sub.add_parser("backup", help="copy the SQLite store safely, also while the app runs (SQLite backup API)")
+    b.add_argument("out", help="the file to write, or a folder for a dated copy")
+    b.set_defaults(func=_backup)
 
     for module in FEATURE_COMMANDS:
         importlib.import_module(module).add_parser(sub)

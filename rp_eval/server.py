@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 
 def arguments(description: str = "rp_eval: the app") -> argparse.ArgumentParser:
@@ -45,6 +46,11 @@ def serve(args: argparse.Namespace) -> int:
         demo.build_demo_models(_terminal_progress())
     for line in problems:
         print(f"warning: {line}")
+    from rp_eval import processes
+
+    marked = {kind: runs for kind, runs in processes.sweep().items() if runs}
+    for kind, runs in marked.items():
+        print(f"{kind}: {len(runs)} run(s) left unfinished by a stopped process, now shown as interrupted")
 
     import gradio as gr
     import uvicorn
@@ -54,36 +60,98 @@ def serve(args: argparse.Namespace) -> int:
     from rp_eval import api
 
     users = args.auth or config.auth
-    server = api.install(FastAPI(title="rp_eval"), login_required=bool(users))
+    server = api.install(FastAPI(title="rp_eval", docs_url=None, redoc_url=None, openapi_url=None), bool(users))
     # /rate: the blind page, the Rate tab alone: no model name anywhere in it before a vote
-    blind_page = build_app(problems, demo_models=False, only={"rate_tab"}).queue(default_concurrency_limit=4)
+    blind_page = build_app(problems, demo_models=False, only={"rate_tab"})
     server.add_api_route("/rate", lambda: RedirectResponse("/rate/"), include_in_schema=False)
+    mounted: dict[str, gr.Blocks] = {}
     if users:
         from rp_eval.auth import AuthError, Login
         from rp_eval.ui import RATER_TABS
 
         try:
             raters, admins = Login(users), Login(users, admins_only=True)
+            admins.throttle = raters.throttle  # one count of failures for both pages
         except AuthError as err:
             sys.exit(f"error: {err}")
-        admin_page = build_app(problems, demo_models=use_demo).queue(default_concurrency_limit=4)
-        rater_page = build_app(problems, demo_models=use_demo, only=RATER_TABS).queue(default_concurrency_limit=4)
+        mounted["/admin"] = build_app(problems, demo_models=use_demo)
+        mounted["/rate"] = blind_page
+        mounted[""] = build_app(problems, demo_models=use_demo, only=RATER_TABS)
         server.add_api_route("/admin", lambda: RedirectResponse("/admin/"), include_in_schema=False)
-        server = gr.mount_gradio_app(server, admin_page, path="/admin", auth=admins, auth_message=both("login_admin"))
-        server = gr.mount_gradio_app(server, blind_page, path="/rate", auth=raters, auth_message=both("login"))
-        server = gr.mount_gradio_app(server, rater_page, path="/", auth=raters, auth_message=both("login"))
+        logins = {
+            "/admin": (admins, both("login_admin")),
+            "/rate": (raters, both("login")),
+            "": (raters, both("login")),
+        }
+        for path, page in mounted.items():
+            check, message = logins[path]
+            server = _mount(server, page, path, auth=check, auth_message=message)
         print(f"login required ({users}); raters at / (blind rating alone at /rate), admins at /admin")
     else:
-        blocks = build_app(problems, demo_models=use_demo).queue(default_concurrency_limit=4)
-        server = gr.mount_gradio_app(server, blind_page, path="/rate")
-        server = gr.mount_gradio_app(server, blocks, path="/")
+        mounted["/rate"], mounted[""] = blind_page, build_app(problems, demo_models=use_demo)
+        for path, page in mounted.items():
+            server = _mount(server, page, path)
     print(f"data: {settings.home()} (database {settings.database_url()}); blind rating page: /rate")
     print(
         f"ready in {time.perf_counter() - start:.1f} s: http://{args.host}:{args.port}  (OpenAI-compatible API at /v1)"
     )
     _unknown_endpoints_not_found(server)
-    uvicorn.run(server, host=args.host, port=args.port, log_level="warning")
+    from rp_eval.guard import Guard
+
+    guarded = Guard(server, {path: set(page.fns) for path, page in mounted.items()})
+    # SIGTERM: open event streams are not waited for more than a few seconds
+    uvicorn.run(guarded, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3)
     return 0
+
+
+def _private(blocks) -> None:
+    """No event is listed in the page's API description (`window.gradio_api_info`, served before a login),
+    so a visitor who has not signed in learns no endpoint name and no model name from it; the page still calls
+    its events by number, and a signed-in client by name."""
+    for fn in blocks.fns.values():
+        if fn.api_visibility == "public":
+            fn.api_visibility = "undocumented"
+
+
+def _export_folders() -> list[str]:
+    """Gradio hands out a file a handler returns only from the working folder, the temporary folder or an
+    allowed path, and serves allowed paths to anyone signed in: so the workspace's export folders are added only
+    when the workspace lies elsewhere, and never the whole workspace (the database, models, other runs)."""
+    import tempfile
+
+    from rp_eval import settings
+
+    home = settings.home()
+    if any(home.is_relative_to(Path(p).resolve()) for p in (os.getcwd(), tempfile.gettempdir())):
+        return []
+    return [str(home / "exports"), str(home / "evaluate" / "exports")]
+
+
+def _mount(server, blocks, path: str, **login):
+    """One page on the server, with Gradio's file checks on: a file input takes only a file uploaded through
+    Gradio (a mounted app skips that check unless marked launched), so the database, the users file or any other
+    server path named by a client is refused before it is opened; `/file=` serves only Gradio's upload and cache
+    folders (plus the export folders, see `_export_folders`)."""
+    import gradio as gr
+
+    from rp_eval import settings
+
+    config = settings.config()
+    _private(blocks)
+    blocks.queue(default_concurrency_limit=4, max_size=64)
+    server = gr.mount_gradio_app(
+        server,
+        blocks,
+        path=path or "/",
+        allowed_paths=_export_folders(),
+        show_error=False,  # an unexpected exception's text (paths, internals) stays in the log; gr.Error is shown
+        max_file_size=int(config.limit_upload_mb * 2**20),
+        footer_links=[],
+        app_kwargs={"docs_url": None, "redoc_url": None, "openapi_url": None},
+        **login,
+    )
+    blocks.has_launched = True  # turns on Gradio's "was this file uploaded here?" check for the mounted page
+    return server
 
 
 def _unknown_endpoints_not_found(server) -> None:

@@ -38,6 +38,24 @@ class Config(BaseModel):
         f"(in the environment: separated by '{os.pathsep}')",
     )
 
+    # -- limits: what one request may ask of a server (the page and the HTTP API) ---------------------
+    limit_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body (JSON) accepted, in bytes")
+    limit_json_depth: int = Field(32, ge=4, le=1000, description="deepest nesting of lists/objects in a request")
+    limit_prompt_tokens: int = Field(
+        8192, ge=16, description="longest prompt in tokens (also never more than the model's context minus the reply)"
+    )
+    limit_max_tokens: int = Field(2048, ge=1, le=8192, description="most new tokens one API reply may ask for")
+    limit_stop_count: int = Field(16, ge=0, description="most stop strings one API request may send")
+    limit_stop_chars: int = Field(64, ge=1, description="longest stop string, in characters")
+    limit_upload_mb: float = Field(10.0, gt=0, description="largest file the page accepts as an upload, in MB")
+    limit_in_flight_api: int = Field(8, ge=1, description="API requests generating at once (more: 429, Retry-After)")
+    limit_in_flight_per_user: int = Field(
+        2, ge=1, description="API requests at once from one key or address, and page events queued per login"
+    )
+    limit_login_failures: int = Field(
+        5, ge=1, description="failed logins of one name before each try waits longer (an address: four times as many)"
+    )
+
     @field_validator("allowed_roots", mode="before")
     @classmethod
     def _split_roots(cls, value):

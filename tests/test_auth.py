@@ -114,3 +114,38 @@ def test_login_raters_and_admins_in_two_browsers_at_once(demo_workspace, tmp_pat
         login(other, f"{url}/admin", "suzuki", "rater password")
         other.get_by_text("Incorrect Credentials").wait_for(timeout=30_000)
         browser.close()
+
+
+def test_throttle_waits_longer_after_each_failure_and_forgets_a_name_on_success(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: now[0])
+    t = auth.Throttle(free=3, longest=10)
+    for _ in range(3):
+        assert t.wait("ken", "10.0.0.1") == 0
+        t.failed("ken", "10.0.0.1")
+    assert t.wait("ken", "10.0.0.1") == 2 and t.wait("ken", "10.0.0.2") == 2  # the name is locked everywhere
+    assert t.wait("rin", "10.0.0.1") == 0  # the address is not, yet (it may fail 12 times)
+    now[0] += 2
+    t.failed("ken", "10.0.0.1")
+    assert t.wait("ken", "10.0.0.9") == 4
+    now[0] += 100
+    for _ in range(5):
+        t.failed("ken", "10.0.0.1")
+    assert t.wait("ken", "10.0.0.9") == 10  # never more than `longest`
+    t.succeeded("ken")
+    assert t.wait("ken", "10.0.0.9") == 0
+    for i in range(12):
+        t.failed(f"guess{i}", "10.0.0.1")
+    assert t.wait("sato", "10.0.0.1") > 0 and t.wait("sato", "10.0.0.2") == 0
+
+
+def test_an_unknown_name_is_checked_against_a_hash_too(tmp_path, monkeypatch):
+    path = tmp_path / "users.yaml"
+    auth.add_user(path, "sato", "admin password", "admin")
+    checked = []
+    real = auth.verify_password
+    monkeypatch.setattr(auth, "verify_password", lambda p, h: checked.append(h) or real(p, h))
+    login = auth.Login(path)
+    assert not login("nobody", "admin password") and not login("sato", "wrong")
+    assert len(checked) == 2 and all(h.startswith("pbkdf2_sha256$600000$") for h in checked)
+    assert login("sato", "admin password")

@@ -99,12 +99,13 @@ def start(
     user: str = "あなた",
     system_prompt: str | None = None,
     greeting: int = 0,
+    owner: str = "",
 ) -> int:
-    """A new conversation opened by the persona's first message; its id."""
+    """A new conversation opened by the persona's first message; its id. `owner`: the login that starts it."""
     if not models or not all(models):
         raise ChatError("choose a model first")
     system = persona.system_text(user) if system_prompt is None else system_prompt
-    conv = chat_store.new_conversation(store, persona.id, persona.model_dump(), models, system, user)
+    conv = chat_store.new_conversation(store, persona.id, persona.model_dump(), models, system, user, owner)
     chat_store.add_turn(store, conv.id, "assistant", persona.greeting(user, greeting))
     return conv.id
 
@@ -145,9 +146,11 @@ def reply(
     message: str | None,
     settings: GenerationSettings = GenerationSettings(),
     cache=None,
+    owner: str | None = None,
 ) -> Iterator[list[Reply]]:
-    """Store `message` (None: regenerate the last replies) and stream every side's reply; yields after each step."""
-    conv = chat_store.get_conversation(store, conversation_id)
+    """Store `message` (None: regenerate the last replies) and stream every side's reply; yields after each step.
+    With `owner`, only in that owner's conversation."""
+    conv = chat_store.get_conversation(store, conversation_id, owner)
     if conv is None:
         raise ChatError("start a conversation first")
     if message is not None:
@@ -204,8 +207,11 @@ def _after_last_user(live: list) -> list:
     return [t for t in live[last_user + 1 :] if t.role == "assistant"]
 
 
-def undo(store: Store, conversation_id: int) -> None:
-    """Take back the last message and its replies (kept in the store, marked discarded)."""
+def undo(store: Store, conversation_id: int, owner: str | None = None) -> None:
+    """Take back the last message and its replies (kept in the store, marked discarded); with `owner`, only in
+    that owner's conversation."""
+    if chat_store.get_conversation(store, conversation_id, owner) is None:
+        raise ChatError(f"conversation {conversation_id} does not exist")
     live = chat_store.turns(store, conversation_id)
     users = [i for i, t in enumerate(live) if t.role == "user"]
     if not users:

@@ -162,9 +162,16 @@ def mark_interrupted(store) -> list[int]:
 
 def run_evaluation(config: EvalConfig, store=None, task: Task | None = None) -> Iterator[Progress | EvalResult]:
     """Evaluate every model of `config` (`store`: a `rp_eval.store.Store`, default the workspace's); yields
-    Progress, then one EvalResult. See the module docstring."""
-    # imported here so that the fitness (generate_items, score_row) runs on a worker without a database
+    Progress, then one EvalResult. See the module docstring. Its runs are owned by one job of this process
+    (`rp_eval.processes`): left unfinished, they are shown interrupted, not running."""
     from rp_eval import processes
+
+    with processes.running() as who:
+        yield from _run_evaluation(config, store, task, who)
+
+
+def _run_evaluation(config: EvalConfig, store, task: Task | None, who: dict) -> Iterator[Progress | EvalResult]:
+    # imported here so that the fitness (generate_items, score_row) runs on a worker without a database
     from rp_eval.evaluate import extras
     from rp_eval.models.loading import model_cache
     from rp_eval.models.registry import get_model
@@ -186,7 +193,7 @@ def run_evaluation(config: EvalConfig, store=None, task: Task | None = None) -> 
         try:
             row = get_model(name)
             key, settings = run_key(row, task.version, config)
-            run_id = db.open_run(store, key, name, task.version, settings, processes.owner()).id
+            run_id = db.open_run(store, key, name, task.version, settings, who).id
             result.runs[name] = run_id
             have = {r.item_id: r for r in db.replies(store, run_id)}
             todo = [i for i in items if i.id not in have]

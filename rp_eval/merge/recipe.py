@@ -104,6 +104,39 @@ def map_models(data: dict, mapping) -> dict:
     return out
 
 
+def sources(config) -> list[str]:
+    """Every model, adapter (`model+lora`) and tokenizer source a parsed recipe names, in order, once each.
+    Walks the whole parsed configuration, so no nested form is missed (`model: {model: {path: ...}}`,
+    `tokenizer: {source: ...}`, token embeddings, slices, modules, `base_model`)."""
+    from mergekit.common import ModelPath
+    from pydantic import BaseModel
+
+    found: list[str] = []
+    stack = [config]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, ModelPath):
+            found.append(str(value.path))
+        elif isinstance(value, BaseModel):
+            stack.extend(getattr(value, name) for name in reversed(type(value).model_fields))
+        elif isinstance(value, dict):
+            stack.extend(reversed(list(value.values())))
+        elif isinstance(value, list | tuple | set | frozenset):
+            stack.extend(reversed(list(value)))
+    return list(dict.fromkeys(found))
+
+
+def confine(data: dict | str) -> list[str]:
+    """Every source of the recipe checked against the allowed folders (rp_eval.paths): a registered model's name
+    or a hub id passes, a local path outside them raises PathNotAllowed naming it. Returns the sources."""
+    from rp_eval import paths
+
+    found = sources(parse(data))
+    for source in found:
+        paths.confine_model_ref(source)
+    return found
+
+
 def _inputs(config) -> list[tuple[str, dict, tuple[int, int] | None, str]]:
     """(model, parameters, layer_range, field) for every input of the recipe."""
     if config.models:

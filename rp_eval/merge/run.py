@@ -92,11 +92,14 @@ def output_folder(name: str) -> Path:
     return settings.models_dir() / "merged" / stem
 
 
-def preflight(text: str, name: str) -> tuple[dict, list[str], Path]:
-    """Everything that can be known before work starts: the recipe, the name, the parents, the disk."""
+def preflight(text: str, name: str, confined: bool = False) -> tuple[dict, list[str], Path]:
+    """Everything that can be known before work starts: the recipe, the name, the parents, the disk. `confined`
+    (the page): every path the recipe names must lie in the allowed folders."""
     from rp_eval.store import get_store
 
     data = recipes.load_yaml(text)
+    if confined:
+        recipes.confine(data)
     recipes.validate(data)
     if not name.strip():
         raise MergeError("give the merged model a name")
@@ -107,7 +110,7 @@ def preflight(text: str, name: str) -> tuple[dict, list[str], Path]:
         raise MergeError(f"the folder {final} exists already: choose another name or remove it")
     config = recipes.parse(data)
     refs = [str(m) for m in config.referenced_models()]
-    parents = [r for r in dict.fromkeys(refs) if get_store().get_model(r) is not None]
+    parents = _parents(recipes.sources(config))
     needed = int(max((_size_of(_source(r)) for r in refs), default=0) * 1.1)
     free = shutil.disk_usage(settings.models_dir()).free
     if needed > free:
@@ -116,6 +119,32 @@ def preflight(text: str, name: str) -> tuple[dict, list[str], Path]:
             f"{free / 2**30:.1f} GiB are free"
         )
     return data, parents, final
+
+
+def _parents(sources: list[str]) -> list[str]:
+    """The registered models among a recipe's sources (every model, adapter and tokenizer it reads), a folder
+    counted as the registered model kept there; the sources themselves go into `made_by` whole."""
+    from rp_eval.store import get_store
+
+    store = get_store()
+    by_folder = {}
+    for row in store.list_models():
+        try:
+            by_folder.setdefault(str(Path(row.source).resolve()), row.name)
+        except (OSError, ValueError):
+            continue
+    names = []
+    for source in sources:
+        if store.get_model(source) is not None:
+            names.append(source)
+            continue
+        try:
+            folder = str(Path(source).expanduser().resolve())
+        except (OSError, ValueError):
+            continue
+        if folder in by_folder:
+            names.append(by_folder[folder])
+    return list(dict.fromkeys(names))
 
 
 def sweep_leftovers(folder: Path) -> list[Path]:
@@ -131,7 +160,9 @@ def sweep_leftovers(folder: Path) -> list[Path]:
     return removed
 
 
-def merge(text: str, name: str, cancel: threading.Event | None = None, seed: int | None = 0) -> Iterator[MergeProgress]:
+def merge(
+    text: str, name: str, cancel: threading.Event | None = None, seed: int | None = 0, confined: bool = False
+) -> Iterator[MergeProgress]:
     """Run a recipe (mergekit YAML naming registered models, folders or hub ids) into a registered model."""
     import mergekit.graph
     import torch
@@ -142,7 +173,7 @@ def merge(text: str, name: str, cancel: threading.Event | None = None, seed: int
 
     name = name.strip()
     yield MergeProgress("checking", 0, 1, "checking the recipe and the models (configs only)")
-    data, parents, final = preflight(text, name)
+    data, parents, final = preflight(text, name, confined)
     config = recipes.parse(recipes.map_models(data, _source))
     cancel = cancel or threading.Event()
     events: queue.Queue = queue.Queue()
@@ -200,7 +231,8 @@ def _finish(tmp: Path, final: Path, name: str, data: dict, parents: list[str], m
 
     text = recipes.to_yaml(data)
     (tmp / "rp_eval_recipe.yaml").write_text(text, encoding="utf-8")
-    sources = "\n".join(f"- {p}: `{_source(p)}`" for p in parents) or "- (hub ids or folders, as in the recipe)"
+    every = recipes.sources(recipes.parse(data))  # hub ids and folders too, not only registered parents
+    sources = "\n".join(f"- {p}: `{_source(p)}`" for p in every)
     with open(tmp / "README.md", "a", encoding="utf-8") as card:
         card.write(
             f"\n\n## rp_eval\n\nRegistered as `{name}`, merged with {method} in {seconds:.1f} s from:\n{sources}\n"
@@ -216,6 +248,7 @@ def _finish(tmp: Path, final: Path, name: str, data: dict, parents: list[str], m
                 "tool": "mergekit",
                 "mergekit": version("mergekit"),
                 "method": method,
+                "sources": every,
                 "recipe": text,
                 "seconds": round(seconds, 2),
             },

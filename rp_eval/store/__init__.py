@@ -79,6 +79,7 @@ class Store:
         except (IntegrityError, ProgrammingError, OperationalError):
             # another process created the same tables a moment earlier (PostgreSQL): they exist now
             Base.metadata.create_all(self.engine)
+        _add_columns(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -116,6 +117,26 @@ class Store:
             return True
         with self.engine.connect() as c:
             return c.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+
+
+# Columns added to a table after its first release: (table, column, SQL type and default). A database made
+# before gets them on open; create_all only makes missing tables.
+ADDED_COLUMNS: list[tuple[str, str, str]] = [
+    ("chat_conversations", "owner", "VARCHAR(200) NOT NULL DEFAULT ''"),
+]
+
+
+def _add_columns(engine: Engine) -> None:
+    from sqlalchemy import inspect
+
+    for table, column, kind in ADDED_COLUMNS:
+        if column in {c["name"] for c in inspect(engine).get_columns(table)}:
+            continue
+        try:
+            with engine.begin() as c:
+                c.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        except (OperationalError, ProgrammingError):  # another process added it a moment earlier
+            pass
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

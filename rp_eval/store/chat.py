@@ -27,6 +27,7 @@ class ConversationRow(Base):
     user_name: Mapped[str] = mapped_column(String(100), default="あなた")
     system_prompt: Mapped[str] = mapped_column(Text, default="")  # what the model saw (maybe edited)
     models: Mapped[list] = mapped_column(JSON, default=list)  # [model a] or [model a, model b]
+    owner: Mapped[str] = mapped_column(String(200), default="", index=True)  # the login that started it ("": none)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
@@ -73,7 +74,13 @@ class PersonaCardRow(Base):
 
 
 def new_conversation(
-    store: Store, persona_id: str, persona: dict, models: list[str], system_prompt: str, user_name: str = "あなた"
+    store: Store,
+    persona_id: str,
+    persona: dict,
+    models: list[str],
+    system_prompt: str,
+    user_name: str = "あなた",
+    owner: str = "",
 ) -> ConversationRow:
     row = ConversationRow(
         title=f"{persona.get('name', persona_id)} × {' / '.join(models)}",
@@ -82,20 +89,27 @@ def new_conversation(
         user_name=user_name,
         system_prompt=system_prompt,
         models=list(models),
+        owner=owner,
     )
     with store.transaction() as s:
         s.add(row)
     return row
 
 
-def get_conversation(store: Store, conversation_id: int) -> ConversationRow | None:
+def get_conversation(store: Store, conversation_id: int, owner: str | None = None) -> ConversationRow | None:
+    """The conversation, or None; with `owner` (a login, "" for none) only if it is that owner's."""
     with store.transaction() as s:
-        return s.get(ConversationRow, conversation_id)
+        row = s.get(ConversationRow, conversation_id)
+    return row if row is not None and (owner is None or row.owner == owner) else None
 
 
-def list_conversations(store: Store, limit: int = 200) -> list[ConversationRow]:
+def list_conversations(store: Store, limit: int = 200, owner: str | None = None) -> list[ConversationRow]:
+    """The latest conversations; with `owner` only that owner's (None: everyone's, for admins and the CLI)."""
     with store.transaction() as s:
-        return list(s.scalars(select(ConversationRow).order_by(ConversationRow.id.desc()).limit(limit)))
+        q = select(ConversationRow)
+        if owner is not None:
+            q = q.where(ConversationRow.owner == owner)
+        return list(s.scalars(q.order_by(ConversationRow.id.desc()).limit(limit)))
 
 
 def update_conversation(store: Store, conversation_id: int, **fields) -> None:

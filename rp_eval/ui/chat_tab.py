@@ -20,7 +20,9 @@ from rp_eval.errors import RpEvalError
 from rp_eval.models import registry
 from rp_eval.store import chat as chat_store
 from rp_eval.store import get_store
+from rp_eval.ui import signed_in
 from rp_eval.ui.locale import t
+from rp_eval.ui.uploads import uploaded
 
 _stop_requests: set[int] = set()  # conversations whose Stop button was pressed
 _stop_lock = threading.Lock()
@@ -110,7 +112,7 @@ def _ensure_conversation(conv_id, persona_id, model_a, model_b, side_by_side, us
     store = get_store()
     models = [model_a, model_b] if side_by_side else [model_a]
     if conv_id is not None:
-        conv = chat_store.get_conversation(store, conv_id)
+        conv = chat_store.get_conversation(store, conv_id, signed_in.scope())
         if conv is not None and conv.models == models and conv.persona_id == persona_id:
             if conv.system_prompt != system:
                 chat_store.update_conversation(store, conv_id, system_prompt=system)
@@ -120,7 +122,7 @@ def _ensure_conversation(conv_id, persona_id, model_a, model_b, side_by_side, us
         raise session.ChatError("choose a persona first")
     if not model_a or (side_by_side and not model_b):
         raise session.ChatError("choose a model for each side first")
-    return session.start(store, persona, models, user or "あなた", system)
+    return session.start(store, persona, models, user or "あなた", system, owner=signed_in.login())
 
 
 def respond(message, conv_id, persona_id, model_a, model_b, side_by_side, user, system, show_raw, *sampling):
@@ -140,7 +142,7 @@ def respond(message, conv_id, persona_id, model_a, model_b, side_by_side, user, 
     store = get_store()
     with _stop_lock:
         _stop_requests.discard(conv_id)
-    replies = session.reply(store, conv_id, message, settings)
+    replies = session.reply(store, conv_id, message, settings, owner=signed_in.scope())
     try:
         for step, current in enumerate(replies):
             if step == 0:
@@ -174,7 +176,7 @@ def undo(conv_id, show_raw):
     if conv_id is None:
         return gr.update(), gr.update(), f"⚠️ {t('chat_no_conversation')}"
     try:
-        session.undo(get_store(), conv_id)
+        session.undo(get_store(), conv_id, signed_in.scope())
         status = ""
     except RpEvalError as err:
         status = f"⚠️ {err}"
@@ -229,6 +231,7 @@ def import_card(path):
     if not path:
         return gr.update(), ""
     try:
+        path = uploaded(path)  # never a server path named by the client
         size = os.path.getsize(path)
         if size > MAX_CARD_BYTES:
             raise session.ChatError(
@@ -259,12 +262,12 @@ def export_card(persona_id, as_png: bool):
 
 
 def _conversation_choices() -> list[tuple[str, int]]:
-    rows = chat_store.list_conversations(get_store())
+    rows = chat_store.list_conversations(get_store(), owner=signed_in.scope())
     return [(f"#{c.id} {c.title} ({c.created_at:%Y-%m-%d %H:%M})", c.id) for c in rows]
 
 
 def reopen(choice, show_raw):
-    conv = chat_store.get_conversation(get_store(), int(choice)) if choice is not None else None
+    conv = chat_store.get_conversation(get_store(), int(choice), signed_in.scope()) if choice is not None else None
     if conv is None:
         return (gr.update(),) * 8 + (f"⚠️ {t('chat_pick_conversation')}",)
     two = len(conv.models) > 1
@@ -282,7 +285,7 @@ def reopen(choice, show_raw):
 
 
 def export_jsonl(conv_id):
-    if conv_id is None:
+    if conv_id is None or chat_store.get_conversation(get_store(), conv_id, signed_in.scope()) is None:
         return None, f"⚠️ {t('chat_no_conversation')}"
     text = chat_store.export_jsonl(get_store(), conv_id)
     return _write_temp(f"conversation-{conv_id}.jsonl", text.encode("utf-8")), ""

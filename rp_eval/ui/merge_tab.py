@@ -6,7 +6,6 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from rp_eval import paths
 from rp_eval.errors import RpEvalError
 from rp_eval.merge import compat, form, recipe
 from rp_eval.merge.methods import methods
@@ -122,8 +121,7 @@ def run(text: str, name: str, progress=gr.Progress()):  # noqa: B008 - Gradio's 
     from rp_eval.merge.run import merge
 
     try:
-        recipe.map_models(recipe.load_yaml(text), paths.confine_model_ref)  # a folder typed in the YAML box
-        for p in merge(text, name or ""):
+        for p in merge(text, name or "", confined=True):  # every path the YAML names lies in the allowed folders
             progress(p.fraction, desc=p.message)
             if p.stage == "done":
                 yield t("mg_done", name=p.model, seconds=f"{p.seconds:.1f}", folder=p.folder)

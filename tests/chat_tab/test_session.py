@@ -114,9 +114,11 @@ def test_bad_requests_keep_the_chat(store, tiny_cache):
         session.start(store, persona, [""])
 
 
-def test_oversized_or_broken_upload_gets_a_message(workspace, tmp_path):
+def test_oversized_or_broken_upload_gets_a_message(workspace, tmp_path, monkeypatch):
     from rp_eval.chat.cards import MAX_CARD_BYTES
     from rp_eval.ui import chat_tab
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # the files below stand for uploads
 
     big = tmp_path / "big.png"
     big.write_bytes(b"\0" * (MAX_CARD_BYTES + 10))

@@ -174,8 +174,10 @@ def test_training_jsonl_in_the_finetune_tab(registered, tmp_path, monkeypatch):
     assert snapshot() == before
 
 
-def test_card_uploads_of_the_wrong_type(workspace, tmp_path):
+def test_card_uploads_of_the_wrong_type(workspace, tmp_path, monkeypatch):
     from rp_eval.ui import chat_tab
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # the files below stand for uploads
 
     before = snapshot()
     uploads = {
