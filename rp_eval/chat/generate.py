@@ -24,6 +24,7 @@ import torch
 from pydantic import BaseModel, Field
 from transformers import (
     LogitsProcessorList,
+    MinPLogitsWarper,
     RepetitionPenaltyLogitsProcessor,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
@@ -45,6 +46,7 @@ class GenerationSettings(BaseModel, frozen=True):
     temperature: float = Field(0.7, ge=0.0, le=5.0)  # 0 means greedy
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=0)
+    min_p: float = Field(0.0, ge=0.0, le=1.0)  # drop tokens below min_p x the top token's probability; 0 = off
     repetition_penalty: float = Field(1.0, gt=0.0, le=3.0)
     seed: int | None = None
     stop_strings: tuple[str, ...] = ()  # extra literal strings, e.g. the user's character name tag
@@ -118,6 +120,8 @@ def _sampler(settings: GenerationSettings, device: torch.device):
             processors.append(TopKLogitsWarper(settings.top_k))
         if settings.top_p < 1.0:
             processors.append(TopPLogitsWarper(settings.top_p))
+        if settings.min_p > 0:
+            processors.append(MinPLogitsWarper(settings.min_p))
     rng = torch.Generator(device=device)
     rng.manual_seed(settings.seed if settings.seed is not None else torch.seed())
 

@@ -14,6 +14,7 @@ import gradio as gr
 from gradio.context import Context, LocalContext
 from gradio.i18n import I18nData
 
+from rp_eval.errors import MESSAGES, RpEvalError, format_message
 from rp_eval.ui.locale_ja import JA
 
 STRINGS: dict[str, str] = {
@@ -98,6 +99,49 @@ STRINGS: dict[str, str] = {
     "chat_generating": "Generating…",
     "chat_reply_failed": "⚠️ {error}",
     "chat_side_label": "{side}: {model}",
+    "chat_footer": "{model} · {reason} · {tokens} tokens · {tps} tokens/s",
+    "chat_footer_short": "{model} · {reason}",
+    "finish_eos": "ended",
+    "finish_stop_string": "stop string",
+    "finish_length_trimmed": "trimmed at the cap",
+    "finish_length": "cut at the cap",
+    "finish_stopped": "stopped by you",
+    "finish_error": "failed",
+    "chat_min_p": "Min-p (0 = off)",
+    "chat_stop_strings": "Stop strings (one per line; the reply ends where one appears)",
+    "chat_preset": "Sampler preset",
+    "preset_balanced": "Balanced",
+    "preset_greedy": "Greedy (the same reply every time)",
+    "preset_creative": "Creative",
+    "preset_min_p": "Min-p sampling",
+    "preset_focused": "Focused",
+    "preset_custom": "Custom (as set below)",
+    "chat_greeting": "Opening message",
+    "chat_greeting_first": "First message",
+    "chat_greeting_alt": "Alternate greeting {n}",
+    "chat_frame": "Prompt frame",
+    "chat_frame_auto": "In the card's language",
+    "chat_frame_ja": "Japanese",
+    "chat_frame_en": "English",
+    "chat_alternative": "Reply {index} of {count}",
+    "chat_alternative_prev": "Previous reply",
+    "chat_alternative_next": "Next reply",
+    "chat_unload": "Unload from memory",
+    "chat_unloaded": "Unloaded **{names}** from memory: the next reply loads it again.",
+    "chat_not_loaded": "**{names}** was not in memory.",
+    "chat_switched": "The conversation goes on with **{models}** from the next reply.",
+    "chat_edited": "Message changed: the next reply sees the new text.",
+    "chat_edit_before_send": "The opening can be edited once the conversation has begun.",
+    "chat_lore": "Lorebook entries in this prompt: {names}",
+    "chat_lore_none": "No lorebook entry is called up by the recent turns.",
+    "chat_field_temperature": "Temperature",
+    "chat_field_top_p": "Top-p",
+    "chat_field_top_k": "Top-k",
+    "chat_field_min_p": "Min-p",
+    "chat_field_repetition_penalty": "Repetition penalty",
+    "chat_field_max_new_tokens": "Max new tokens",
+    "chat_field_seed": "Seed",
+    "chat_nothing_stored": "Nothing was stored for this request: your message is back in the box.",
     # -- Fine-tune tab (rp_eval/ui/finetune_tab.py) --
     "finetune_tab": "Fine-tune",
     "ft_intro": (
@@ -363,6 +407,8 @@ STRINGS: dict[str, str] = {
     "language": "Language",
 }
 
+STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."
+
 # Japanese, key for key, is `JA` in locale_ja.py (tests/test_locale.py checks both tables have the same keys and
 # placeholders): a string added here needs its Japanese there.
 
@@ -401,6 +447,19 @@ def t(key: str, **values: object) -> str:
     if lang is None:
         return _marker(key, values)
     return text(key, lang).format(**values) if values else text(key, lang)
+
+
+def error_text(err: BaseException) -> str:
+    """An error as the person reads it: a keyed `RpEvalError` in the request's language, anything else as it is."""
+    if isinstance(err, RpEvalError) and err.key:
+        table = LANGUAGES.get(language() or "en", STRINGS)
+        return format_message(err.key, err.values, table, render=error_text)
+    return str(err)
+
+
+def warn(err: BaseException | str) -> str:
+    """The status line for an error: ⚠️ and the message."""
+    return f"⚠️ {err if isinstance(err, str) else error_text(err)}"
 
 
 def _marker(key: str, values: dict[str, object]) -> str:
