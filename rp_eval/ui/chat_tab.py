@@ -173,6 +173,14 @@ def reopen(choice, show_raw):
     )
 
 
+def _edit_a(conv_id, show_raw, data: gr.EditData):
+    return act.edit(conv_id, show_raw, "a", data)
+
+
+def _edit_b(conv_id, show_raw, data: gr.EditData):
+    return act.edit(conv_id, show_raw, "b", data)
+
+
 def _conversation_choices() -> list[tuple[str, int]]:
     rows = chat_store.list_conversations(get_store())
     return [(f"#{c.id} {c.title} ({c.created_at:%Y-%m-%d %H:%M})", c.id) for c in rows]
@@ -316,8 +324,8 @@ def build() -> None:
     undo_button.click(act.undo, [conv_id, show_raw], [chat_a, chat_b, status, alternative])
     prev_button.click(lambda c, r: act.flip(c, r, -1), [conv_id, show_raw], [chat_a, chat_b, status, alternative])
     next_button.click(lambda c, r: act.flip(c, r, 1), [conv_id, show_raw], [chat_a, chat_b, status, alternative])
-    chat_a.edit(lambda c, r, d: act.edit(c, r, "a", d), [conv_id, show_raw], [chat_a, chat_b, status])
-    chat_b.edit(lambda c, r, d: act.edit(c, r, "b", d), [conv_id, show_raw], [chat_a, chat_b, status])
+    chat_a.edit(_edit_a, [conv_id, show_raw], [chat_a, chat_b, status])
+    chat_b.edit(_edit_b, [conv_id, show_raw], [chat_a, chat_b, status])
     unload_button.click(act.unload, [model_a, model_b, side_by_side], status)
     show_raw.change(rerender, [conv_id, persona, user, greeting, show_raw], [chat_a, chat_b])
     raw_button.click(raw_prompt, [*inputs[:9], message], raw_box)

@@ -134,7 +134,9 @@ def build() -> None:
         with gr.Column(scale=2):
             models = gr.CheckboxGroup(names, value=names[:3], label=t("ev_models"), elem_id="ev-models")
             with gr.Row():
-                split = gr.Radio(["dev", "test", "all"], value="dev", label=t("ev_split"))
+                split = gr.Radio(
+                    [("dev", "dev"), ("test", "test"), (t("ev_split_all"), "all")], value="dev", label=t("ev_split")
+                )
                 limit = gr.Number(16, label=t("ev_limit"), precision=0, minimum=0, elem_id="ev-limit")
                 seed = gr.Number(0, label=t("ev_seed"), precision=0)
         with gr.Column(scale=1):

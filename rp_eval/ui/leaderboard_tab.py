@@ -18,7 +18,7 @@ from rp_eval.ratings import leaderboard, plots
 from rp_eval.ratings.records import RatingError, RatingFilter, load_scores, load_votes, write_frame
 from rp_eval.store import get_store
 from rp_eval.store import ratings as table
-from rp_eval.ui.locale import t
+from rp_eval.ui.locale import headers, t
 
 
 def _date(text: str) -> datetime | None:
@@ -71,13 +71,13 @@ def refresh(persona, rater, exclude, since, until, rounds):
     )
     return (
         summary,
-        board.arena,
+        headers(board.arena),
         plots.scores_figure(board.arena),
-        rates,
+        headers(rates),
         plots.win_rate_figure(board.win_rates, board.counts),
-        board.likert,
+        headers(board.likert),
         plots.likert_figure(board.likert),
-        board.agreement_frame(),
+        headers(board.agreement_frame()),
         counts["votes"] + counts["scores"],
         *choices,
     )

@@ -64,7 +64,7 @@ STRINGS: dict[str, str] = {
     "chat_user_name": "Your name in the chat ({{user}})",
     "chat_persona_heading": "Persona, system prompt and character cards",
     "chat_system_prompt": "System prompt (what the model sees before the chat; editable)",
-    "chat_import_card": "Import a character card (SillyTavern V2 .json or .png, up to {mb} MB)",
+    "chat_import_card": "Import a character card (SillyTavern V2 or V3, .json or .png, up to {mb} MB)",
     "chat_export_json": "Export card (JSON)",
     "chat_export_png": "Export card (PNG)",
     "chat_card_file": "Card file",
@@ -405,6 +405,66 @@ STRINGS: dict[str, str] = {
     "evo_exported": "Wrote `merges/{name}.yaml` and registered **{name}**: it is ready in the Chat and Rate tabs.",
     # -- Language switch (rp_eval/ui/locale.py) --
     "language": "Language",
+    # -- Choices shown as words in other tabs --
+    "ev_split_all": "all",
+    "ft_checkpointing_auto": "auto (on when memory is short)",
+    "ft_checkpointing_on": "on",
+    "ft_checkpointing_off": "off",
+    "ft_overflow_truncate": "cut to the cut-off length",
+    "ft_overflow_drop": "leave out",
+    # -- Column headers of tables and axis titles of plots: "col_" + the column's name (spaces as _), see
+    # `headers()`; a column without a key keeps its name (metric names, model names are data) --
+    "col_name": "name",
+    "col_kind": "kind",
+    "col_parents": "parents",
+    "col_architecture": "architecture",
+    "col_parameters": "parameters",
+    "col_size": "size",
+    "col_prompt_format": "prompt format",
+    "col_where": "where",
+    "col_model": "model",
+    "col_rank": "rank",
+    "col_score": "score",
+    "col_lower": "lower",
+    "col_upper": "upper",
+    "col_votes": "votes",
+    "col_wins": "wins",
+    "col_losses": "losses",
+    "col_ties": "ties",
+    "col_win_rate": "win rate",
+    "col_axis": "axis",
+    "col_mean": "mean",
+    "col_n": "n",
+    "col_what": "what",
+    "col_alpha": "alpha",
+    "col_items": "items",
+    "col_raters": "raters",
+    "col_judgements": "judgements",
+    "col_run": "run",
+    "col_status": "status",
+    "col_base": "base",
+    "col_adapter": "adapter",
+    "col_train_loss": "train loss",
+    "col_stops_(base_→_adapter)": "stops (base → adapter)",
+    "col_step": "step",
+    "col_loss": "loss",
+    "col_series": "series",
+    "col_generation": "generation",
+    "col_index": "index",
+    "col_fitness": "fitness",
+    "col_error": "error",
+    "col_item": "item",
+    "col_persona": "persona",
+    "col_reply": "reply",
+    "col_finish_reason": "finish reason",
+    "col_combined": "combined",
+    "col_chars": "characters",
+    "col_value": "value",
+    "col_share": "share",
+    "col_metric": "metric",
+    "col_weight": "weight",
+    "col_layer_range": "layer range",
+    "col_other": "other",
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."
@@ -460,6 +520,17 @@ def error_text(err: BaseException) -> str:
 def warn(err: BaseException | str) -> str:
     """The status line for an error: ⚠️ and the message."""
     return f"⚠️ {err if isinstance(err, str) else error_text(err)}"
+
+
+def header(name: str) -> str:
+    """A column's name as a person reads it (the name itself when the table has no key for it)."""
+    key = "col_" + str(name).replace(" ", "_")
+    return t(key) if key in STRINGS else str(name)
+
+
+def headers(frame):
+    """A pandas DataFrame with its column headers in the request's language (for `gr.Dataframe` values)."""
+    return frame.rename(columns={c: header(c) for c in frame.columns})
 
 
 def _marker(key: str, values: dict[str, object]) -> str:
