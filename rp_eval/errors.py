@@ -30,6 +30,10 @@ MESSAGES: dict[str, str] = {
     "err_number_range": "{field}: {value} is outside the allowed range {low} to {high}",
     "err_stop_strings": "Stop strings: at most {n} strings of up to {chars} characters each",
     "err_unexpected": "the request failed ({kind}); nothing was stored",
+    # models, ratings, evolution
+    "err_registry_no_source": "no model given: type a Hugging Face id (owner/name) or a folder path",
+    "err_rating_no_name": "type your name (or log in) before rating: every rating is signed",
+    "err_evolve_no_models": "choose the models to merge (besides the base model) first",
     # cards (rp_eval/chat/cards.py)
     "err_card_not_object": "{source}: a character card is a JSON object, got {kind}",
     "err_card_data": "{source}: field 'data' must be an object",

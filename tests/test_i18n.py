@@ -152,7 +152,19 @@ LATIN_TERMS = {
 # Code on the page: code blocks, editors, and the merge form's tables, whose headers are mergekit's YAML keys
 CODE = "code, pre, textarea, .cm-editor, #merge-inputs, #merge-params"
 # Gradio's own widgets (upload boxes, table tools) that Gradio itself leaves untranslated in Japanese
-GRADIO_OWN = {"drop file here", "click to upload", "- or -", "upload file", "file", "search"}
+GRADIO_OWN = {"drop file here", "click to upload", "- or -", "upload file", "file", "search", "runs"}
+
+
+# A button per tab whose click with nothing filled in answers with a message at once (and starts no long job)
+FIRST_CLICK = {
+    "models_tab": "add",
+    "chat_tab": "chat_send",
+    "rate_tab": "rate_new_pair",
+    "evaluate_tab": "ev_export",
+    "merge_tab": "mg_check",
+    "evolve_tab": "evo_start",
+    "finetune_tab": "ft_start",
+}
 
 
 def _visible_texts(page) -> list[dict]:
@@ -233,6 +245,11 @@ def test_every_tab_in_japanese_shows_no_english(app_url, demo_workspace, monkeyp
             page.get_by_role("tab", name=JA[key], exact=True).click()
             page.wait_for_timeout(1500)
             _open_accordions(page)
+            if key in FIRST_CLICK:  # the message a first click with nothing filled in gets
+                page.locator(".tabitem:visible").get_by_role(
+                    "button", name=JA[FIRST_CLICK[key]], exact=True
+                ).first.click()
+                page.wait_for_timeout(4000)
             found = _english(_visible_texts(page), names)
             if found:
                 left[key] = found

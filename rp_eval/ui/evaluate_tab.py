@@ -16,7 +16,7 @@ from rp_eval.evaluate import report
 from rp_eval.evaluate.runner import EVAL_GENERATION, EvalConfig, EvalResult, Progress, run_evaluation
 from rp_eval.models import registry
 from rp_eval.store import get_store
-from rp_eval.ui.locale import t
+from rp_eval.ui.locale import t, warn
 from rp_eval.ui.zerogpu import on_gpu
 
 DRILL_COLUMNS = ["model", "item", "persona", "reply", "finish_reason", "combined", "chars", "expected_markers"]
@@ -78,7 +78,7 @@ def _run(models, split, limit, seed, max_new_tokens, temperature, batch_size, we
             done = t("ev_done", replies=len(event.rows), version=event.task_version) + failed
             yield [_bar(1, 1, t("ev_finished")), done, table, bars, finish, lengths, drill, event]
     except RpEvalError as err:
-        yield [_bar(0, 0, t("ev_error")), f"⚠️ {err}", *empty[1:]]
+        yield [_bar(0, 0, t("ev_error")), warn(err), *empty[1:]]
 
 
 def _drill(result: EvalResult | None, model: str | None):
@@ -119,7 +119,7 @@ def _calibrate(result: EvalResult | None, weights: str, ridge: float):
         weights = str(paths.confine(weights, "weights file")) if weights else None
         cal, path = calibrate_store(get_store(), weights, float(ridge or 1.0))
     except RpEvalError as err:
-        return f"⚠️ {err}", None, None
+        return warn(err), None, None
     per_model = None
     if result is not None:
         per_model = model_correlations(report.model_table(result, report.human_table(get_store())))

@@ -20,7 +20,7 @@ from rp_eval.finetune.preview import preview
 from rp_eval.models import registry
 from rp_eval.store import finetune as runs
 from rp_eval.store import get_store
-from rp_eval.ui.locale import headers, t
+from rp_eval.ui.locale import headers, t, warn
 
 _CSS = (
     "<style>.ft-preview mark.ft-trained{background:#fde68a;color:#111}"
@@ -151,7 +151,7 @@ def _start(base, data, adapter_name, r, alpha, dropout, targets, qlora, checkpoi
         )
         run_id = job.start(s)
     except (RpEvalError, ValidationError) as err:
-        yield gr.update(), gr.update(), gr.update(), f"⚠️ {err}", gr.update(), gr.update()
+        yield gr.update(), gr.update(), gr.update(), warn(err), gr.update(), gr.update()
         return
     yield from _watch(run_id)
 
@@ -165,7 +165,7 @@ def _resume(run_id: float | None):
     try:
         run = job.resume(int(run_id or 0))
     except RpEvalError as err:
-        yield gr.update(), gr.update(), gr.update(), f"⚠️ {err}", gr.update(), gr.update()
+        yield gr.update(), gr.update(), gr.update(), warn(err), gr.update(), gr.update()
         return
     yield from _watch(run)
 

@@ -11,7 +11,7 @@ from rp_eval.errors import RpEvalError
 from rp_eval.merge import compat, form, recipe
 from rp_eval.merge.methods import methods
 from rp_eval.models import registry
-from rp_eval.ui.locale import headers, t
+from rp_eval.ui.locale import headers, t, warn
 
 DTYPES = ["", "bfloat16", "float16", "float32"]
 
@@ -21,7 +21,7 @@ def _names() -> list[str]:
 
 
 def _warn(err: Exception) -> str:
-    return f"⚠️ {err}"
+    return warn(err)
 
 
 def check(models: list[str]):

@@ -7,7 +7,7 @@ import gradio as gr
 from rp_eval import paths
 from rp_eval.chat.formats import FORMATS
 from rp_eval.models import registry
-from rp_eval.ui.locale import headers, t
+from rp_eval.ui.locale import headers, t, warn
 
 
 def _table():
@@ -24,7 +24,7 @@ def add(source: str, name: str, prompt_format: str, trust_remote_code: bool):
         row = registry.add_model(source, name, prompt_format=prompt_format, trust_remote_code=trust_remote_code)
         message = t("added", name=row.name, architecture=row.architecture)
     except (registry.RegistryError, paths.PathNotAllowed) as err:
-        message = f"⚠️ {err}"
+        message = warn(err)
     return _table(), gr.update(choices=_names()), message
 
 
@@ -35,7 +35,7 @@ def remove(name: str | None, delete_files: bool):
         registry.remove_model(name, delete_files=delete_files)
         message = t("removed_files" if delete_files else "removed", name=name)
     except registry.RegistryError as err:
-        message = f"⚠️ {err}"
+        message = warn(err)
     return _table(), gr.update(choices=_names(), value=None), message
 
 
