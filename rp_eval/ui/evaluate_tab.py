@@ -16,7 +16,7 @@ from rp_eval.evaluate import report
 from rp_eval.evaluate.runner import EVAL_GENERATION, EvalConfig, EvalResult, Progress, run_evaluation
 from rp_eval.models import registry
 from rp_eval.store import get_store
-from rp_eval.ui.locale import t, warn
+from rp_eval.ui.locale import axes, t, warn
 from rp_eval.ui.zerogpu import on_gpu
 
 DRILL_COLUMNS = ["model", "item", "persona", "reply", "finish_reason", "combined", "chars", "expected_markers"]
@@ -156,11 +156,17 @@ def build() -> None:
     table = gr.Dataframe(interactive=False, wrap=True, label=t("ev_table"), elem_id="ev-table")
     with gr.Row():
         bars = gr.BarPlot(x="bar", y="value", color="model", label=t("ev_metric_plot"), x_label_angle=-60,
-                          y_lim=[0, 1], sort=None, elem_id="ev-metric-plot")  # fmt: skip
+                          y_lim=[0, 1], sort=None, elem_id="ev-metric-plot", **axes("bar", "value", "model"))  # fmt: skip
     with gr.Row():
-        finish = gr.BarPlot(x="model", y="share", color="finish_reason", label=t("ev_finish_plot"), y_lim=[0, 1])
+        finish = gr.BarPlot(x="model", y="share", color="finish_reason", label=t("ev_finish_plot"), y_lim=[0, 1],
+                           **axes("model", "share", "finish_reason"))  # fmt: skip
         lengths = gr.BarPlot(
-            x="chars", y="replies", color="model", label=t("ev_length_plot"), sort=report.LENGTH_LABELS
+            x="chars",
+            y="replies",
+            color="model",
+            label=t("ev_length_plot"),
+            sort=report.LENGTH_LABELS,
+            **axes("chars", "replies", "model"),
         )
     gr.Markdown(f"### {t('ev_drill')}")
     drill_model = gr.Dropdown(["", *names], value="", label=t("ev_drill_model"))

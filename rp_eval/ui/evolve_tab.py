@@ -15,7 +15,7 @@ from rp_eval.evolve.search import SearchSettings, evolve, export_best, stored_se
 from rp_eval.models import registry
 from rp_eval.store import evolve as db
 from rp_eval.store import get_store
-from rp_eval.ui.locale import t, warn
+from rp_eval.ui.locale import axes, t, warn
 
 _STOP = threading.Event()
 
@@ -129,8 +129,9 @@ def build() -> None:
         refresh_btn = gr.Button(t("evo_refresh"), elem_id="ev-refresh")
     status = gr.Markdown(elem_id="ev-status")
     plot = gr.LinePlot(
-        _history_frame([]), x="generation", y="fitness", color="series", title=t("evo_plot"), elem_id="ev-plot"
-    )
+        _history_frame([]), x="generation", y="fitness", color="series", title=t("evo_plot"), elem_id="ev-plot",
+        **axes("generation", "fitness", "series"),
+    )  # fmt: skip
     table = gr.Dataframe(label=t("evo_candidates"), interactive=False, elem_id="ev-candidates")
     with gr.Row():
         export_name = gr.Textbox("evolved-best", label=t("evo_export_name"), elem_id="ev-export-name")

@@ -20,7 +20,7 @@ from rp_eval.finetune.preview import preview
 from rp_eval.models import registry
 from rp_eval.store import finetune as runs
 from rp_eval.store import get_store
-from rp_eval.ui.locale import headers, t, warn
+from rp_eval.ui.locale import axes, headers, t, warn
 
 _CSS = (
     "<style>.ft-preview mark.ft-trained{background:#fde68a;color:#111}"
@@ -219,7 +219,14 @@ def build() -> None:
     progress = gr.HTML(f"<p>{t('ft_progress_idle')}</p>", elem_id="ft-progress")
     result = gr.Markdown(elem_id="ft-result")
     with gr.Row():
-        plot = gr.LinePlot(_plot(job.Progress(0, "")), x="step", y="loss", color="series", label=t("ft_loss_plot"))
+        plot = gr.LinePlot(
+            _plot(job.Progress(0, "")),
+            x="step",
+            y="loss",
+            color="series",
+            label=t("ft_loss_plot"),
+            **axes("step", "loss", "series"),
+        )
         log = gr.Textbox(label=t("ft_log"), lines=12, max_lines=12, autoscroll=True, elem_id="ft-log")
     gr.Markdown(f"### {t('ft_runs')}")
     table = gr.Dataframe(value=_runs_table, interactive=False, elem_id="ft-runs")

@@ -461,6 +461,8 @@ STRINGS: dict[str, str] = {
     "col_chars": "characters",
     "col_value": "value",
     "col_share": "share",
+    "col_bar": "metric · model",
+    "col_replies": "replies",
     "col_metric": "metric",
     "col_weight": "weight",
     "col_layer_range": "layer range",
@@ -526,6 +528,12 @@ def header(name: str) -> str:
     """A column's name as a person reads it (the name itself when the table has no key for it)."""
     key = "col_" + str(name).replace(" ", "_")
     return t(key) if key in STRINGS else str(name)
+
+
+def axes(x: str, y: str, color: str | None = None) -> dict[str, str]:
+    """Axis and legend titles of a Gradio plot over columns x, y (and color), in the page's language."""
+    titles = {"x_title": header(x), "y_title": header(y)}
+    return {**titles, "color_title": header(color)} if color else titles
 
 
 def headers(frame):

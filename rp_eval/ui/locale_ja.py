@@ -440,6 +440,8 @@ JA: dict[str, str] = {
     "col_chars": "文字数",
     "col_value": "値",
     "col_share": "割合",
+    "col_bar": "指標 · モデル",
+    "col_replies": "応答数",
     "col_metric": "指標",
     "col_weight": "重み",
     "col_layer_range": "層の範囲",
