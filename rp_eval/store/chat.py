@@ -123,6 +123,13 @@ def new_conversation(
     return row
 
 
+def delete_conversation(store: Store, conversation_id: int) -> None:
+    """Remove a conversation whose first request failed (it holds only its opening); its turns go with it."""
+    with store.transaction() as s:
+        s.execute(delete(TurnRow).where(TurnRow.conversation_id == conversation_id))
+        s.execute(delete(ConversationRow).where(ConversationRow.id == conversation_id))
+
+
 def get_conversation(store: Store, conversation_id: int) -> ConversationRow | None:
     with store.transaction() as s:
         return s.get(ConversationRow, conversation_id)

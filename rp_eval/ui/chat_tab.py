@@ -59,7 +59,7 @@ def respond(
     greeting_text = persona.greeting(user, int(greeting or 0)) if persona else ""
     shown_a, shown_b = act.render(conv_id, "a", show_raw, greeting_text), act.render(conv_id, "b", show_raw)
     keep = gr.update()
-    note = ""
+    note, fresh = "", conv_id is None
     try:
         if not regenerate and not (message or "").strip():
             raise session.ChatError(key="err_chat_empty")
@@ -97,6 +97,9 @@ def respond(
         status = warn(session.ChatError(key="err_unexpected", kind=type(err).__name__))
     nothing = not any(r.turn_id for r in current)
     back = message if nothing and not regenerate else ""
+    if nothing and fresh:  # the first request of a new chat failed: the chat is not kept either
+        chat_store.delete_conversation(store, conv_id)
+        conv_id = None
     if nothing and not regenerate:
         status = "\n\n".join(s for s in (status, t("chat_nothing_stored")) if s)
     elif note:

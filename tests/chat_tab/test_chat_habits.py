@@ -149,3 +149,31 @@ def test_unload_drops_the_model_from_memory(monkeypatch):
     assert "Unloaded **demo-a**" in chat_actions.unload("demo-a", None, False)
     assert cache.keys == []
     assert "was not in memory" in chat_actions.unload("demo-a", None, False)
+
+
+def _respond(message, seed=-1, conv_id=None):
+    from rp_eval.ui import chat_tab
+
+    sampling = (0.7, 0.9, 0, 0.0, 1.0, 16, seed, "")
+    form = (conv_id, "kansai", "tiny-llama", None, False, "湊", "システム", 0, "auto", False)
+    return list(chat_tab.respond(message, *form, *sampling))
+
+
+def test_the_status_never_sticks_and_a_failed_request_stores_nothing(store, monkeypatch):
+    # a seed out of range: the field named, nothing stored (not even a conversation), the text back in the box
+    steps = _respond("こんにちは", seed=1e30)
+    *_, conv_id, box, status, _ = steps[-1]
+    assert "Seed: 1e+30 is outside the allowed range" in status and conv_id is None
+    assert chat_store.list_conversations(store) == []
+
+    # an unforeseen failure half way: a message naming its kind, the status not left on "Generating…"
+    def failing_reply(*args, **kwargs):
+        yield [session.Reply("a", "tiny-llama", text="途中")]
+        raise OverflowError("Overflow when unpacking long long")
+
+    monkeypatch.setattr(session, "reply", failing_reply)
+    steps = _respond("こんにちは")
+    *_, conv_id, box, status, _ = steps[-1]
+    assert "Generating" in steps[-2][4] and "Generating" not in status
+    assert "the request failed (OverflowError); nothing was stored" in status and box == "こんにちは"
+    assert conv_id is None and chat_store.list_conversations(store) == []  # not even the new chat's opening
