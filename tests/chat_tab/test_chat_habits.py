@@ -55,7 +55,9 @@ def test_regenerate_keeps_alternatives_and_the_chosen_one_is_what_the_next_turn_
     with pytest.raises(session.ChatError, match="no other reply"):
         session.flip(store, conv, -1)
     final = _ask(store, conv, "次は何を？", tiny_cache)
-    assert first.content in final[0].result.prompt and (third.content not in final[0].result.prompt or not third.content)
+    assert first.content in final[0].result.prompt and (
+        third.content not in final[0].result.prompt or not third.content
+    )
     exported = chat_store.export_jsonl(store, conv)
     assert exported.count('"role": "assistant"') == 3  # greeting, chosen reply, new reply
 
