@@ -21,15 +21,15 @@ from rp_eval.ui.chat_actions import export_card, import_card  # noqa: F401  (tes
 from rp_eval.ui.locale import t, warn
 
 
-def _greeting_choices(persona_id: str | None) -> list[tuple[str, int]]:
+def _greeting_choices(persona_id: str | None, user: str = "") -> list[tuple[str, int]]:
     persona = act.personas().get(persona_id) if persona_id else None
     if persona is None:
         return []
+    user = act.user_name(user, persona)
     labels = [t("chat_greeting_first")] + [
         t("chat_greeting_alt", n=i) for i in range(1, 1 + len(persona.alternate_greetings))
     ]
-    texts = [persona.first_mes, *persona.alternate_greetings]
-    return [(f"{label}: {text[:40]}", i) for i, (label, text) in enumerate(zip(labels, texts, strict=True))]
+    return [(f"{label}: {persona.greeting(user, i)[:40]}", i) for i, label in enumerate(labels)]
 
 
 def reset(persona_id: str, user: str, greeting=0, frame: str = "auto"):
@@ -44,9 +44,17 @@ def reset(persona_id: str, user: str, greeting=0, frame: str = "auto"):
 
 
 def choose_persona(persona_id: str, user: str, frame: str):
-    """A persona picked (or imported): its greetings to choose from, and a fresh chat."""
-    choices = _greeting_choices(persona_id)
-    return gr.update(choices=choices, value=0), *reset(persona_id, user, 0, frame)
+    """A persona picked (or imported): its greetings to choose from, your name (あなた for a Japanese card, User for
+    an English one, unless you typed your own), and a fresh chat."""
+    user = act.user_name(user, act.personas().get(persona_id), frame)
+    choices = _greeting_choices(persona_id, user)
+    return gr.update(choices=choices, value=0), user, *reset(persona_id, user, 0, frame)
+
+
+def reframe(persona_id: str, user: str, greeting, frame: str):
+    """Another prompt frame: the system prompt in that language, and your default name with it."""
+    user = act.user_name(user, act.personas().get(persona_id), frame)
+    return user, *reset(persona_id, user, greeting, frame)
 
 
 def respond(
@@ -223,7 +231,7 @@ def build() -> None:
         about = gr.Markdown(first_about, elem_id="chat-persona-about")
         with gr.Row():
             greeting = gr.Dropdown(
-                _greeting_choices(first_persona), value=0, label=t("chat_greeting"), elem_id="chat-greeting"
+                _greeting_choices(first_persona, "あなた"), value=0, label=t("chat_greeting"), elem_id="chat-greeting"
             )
             frame = gr.Radio(
                 [(t("chat_frame_auto"), "auto"), (t("chat_frame_ja"), "ja"), (t("chat_frame_en"), "en")],
@@ -311,8 +319,9 @@ def build() -> None:
     outputs = [chat_a, chat_b, conv_id, message, status, alternative]
     # .input (not .change): only what the person does starts a new chat, not a reopened conversation's values.
     # A model picked while chatting does not: the conversation goes on with it from the next reply.
-    persona.input(choose_persona, [persona, user, frame], [greeting, *fresh])
-    gr.on([clear.click, user.blur, greeting.input, frame.input], reset, [persona, user, greeting, frame], fresh)
+    persona.input(choose_persona, [persona, user, frame], [greeting, user, *fresh])
+    gr.on([clear.click, user.blur, greeting.input], reset, [persona, user, greeting, frame], fresh)
+    frame.input(reframe, [persona, user, greeting, frame], [user, *fresh])
     side_by_side.input(
         lambda on, p, u, g, f: (gr.update(visible=on), *reset(p, u, g, f)[:3]),
         [side_by_side, persona, user, greeting, frame],
@@ -333,7 +342,7 @@ def build() -> None:
     show_raw.change(rerender, [conv_id, persona, user, greeting, show_raw], [chat_a, chat_b])
     raw_button.click(raw_prompt, [*inputs[:9], message], raw_box)
     card_in.upload(import_card, card_in, [persona, status]).then(
-        choose_persona, [persona, user, frame], [greeting, *fresh]
+        choose_persona, [persona, user, frame], [greeting, user, *fresh]
     )
     export_json.click(lambda p: export_card(p, False), persona, card_out)
     export_png.click(lambda p: export_card(p, True), persona, card_out)

@@ -151,6 +151,7 @@ def test_card_round_trip_in_english(app_url, artifacts, tmp_path):
         page.locator("#chat-card-import input[type=file]").set_input_files(str(source))
         page.locator("#chat-status").get_by_text("Imported **Mira**".replace("**", "")).wait_for(timeout=30_000)
         page.locator("#chat-box-a").get_by_text("Oh, User! You made it").wait_for(timeout=30_000)
+        assert page.locator("#chat-user textarea, #chat-user input").first.input_value() == "User"
         system = page.locator("#chat-system textarea").input_value()
         assert system.startswith("This is a role-play. You are Mira") and "[Personality]" not in system
 
