@@ -8,6 +8,7 @@ browser's Accept-Language. Tab modules only call `t(key, **values)`.
 
 import hashlib
 import json
+from contextvars import ContextVar
 from pathlib import Path
 
 import gradio as gr
@@ -478,6 +479,7 @@ LANGUAGES: dict[str, dict[str, str]] = {"en": STRINGS, "ja": JA}
 COOKIE = "rp_lang"  # set by the language switch; the server reads it for messages, the page on load
 _BUILT: dict[str, dict[str, str]] = {}  # keys made at build time for strings with values (see _marker)
 _USED: set[str] = set()  # the keys of the page being built: only these go to its browser (see i18n)
+_FORCED: ContextVar[str | None] = ContextVar("rp_eval_language", default=None)  # set by `in_language`
 
 
 def text(key: str, language: str) -> str:
@@ -495,6 +497,8 @@ def choose(cookie: str | None, accept_language: str | None) -> str:
 
 def language() -> str | None:
     """The language of the event being handled; None while a page is being built (the browser translates then)."""
+    if _FORCED.get() is not None:
+        return _FORCED.get()
     request = LocalContext.request.get(None)
     if request is not None:
         cookies = getattr(request, "cookies", None) or {}
@@ -595,6 +599,35 @@ def localize(app: gr.Blocks, switch: gr.Radio) -> None:
             block.label, block.title, block.show_label = title, None, True
     tabs = [b for b in app.blocks.values() if isinstance(b, gr.Tab) and "__i18n__" in str(b.label)]
     keys = [json.loads(str(tab.label).removeprefix("__i18n__"))["key"] for tab in tabs]
+    # axis and legend titles of plots: the front end would show their keys in tooltips, so they are set as text,
+    # in English first, then in the page's language whenever the switch gets its value (on load, and on a change)
+    titled = {}
+    for block in app.blocks.values():
+        keys = {a: _key_of(getattr(block, a, None)) for a in _PLOT_TITLES}
+        keys = {a: k for a, k in keys.items() if k}
+        if keys:
+            titled[block] = keys
+            for attr, key in keys.items():
+                setattr(block, attr, _built_text(key, "en"))
+    if titled:
+        switch.change(
+            lambda lang: [gr.update(**{a: _built_text(k, lang) for a, k in keys.items()}) for keys in titled.values()],
+            switch,
+            list(titled),
+            show_progress="hidden",
+            queue=False,
+            api_visibility="private",
+        )
+    for block in list(app.blocks.values()):  # tables filled when the page loads: filled again in the new language
+        load = getattr(block, "load_event_to_attach", None)
+        if isinstance(block, gr.Dataframe) and load is not None:
+            switch.change(
+                lambda lang, fill=load[0]: in_language(lang, fill),
+                switch,
+                block,
+                show_progress="hidden",
+                api_visibility="private",
+            )
     if tabs:
         switch.change(
             lambda lang: [gr.update(label=_built_text(k, lang)) for k in keys],
@@ -605,6 +638,24 @@ def localize(app: gr.Blocks, switch: gr.Radio) -> None:
             api_visibility="private",
         )
     app.i18n_instance = i18n(set(_USED))  # what `launch(i18n=...)` or `mount_gradio_app(i18n=...)` would set
+
+
+_PLOT_TITLES = ("x_title", "y_title", "color_title")
+
+
+def _key_of(marker: object) -> str | None:
+    if not isinstance(marker, str) or not marker.startswith("__i18n__"):
+        return None
+    return json.loads(marker.removeprefix("__i18n__"))["key"]
+
+
+def in_language(lang: str, fn, *args):
+    """`fn(*args)` with its strings in `lang` (the switch's new value, before the browser's cookie says so)."""
+    token = _FORCED.set(lang if lang in LANGUAGES else "en")
+    try:
+        return fn(*args)
+    finally:
+        _FORCED.reset(token)
 
 
 def _built_text(key: str, language: str) -> str:
