@@ -68,8 +68,8 @@ def reason_words(turn_or_result) -> str:
     reason = turn_or_result.finish_reason
     words = t(f"finish_{reason}") if f"finish_{reason}" in _FINISH_KEYS else reason
     stop = getattr(turn_or_result, "stop", "")
-    if reason == "stop_string" and stop:
-        words += f" ({stop.strip() or repr(stop)})"
+    if reason == "stop_string" and stop:  # as code: a stop such as "</s>" or "\n" must show, not act as markup
+        words += " (`" + stop.replace("\n", "\\n").replace("`", "'") + "`)"
     return words
 
 
