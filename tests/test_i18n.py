@@ -4,6 +4,7 @@ and messages made by event handlers in the page's language."""
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,126 @@ def test_login_page_in_both_languages_then_the_raters_page_in_japanese(demo_work
             if module in RATER_TABS:
                 page.get_by_role("tab", name=JA[label], exact=True).wait_for(timeout=60_000)
         assert page.get_by_role("tab", name=JA["models_tab"], exact=True).count() == 0
+
+
+# -- every tab in Japanese: no English sentence, label or header left ------------------------------------------
+
+# What may stay in Latin letters on the Japanese page: names of methods, formats, libraries and settings that are
+# written this way in Japanese too. A word of the page is English when it is none of these, no model or persona
+# name, no number and no code (identifiers with _ / . or digits, CamelCase, ALL CAPS, text inside code blocks).
+# fmt: off
+LATIN_TERMS = {
+    "lora", "qlora", "top-p", "top-k", "min-p", "top", "min", "alpha", "dtype", "sigma0", "yaml", "json", "jsonl",
+    "csv", "html", "png", "cma-es", "cma", "es", "likert", "bradley", "terry", "bradley-terry", "krippendorff",
+    "spearman", "kendall", "elo", "gpu", "cpu", "cuda", "mergekit", "hugging", "face", "hub", "id", "mlp", "mb",
+    "dev", "test", "sillytavern", "v2", "v3", "ties", "dare", "slerp", "llm", "rp", "eval", "ja", "en", "a", "b",
+    "p", "k", "t", "r", "n", "s", "ai", "ok", "demo", "llama", "mistral", "gradio", "enter", "shift", "tokens",
+    "normalize", "int8", "mask", "lambda", "filter", "value", "slice", "layer", "range", "other", "gamma", "english",
+    "or", "ccv3",
+}
+# fmt: on
+# Code on the page: code blocks, editors, and the merge form's tables, whose headers are mergekit's YAML keys
+CODE = "code, pre, textarea, .cm-editor, #merge-inputs, #merge-params"
+# Gradio's own widgets (upload boxes, table tools) that Gradio itself leaves untranslated in Japanese
+GRADIO_OWN = {"drop file here", "click to upload", "- or -", "upload file", "file", "search", "runs"}
+
+
+# A button per tab whose click with nothing filled in answers with a message at once (and starts no long job)
+FIRST_CLICK = {
+    "models_tab": "add",
+    "chat_tab": "chat_send",
+    "rate_tab": "rate_new_pair",
+    "evaluate_tab": "ev_export",
+    "merge_tab": "mg_check",
+    "evolve_tab": "evo_start",
+    "finetune_tab": "ft_start",
+}
+
+
+def _visible_texts(page) -> list[dict]:
+    """Every visible text on the page: its text, whether it sits in code, and whether in a table cell."""
+    return page.evaluate(
+        """(CODE) => {
+        const out = [];
+        const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+          const el = node.parentElement, text = node.textContent.trim();
+          if (!text || !el || !el.checkVisibility({visibilityProperty: true})) continue;
+          if (el.closest('script, style, svg')) continue;
+          const cell = !!el.closest('td') || (!!el.closest('.cell-wrap') && !el.closest('th'));
+          out.push({text, code: !!el.closest(CODE), cell});
+        }
+        for (const el of document.querySelectorAll('input[placeholder], textarea[placeholder]')) {
+          if (el.checkVisibility() && el.placeholder.trim()) out.push({text: el.placeholder, code: false, cell: false});
+        }
+        return out;
+      }""",
+        CODE,
+    )
+
+
+def _english(texts: list[dict], names: set[str]) -> list[str]:
+    """The texts with an English word in them and no Japanese (a table cell only when it is a sentence)."""
+    found = []
+    for item in texts:
+        text = item["text"]
+        if item["code"] or any("\u3040" <= c <= "\u9fff" or "\uff00" <= c <= "\uffef" for c in text):
+            continue
+        if text.lower() in GRADIO_OWN or text in names or re.fullmatch(r"[a-z0-9_]+( / [a-z0-9_]+)+", text):
+            continue  # a list of option values ("base / union / model") is code too
+        words = [w for w in re.findall(r"[A-Za-z][A-Za-z0-9_./'-]*", text) if w not in names]
+        english = [
+            w
+            for w in words
+            if not re.search(r"[\d_./]|[a-z][A-Z]|^[A-Z]{2,}$", w) and w.lower().strip("'-") not in LATIN_TERMS
+        ]
+        if english and (not item["cell"] or len(words) >= 3):
+            found.append(text)
+    return sorted(set(found))
+
+
+def _names_on_the_page(url: str) -> set[str]:
+    """Model and persona names and ids: data, shown as they are in any language."""
+    from rp_eval.chat import session
+    from rp_eval.models import registry
+    from rp_eval.store import get_store
+
+    names = {r.name for r in registry.list_models()} | {r.architecture for r in registry.list_models()}
+    for pid, persona in session.personas(get_store()).items():
+        names |= {pid, persona.name}
+    return names
+
+
+def _open_accordions(page) -> None:
+    """What the accordions of the visible tab hold counts too."""
+    for _ in range(30):
+        closed = page.locator(".tabitem:visible button.label-wrap:not(.open)")
+        if closed.count() == 0:
+            break
+        closed.first.click()
+        page.wait_for_timeout(300)
+    page.wait_for_timeout(800)
+
+
+def test_every_tab_in_japanese_shows_no_english(app_url, demo_workspace, monkeypatch, artifacts):
+    monkeypatch.setenv("RP_EVAL_HOME", str(demo_workspace))
+    from rp_eval import store
+
+    store._open.cache_clear()
+    names = _names_on_the_page(app_url)
+    with browser_page("ja-JP") as page:
+        _open(page, app_url)
+        left = {}
+        for key in TAB_KEYS:
+            page.get_by_role("tab", name=JA[key], exact=True).click()
+            page.wait_for_timeout(1500)
+            _open_accordions(page)
+            if key in FIRST_CLICK:  # the message a first click with nothing filled in gets
+                page.locator(".tabitem:visible").get_by_role(
+                    "button", name=JA[FIRST_CLICK[key]], exact=True
+                ).first.click()
+                page.wait_for_timeout(4000)
+            found = _english(_visible_texts(page), names)
+            if found:
+                left[key] = found
+        assert left == {}, left

@@ -80,3 +80,32 @@ def test_the_switch_reaches_gradios_locale_function():
     # the switch imports Gradio's front-end core module to call changeLocale; a Gradio upgrade that renames it
     # must fail here, not silently on the page
     assert locale._CORE is not None and "changeLocale" in locale._CORE.read_text()
+
+
+def test_library_errors_carry_a_key_and_render_in_the_pages_language(monkeypatch):
+    from rp_eval.chat.cards import CardError
+    from rp_eval.chat.session import ChatError
+    from rp_eval.errors import MESSAGES, RpEvalError
+
+    inner = CardError(key="err_card_no_name", source="x.json")
+    err = ChatError(key="err_chat_side_failed", model="m", error=inner)
+    assert str(err) == "m: x.json: field 'data.name' is missing or empty"  # the CLI and logs: English
+    assert err.key == "err_chat_side_failed" and err.values["error"] is inner
+    assert locale.warn(err) == f"⚠️ {err}"  # outside a request: English
+    monkeypatch.setattr(locale, "language", lambda: "ja")
+    assert locale.error_text(err) == "m: x.json: 'data.name' 欄がないか空です"  # the nested error too
+    assert locale.warn(RpEvalError("plain text from older code")) == "⚠️ plain text from older code"
+    assert locale.warn(ValueError("not ours")) == "⚠️ not ours"
+    with pytest.raises(KeyError, match="err_nope"):
+        RpEvalError(key="err_nope")
+    assert set(MESSAGES) <= set(locale.JA)  # every library message has its Japanese
+
+
+def test_headers_and_axes_follow_the_language(monkeypatch):
+    import pandas as pd
+
+    frame = pd.DataFrame(columns=["model", "train loss", "combined_score"])
+    assert list(locale.headers(frame).columns) == ["model", "train loss", "combined_score"]
+    monkeypatch.setattr(locale, "language", lambda: "ja")
+    assert list(locale.headers(frame).columns) == ["モデル", "学習損失", "combined_score"]  # no key: kept as is
+    assert locale.axes("step", "loss", "series") == {"x_title": "ステップ", "y_title": "損失", "color_title": "系列"}

@@ -3,11 +3,15 @@
 A persona carries what a role-play prompt needs (SillyTavern Character Card V2 fields) and the style
 markers the evaluation can check in a reply (first-person pronouns, expected endings, forbidden words).
 `{{char}}` and `{{user}}` are filled when the prompt is built.
+
+The frame around a card (the opening instruction and the section titles) is Japanese or English: by default
+the language the card is written in (`frame="auto"`), or the one picked. Empty sections are left out.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -16,6 +20,39 @@ from rp_eval.chat.formats import Message
 from rp_eval.errors import RpEvalError
 
 PERSONAS_DIR = Path(__file__).resolve().parents[2] / "prompts" / "personas"
+
+
+Frame = Literal["auto", "ja", "en"]
+DEFAULT_USER = {"ja": "あなた", "en": "User"}  # {{user}} when no name is given, per frame language
+FRAMES = {
+    "ja": {
+        "head": (
+            "これからロールプレイを行います。あなたは{{char}}になりきり、{{char}}として{{user}}と会話してください。"
+            "地の文や説明は書かず、{{char}}の台詞だけを、{{char}}らしい口調で返してください。"
+        ),
+        "about": "【{name}について】",
+        "personality": "【性格】",
+        "scenario": "【状況】",
+        "examples": "【会話の例】",
+    },
+    "en": {
+        "head": (
+            "This is a role-play. You are {{char}}: stay in character and talk with {{user}} as {{char}} would. "
+            "Write only {{char}}'s lines, in {{char}}'s own voice, without narration or explanations."
+        ),
+        "about": "[About {name}]",
+        "personality": "[Personality]",
+        "scenario": "[Scenario]",
+        "examples": "[Example dialogue]",
+    },
+}
+
+
+def is_japanese(text: str) -> bool:
+    """Whether `text` is mostly Japanese: kana or kanji make up a tenth of its letters or more."""
+    letters = [c for c in text if c.isalpha()]
+    cjk = sum(1 for c in letters if "\u3040" <= c <= "\u30ff" or "\u4e00" <= c <= "\u9fff")
+    return bool(letters) and cjk >= 0.1 * len(letters)
 
 
 class PersonaError(RpEvalError):
@@ -48,6 +85,17 @@ class Persona(BaseModel, frozen=True):
     tags: list[str] = Field(default_factory=list)
     creator_notes: str = ""
     style: StyleMarkers = Field(default_factory=StyleMarkers)
+    character_book: dict | None = None  # a card's lorebook, as the card holds it (rp_eval.chat.lorebook reads it)
+
+    def language(self) -> str:
+        """ "ja" or "en": the language the card is written in."""
+        return "ja" if is_japanese(" ".join([self.description, self.personality, self.first_mes])) else "en"
+
+    def frame_language(self, frame: Frame = "auto") -> str:
+        return self.language() if frame == "auto" else frame
+
+    def default_user(self, frame: Frame = "auto") -> str:
+        return DEFAULT_USER[self.frame_language(frame)]
 
     def fill(self, text: str, user: str = "あなた") -> str:
         """`text` with {{char}} and {{user}} (any case, as SillyTavern accepts) replaced."""
@@ -56,20 +104,19 @@ class Persona(BaseModel, frozen=True):
                 text = text.replace("{{" + spelled + "}}", value)
         return text.replace("<BOT>", self.name).replace("<USER>", user)
 
-    def system_text(self, user: str = "あなた") -> str:
-        """The system prompt the model sees: the card's own instructions, then who the character is."""
-        head = self.system_prompt or (
-            "これからロールプレイを行います。あなたは{{char}}になりきり、{{char}}として{{user}}と会話してください。"
-            "地の文や説明は書かず、{{char}}の台詞だけを、{{char}}らしい口調で返してください。"
-        )
-        parts = [
-            head,
-            f"【{self.name}について】\n{self.description}",
-            f"【性格】\n{self.personality}",
-            f"【状況】\n{self.scenario}",
-        ]
-        if self.mes_example.strip():
-            parts.append(f"【会話の例】\n{self.mes_example.strip()}")
+    def system_text(self, user: str = "あなた", frame: Frame = "auto") -> str:
+        """The system prompt the model sees: the card's own instructions (or the frame's), then who the character
+        is, under titles in the frame's language; sections the card leaves empty (or "-") are left out."""
+        words = FRAMES[self.frame_language(frame)]
+        parts = [self.system_prompt or words["head"]]
+        for title, body in (
+            (words["about"].format(name=self.name), self.description),
+            (words["personality"], self.personality),
+            (words["scenario"], self.scenario),
+            (words["examples"], self.mes_example),
+        ):
+            if body.strip() and body.strip() != "-":
+                parts.append(f"{title}\n{body.strip()}")
         if self.post_history_instructions.strip():
             parts.append(self.post_history_instructions.strip())
         return self.fill("\n\n".join(parts), user)

@@ -12,19 +12,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from rp_eval.chat import lorebook
 from rp_eval.chat.cards import Card, card_to_persona
 from rp_eval.chat.formats import Message, PromptFormat, render_prompt, speaker_tags
 from rp_eval.chat.generate import GenerationResult, GenerationSettings, stream
-from rp_eval.chat.personas import PERSONAS_DIR, Persona, load_personas
+from rp_eval.chat.personas import PERSONAS_DIR, Persona, is_japanese, load_personas
 from rp_eval.errors import RpEvalError
 from rp_eval.store import Store
 from rp_eval.store import chat as chat_store
 
 SIDES = ("a", "b")
 # A prompt may not open with the character's line in formats whose turns must start with the user
-# (Llama-2 [INST], Alpaca, most chat templates): there a short stage direction goes first.
+# (Llama-2 [INST], Alpaca, most chat templates): there a short stage direction goes first, in the language of
+# the conversation's system prompt.
 LEADING_ASSISTANT_OK = frozenset({"chatml"})
 OPENING_CUE = "（{user}が{char}の前にやって来た。会話を始めてください）"
+OPENING_CUE_EN = "({user} comes up to {char}. Begin the conversation.)"
 
 FINISH_WORDS = {
     "eos": "ended",
@@ -48,12 +51,12 @@ class Reply:
     model: str
     text: str = ""
     result: GenerationResult | None = None
-    error: str = ""
+    error: RpEvalError | None = None
     turn_id: int | None = None
 
     @property
     def done(self) -> bool:
-        return self.result is not None or bool(self.error)
+        return self.result is not None or self.error is not None
 
 
 def personas(store: Store, folder=PERSONAS_DIR) -> dict[str, Persona]:
@@ -64,9 +67,11 @@ def personas(store: Store, folder=PERSONAS_DIR) -> dict[str, Persona]:
     return found
 
 
-def import_card(store: Store, card: Card) -> Persona:
+def import_card(store: Store, card: Card, image: bytes | None = None) -> Persona:
+    """Store a card (and the PNG it came in, so an export keeps the portrait) as a persona."""
     persona = card_to_persona(card)
     chat_store.save_card(store, persona.id, card.raw)
+    chat_store.save_card_image(store, persona.id, image)
     return persona
 
 
@@ -75,21 +80,41 @@ def for_format(fmt: PromptFormat, messages: list[Message], persona_name: str = "
     body = [m for m in messages if m["role"] != "system"]
     if fmt.name in LEADING_ASSISTANT_OK or not body or body[0]["role"] != "assistant":
         return list(messages)
-    cue = Message(role="user", content=OPENING_CUE.format(user=user, char=persona_name or "相手"))
     head = [m for m in messages if m["role"] == "system"]
-    return [*head, cue, *body]
+    japanese = not head or is_japanese(head[0]["content"]) or not head[0]["content"].strip()
+    cue = (OPENING_CUE if japanese else OPENING_CUE_EN).format(user=user, char=persona_name or "相手")
+    return [*head, Message(role="user", content=cue), *body]
+
+
+def with_lore(messages: list[Message], book: dict | None, count=len) -> tuple[list[Message], list[str]]:
+    """The messages with the lorebook entries their recent turns call up around the system prompt, and the names
+    of those entries (`rp_eval.chat.lorebook` has the rules)."""
+    parsed = lorebook.parse_book(book)
+    if parsed is None or not parsed.entries:
+        return messages, []
+    recent = [m["content"] for m in messages if m["role"] != "system"]
+    entries = lorebook.select_entries(parsed, recent, count)
+    if not entries:
+        return messages, []
+    if messages and messages[0]["role"] == "system":
+        system, rest = messages[0]["content"], messages[1:]
+    else:
+        system, rest = "", messages
+    return [Message(role="system", content=lorebook.apply(system, entries)), *rest], [e.name for e in entries]
+
+
+def _history(conv, turns: list, side: str) -> list[Message]:
+    out = [Message(role="system", content=conv.system_prompt)] if conv.system_prompt.strip() else []
+    out += [Message(role=t.role, content=t.content) for t in turns if t.side in ("", side)]
+    return out
 
 
 def side_messages(store: Store, conversation_id: int, side: str) -> list[Message]:
-    """The conversation as one side's model sees it: system, shared turns and that side's replies."""
+    """The conversation as one side's model sees it: system, shared turns and that side's chosen replies."""
     conv = chat_store.get_conversation(store, conversation_id)
     if conv is None:
-        raise ChatError(f"conversation {conversation_id} does not exist")
-    out = [Message(role="system", content=conv.system_prompt)] if conv.system_prompt.strip() else []
-    for t in chat_store.turns(store, conversation_id):
-        if t.side in ("", side):
-            out.append(Message(role=t.role, content=t.content))
-    return out
+        raise ChatError(key="err_chat_missing", id=conversation_id)
+    return _history(conv, chat_store.turns(store, conversation_id), side)
 
 
 def start(
@@ -101,18 +126,40 @@ def start(
     greeting: int = 0,
     owner: str = "",
 ) -> int:
-    """A new conversation opened by the persona's first message; its id. `owner`: the login that starts it."""
+    """A new conversation opened by the persona's first message (or alternate greeting `greeting`); its id.
+    `owner`: the login that starts it."""
     if not models or not all(models):
-        raise ChatError("choose a model first")
+        raise ChatError(key="err_chat_no_model")
     system = persona.system_text(user) if system_prompt is None else system_prompt
     conv = chat_store.new_conversation(store, persona.id, persona.model_dump(), models, system, user, owner)
     chat_store.add_turn(store, conv.id, "assistant", persona.greeting(user, greeting))
     return conv.id
 
 
-def prompt_text(loaded, messages: list[Message], persona_name: str = "", user: str = "あなた") -> str:
-    """Exactly what the model is given for the next reply, special tokens included."""
+def switch_models(store: Store, conversation_id: int, models: list[str]) -> None:
+    """Go on with other models from the next reply (each stored reply keeps the model that wrote it)."""
+    conv = chat_store.get_conversation(store, conversation_id)
+    if conv is None:
+        raise ChatError(key="err_chat_missing", id=conversation_id)
+    if not models or not all(models) or len(models) != len(conv.models):
+        raise ChatError(key="err_chat_no_model")
+    if list(models) != list(conv.models):
+        name = conv.persona.get("name", conv.persona_id)
+        chat_store.update_conversation(
+            store, conversation_id, models=list(models), title=f"{name} × {' / '.join(models)}"
+        )
+
+
+def prompt_text(
+    loaded, messages: list[Message], persona_name: str = "", user: str = "あなた", book: dict | None = None
+) -> str:
+    """Exactly what the model is given for the next reply, special tokens and lorebook entries included."""
+    messages, _ = with_lore(messages, book, _counter(loaded.tokenizer))
     return render_prompt(loaded.format, loaded.tokenizer, for_format(loaded.format, messages, persona_name, user))
+
+
+def _counter(tokenizer):
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def _settings_for(settings: GenerationSettings, user: str) -> GenerationSettings:
@@ -120,14 +167,14 @@ def _settings_for(settings: GenerationSettings, user: str) -> GenerationSettings
     return settings.model_copy(update={"stop_strings": extra})
 
 
-def _store_reply(store: Store, conv_id: int, r: Reply, settings: GenerationSettings, prompt: str) -> None:
+def _store_reply(store: Store, conv_id: int, r: Reply, settings: GenerationSettings, prompt: str) -> int:
     res = r.result
     fields = dict(model=r.model, settings=settings.model_dump(mode="json"), prompt=prompt)
     if res is not None:
         fields.update(
             raw_text=res.raw_text,
             finish_reason=res.finish_reason,
-            stop=res.stop,
+            stop=res.stop[:200],
             prompt_tokens=res.prompt_tokens,
             new_tokens=res.new_tokens,
             seconds=res.seconds,
@@ -135,9 +182,9 @@ def _store_reply(store: Store, conv_id: int, r: Reply, settings: GenerationSetti
             tokens_per_second=res.tokens_per_second,
         )
     else:
-        fields.update(raw_text=r.text, finish_reason="error" if r.error else "stopped")
+        fields.update(raw_text=r.text, finish_reason="stopped")
     text = res.text if res is not None else r.text
-    r.turn_id = chat_store.add_turn(store, conv_id, "assistant", text, side=r.side, **fields).id
+    return chat_store.add_turn(store, conv_id, "assistant", text, side=r.side, **fields).id
 
 
 def reply(
@@ -148,36 +195,48 @@ def reply(
     cache=None,
     owner: str | None = None,
 ) -> Iterator[list[Reply]]:
-    """Store `message` (None: regenerate the last replies) and stream every side's reply; yields after each step.
-    With `owner`, only in that owner's conversation."""
+    """Store `message` (None: a new alternative of the last replies) and stream every side's reply; yields after
+    each step. Every side's model and prompt are made ready before anything is stored; a request that fails
+    leaves nothing behind (a side that fails is not stored, and the message goes when no side answered).
+    Closing the generator early (Stop) keeps what was shown, marked "stopped". With `owner`, only in that owner's conversation."""
     conv = chat_store.get_conversation(store, conversation_id, owner)
     if conv is None:
-        raise ChatError("start a conversation first")
+        raise ChatError(key="err_chat_no_conversation")
+    live = chat_store.turns(store, conversation_id)
     if message is not None:
         if not message.strip():
-            raise ChatError("the message is empty: type something for the character to answer")
-        chat_store.add_turn(store, conversation_id, "user", message.strip())
+            raise ChatError(key="err_chat_empty")
+        history = live
     else:
-        live = chat_store.turns(store, conversation_id)
         if not any(t.role == "user" for t in live):
-            raise ChatError("there is no message to answer again yet")
-        chat_store.discard_turns(store, [t.id for t in _after_last_user(live)])
+            raise ChatError(key="err_chat_nothing_to_regenerate")
+        history = [t for t in live if t not in _after_last_user(live)]
     if cache is None:
         from rp_eval.models.loading import model_cache
 
         cache = model_cache()
     settings = _settings_for(settings, conv.user_name)
     name = conv.persona.get("name", "")
+    book = conv.persona.get("character_book")
     replies = [Reply(side, model) for side, model in zip(SIDES, conv.models, strict=False)]
     streams, prompts = {}, {}
     for r in replies:
         try:
             loaded = cache.get(r.model)
-            messages = for_format(loaded.format, side_messages(store, conversation_id, r.side), name, conv.user_name)
+            messages = _history(conv, history, r.side)
+            if message is not None:
+                messages.append(Message(role="user", content=message.strip()))
+            messages, _ = with_lore(messages, book, _counter(loaded.tokenizer))
+            messages = for_format(loaded.format, messages, name, conv.user_name)
             prompts[r.side] = render_prompt(loaded.format, loaded.tokenizer, messages)
             streams[r.side] = stream(loaded.model, loaded.tokenizer, loaded.format, messages, settings)
         except RpEvalError as err:
-            r.error = f"{r.model}: {err}"
+            r.error = ChatError(key="err_chat_side_failed", model=r.model, error=err)
+    if not streams:
+        raise next(r.error for r in replies if r.error)
+    user_turn = chat_store.add_turn(store, conversation_id, "user", message.strip()) if message is not None else None
+    previous = {t.side: t for t in _after_last_user(live)} if message is None else {}
+    failed = False
     try:
         yield replies
         while not all(r.done for r in replies):
@@ -187,19 +246,29 @@ def reply(
                 try:
                     item = next(streams[r.side])
                 except RpEvalError as err:
-                    r.error = f"{r.model}: {err}"
+                    r.error = ChatError(key="err_chat_side_failed", model=r.model, error=err)
                     continue
                 if isinstance(item, GenerationResult):
                     r.result, r.text = item, item.text  # the final text may be shorter (trimmed at the cap)
                 else:
                     r.text += item
             yield replies
+    except GeneratorExit:
+        raise
+    except BaseException:
+        failed = True
+        raise
     finally:
-        for r in replies:
-            if r.side in streams:
-                streams[r.side].close()
-            if r.turn_id is None and (r.side in prompts or r.error):
-                _store_reply(store, conversation_id, r, settings, prompts.get(r.side, ""))
+        for s in streams.values():
+            s.close()
+        if not failed:
+            for r in replies:
+                if r.side in streams and r.error is None and (r.result is not None or r.text):
+                    r.turn_id = _store_reply(store, conversation_id, r, settings, prompts[r.side])
+                    if r.side in previous:
+                        chat_store.add_alternative(store, previous[r.side].id, r.turn_id)
+        if user_turn is not None and not any(r.turn_id for r in replies):
+            chat_store.delete_turns(store, [user_turn.id])
 
 
 def _after_last_user(live: list) -> list:
@@ -215,8 +284,40 @@ def undo(store: Store, conversation_id: int, owner: str | None = None) -> None:
     live = chat_store.turns(store, conversation_id)
     users = [i for i, t in enumerate(live) if t.role == "user"]
     if not users:
-        raise ChatError("nothing to undo: only the opening message is left")
+        raise ChatError(key="err_chat_nothing_to_undo")
     chat_store.discard_turns(store, [t.id for t in live[users[-1] :]])
+
+
+def alternatives(store: Store, conversation_id: int) -> tuple[int, int]:
+    """(position of the chosen reply, number of replies) of the last turn's slot, on side a; (0, 0) with none."""
+    last = _after_last_user(chat_store.turns(store, conversation_id))
+    if not last:
+        return 0, 0
+    group = chat_store.alternatives(store, last[0].id)
+    return [t.id for t in group].index(last[0].id), len(group)
+
+
+def flip(store: Store, conversation_id: int, step: int) -> None:
+    """Choose the previous (step -1) or next (+1) alternative of the last replies, on every side: the chosen one
+    is what the next turn sees and what is stored as chosen."""
+    moved = False
+    for current in _after_last_user(chat_store.turns(store, conversation_id)):
+        group = chat_store.alternatives(store, current.id)
+        index = [t.id for t in group].index(current.id) + step
+        if 0 <= index < len(group):
+            chat_store.choose_alternative(store, current.id, group[index].id)
+            moved = True
+    if not moved:
+        raise ChatError(key="err_chat_no_alternative")
+
+
+def edit(store: Store, conversation_id: int, turn_id: int, content: str) -> None:
+    """Change a message of the conversation (the user's or a reply); the earlier text is logged."""
+    if not content.strip():
+        raise ChatError(key="err_chat_edit_empty")
+    if turn_id not in {t.id for t in chat_store.turns(store, conversation_id)}:
+        raise ChatError(key="err_chat_edit_missing")
+    chat_store.edit_turn(store, turn_id, content.strip())
 
 
 def finish_words(turn_or_result) -> str:

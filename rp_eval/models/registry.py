@@ -76,7 +76,7 @@ def inspect_source(source: str, trust_remote_code: bool = False) -> SourceInfo:
 
     source = source.strip()
     if not source:
-        raise RegistryError("no model given: type a Hugging Face id (owner/name) or a folder path")
+        raise RegistryError(key="err_registry_no_source")
     path = Path(source).expanduser()
     local = path.exists() or source.startswith((".", "/", "~"))
     if local:

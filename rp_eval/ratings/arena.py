@@ -69,7 +69,7 @@ class Reveal:
 def _rater(rater: str) -> str:
     rater = (rater or "").strip()
     if not rater:
-        raise RatingError("type your name (or log in) before rating: every rating is signed")
+        raise RatingError(key="err_rating_no_name")
     return rater[:200]
 
 

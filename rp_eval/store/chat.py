@@ -4,6 +4,11 @@ A conversation has a persona and one or two sides ("a", "b": the models that ans
 the user's message and the opening greeting are shared (side ""), each reply belongs to one side and keeps
 its model, settings, exact prompt, shown text, raw text, finish reason and timing, so it can be rated and
 evaluated later. Undo and regenerate never delete: they mark turns `discarded`.
+
+Regenerating keeps the earlier replies as alternatives of the same slot (`ChatAlternativeRow`, SillyTavern's
+swipes): the one not discarded is the chosen one, which the next turn sees and exports carry. Editing a
+message changes its `content` and logs the text it had (`ChatEditRow`). Both live in tables of their own, so a
+database made before them gains them on start without changing the turns table.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, select
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, delete, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rp_eval.store import Base, Store, _now
@@ -59,6 +64,36 @@ class TurnRow(Base):
         return out
 
 
+class ChatAlternativeRow(Base):
+    """A reply made by regenerating: an alternative to the reply `group_id` (the slot's first reply)."""
+
+    __tablename__ = "chat_alternatives"
+
+    turn_id: Mapped[int] = mapped_column(ForeignKey("chat_turns.id", ondelete="CASCADE"), primary_key=True)
+    group_id: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class ChatEditRow(Base):
+    """One edit of a turn's text: what it said before and after."""
+
+    __tablename__ = "chat_edits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    turn_id: Mapped[int] = mapped_column(ForeignKey("chat_turns.id", ondelete="CASCADE"), index=True)
+    before: Mapped[str] = mapped_column(Text)
+    after: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class PersonaCardImageRow(Base):
+    """The picture of a card imported as PNG, kept byte for byte so an exported PNG carries the portrait."""
+
+    __tablename__ = "persona_card_images"
+
+    persona_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    image: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class PersonaCardRow(Base):
     """A character card imported through the UI, kept whole so it exports unchanged."""
 
@@ -94,6 +129,13 @@ def new_conversation(
     with store.transaction() as s:
         s.add(row)
     return row
+
+
+def delete_conversation(store: Store, conversation_id: int) -> None:
+    """Remove a conversation whose first request failed (it holds only its opening); its turns go with it."""
+    with store.transaction() as s:
+        s.execute(delete(TurnRow).where(TurnRow.conversation_id == conversation_id))
+        s.execute(delete(ConversationRow).where(ConversationRow.id == conversation_id))
 
 
 def get_conversation(store: Store, conversation_id: int, owner: str | None = None) -> ConversationRow | None:
@@ -143,6 +185,59 @@ def discard_turns(store: Store, turn_ids: list[int]) -> None:
             row.discarded = True
 
 
+def delete_turns(store: Store, turn_ids: list[int]) -> None:
+    """Remove turns for good: only for a request that failed, so that nothing of it stays stored."""
+    with store.transaction() as s:
+        s.execute(delete(TurnRow).where(TurnRow.id.in_(turn_ids)))
+
+
+# -- alternatives (swipes) and edits -----------------------------------------------------------------
+
+
+def group_of(store: Store, turn_id: int) -> int:
+    with store.transaction() as s:
+        row = s.get(ChatAlternativeRow, turn_id)
+        return row.group_id if row is not None else turn_id
+
+
+def add_alternative(store: Store, old_id: int, new_id: int) -> None:
+    """`new_id` replaces `old_id` as the chosen reply of its slot; the old one stays as an alternative."""
+    group = group_of(store, old_id)
+    with store.transaction() as s:
+        s.add(ChatAlternativeRow(turn_id=new_id, group_id=group))
+        s.get(TurnRow, old_id).discarded = True
+
+
+def alternatives(store: Store, turn_id: int) -> list[TurnRow]:
+    """Every reply of the slot `turn_id` belongs to, oldest first (discarded ones included)."""
+    group = group_of(store, turn_id)
+    with store.transaction() as s:
+        members = select(ChatAlternativeRow.turn_id).where(ChatAlternativeRow.group_id == group)
+        q = select(TurnRow).where((TurnRow.id == group) | TurnRow.id.in_(members)).order_by(TurnRow.id)
+        return list(s.scalars(q))
+
+
+def choose_alternative(store: Store, current_id: int, chosen_id: int) -> None:
+    """Show `chosen_id` in place of `current_id` (both of one slot), in one transaction."""
+    with store.transaction() as s:
+        s.get(TurnRow, current_id).discarded = True
+        s.get(TurnRow, chosen_id).discarded = False
+
+
+def edit_turn(store: Store, turn_id: int, content: str) -> None:
+    """Change what a turn says, logging the text it had."""
+    with store.transaction() as s:
+        row = s.get(TurnRow, turn_id)
+        if row.content != content:
+            s.add(ChatEditRow(turn_id=turn_id, before=row.content, after=content))
+            row.content = content
+
+
+def edits(store: Store, turn_id: int) -> list[ChatEditRow]:
+    with store.transaction() as s:
+        return list(s.scalars(select(ChatEditRow).where(ChatEditRow.turn_id == turn_id).order_by(ChatEditRow.id)))
+
+
 def export_jsonl(store: Store, conversation_id: int, include_discarded: bool = False) -> str:
     """The conversation as JSON lines: one header line, then one line per turn."""
     conv = get_conversation(store, conversation_id)
@@ -176,6 +271,25 @@ def save_card(store: Store, persona_id: str, card: dict) -> PersonaCardRow:
         else:
             row.card = card
     return row
+
+
+def save_card_image(store: Store, persona_id: str, image: bytes | None) -> None:
+    """The portrait of an imported card (None: the card came without one, so an earlier one is removed)."""
+    with store.transaction() as s:
+        row = s.get(PersonaCardImageRow, persona_id)
+        if image is None:
+            if row is not None:
+                s.delete(row)
+        elif row is None:
+            s.add(PersonaCardImageRow(persona_id=persona_id, image=image))
+        else:
+            row.image = image
+
+
+def card_image(store: Store, persona_id: str) -> bytes | None:
+    with store.transaction() as s:
+        row = s.get(PersonaCardImageRow, persona_id)
+        return row.image if row is not None else None
 
 
 def list_cards(store: Store) -> list[PersonaCardRow]:

@@ -16,7 +16,7 @@ from rp_eval.evaluate import report
 from rp_eval.evaluate.runner import EVAL_GENERATION, EvalConfig, EvalResult, Progress, run_evaluation
 from rp_eval.models import registry
 from rp_eval.store import get_store
-from rp_eval.ui.locale import t
+from rp_eval.ui.locale import axes, t, warn
 from rp_eval.ui.zerogpu import on_gpu
 
 DRILL_COLUMNS = ["model", "item", "persona", "reply", "finish_reason", "combined", "chars", "expected_markers"]
@@ -78,7 +78,7 @@ def _run(models, split, limit, seed, max_new_tokens, temperature, batch_size, we
             done = t("ev_done", replies=len(event.rows), version=event.task_version) + failed
             yield [_bar(1, 1, t("ev_finished")), done, table, bars, finish, lengths, drill, event]
     except RpEvalError as err:
-        yield [_bar(0, 0, t("ev_error")), f"⚠️ {err}", *empty[1:]]
+        yield [_bar(0, 0, t("ev_error")), warn(err), *empty[1:]]
 
 
 def _drill(result: EvalResult | None, model: str | None):
@@ -119,7 +119,7 @@ def _calibrate(result: EvalResult | None, weights: str, ridge: float):
         weights = str(paths.confine(weights, "weights file")) if weights else None
         cal, path = calibrate_store(get_store(), weights, float(ridge or 1.0))
     except RpEvalError as err:
-        return f"⚠️ {err}", None, None
+        return warn(err), None, None
     per_model = None
     if result is not None:
         per_model = model_correlations(report.model_table(result, report.human_table(get_store())))
@@ -134,7 +134,9 @@ def build() -> None:
         with gr.Column(scale=2):
             models = gr.CheckboxGroup(names, value=names[:3], label=t("ev_models"), elem_id="ev-models")
             with gr.Row():
-                split = gr.Radio(["dev", "test", "all"], value="dev", label=t("ev_split"))
+                split = gr.Radio(
+                    [("dev", "dev"), ("test", "test"), (t("ev_split_all"), "all")], value="dev", label=t("ev_split")
+                )
                 limit = gr.Number(16, label=t("ev_limit"), precision=0, minimum=0, elem_id="ev-limit")
                 seed = gr.Number(0, label=t("ev_seed"), precision=0)
         with gr.Column(scale=1):
@@ -154,11 +156,17 @@ def build() -> None:
     table = gr.Dataframe(interactive=False, wrap=True, label=t("ev_table"), elem_id="ev-table")
     with gr.Row():
         bars = gr.BarPlot(x="bar", y="value", color="model", label=t("ev_metric_plot"), x_label_angle=-60,
-                          y_lim=[0, 1], sort=None, elem_id="ev-metric-plot")  # fmt: skip
+                          y_lim=[0, 1], sort=None, elem_id="ev-metric-plot", **axes("bar", "value", "model"))  # fmt: skip
     with gr.Row():
-        finish = gr.BarPlot(x="model", y="share", color="finish_reason", label=t("ev_finish_plot"), y_lim=[0, 1])
+        finish = gr.BarPlot(x="model", y="share", color="finish_reason", label=t("ev_finish_plot"), y_lim=[0, 1],
+                           **axes("model", "share", "finish_reason"))  # fmt: skip
         lengths = gr.BarPlot(
-            x="chars", y="replies", color="model", label=t("ev_length_plot"), sort=report.LENGTH_LABELS
+            x="chars",
+            y="replies",
+            color="model",
+            label=t("ev_length_plot"),
+            sort=report.LENGTH_LABELS,
+            **axes("chars", "replies", "model"),
         )
     gr.Markdown(f"### {t('ev_drill')}")
     drill_model = gr.Dropdown(["", *names], value="", label=t("ev_drill_model"))

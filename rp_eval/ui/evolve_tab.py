@@ -15,7 +15,7 @@ from rp_eval.evolve.search import SearchSettings, evolve, export_best, stored_se
 from rp_eval.models import registry
 from rp_eval.store import evolve as db
 from rp_eval.store import get_store
-from rp_eval.ui.locale import t
+from rp_eval.ui.locale import axes, t, warn
 
 _STOP = threading.Event()
 
@@ -65,11 +65,13 @@ def _stream(genome, settings, run, resume):
         for p in evolve(genome, settings, run, resume=resume, stop=_STOP):
             yield p.message, _history_frame(p.history), candidates_frame(run)
     except RpEvalError as err:
-        yield f"⚠ {err}", gr.skip(), gr.skip()
+        yield warn(err), gr.skip(), gr.skip()
 
 
 def start(models, base, method, granularity, split, run, population, budget, sigma, seed, dev_limit, tokens):
     try:
+        if not [m for m in models or [] if m != base]:
+            raise RpEvalError(key="err_evolve_no_models")
         genome = Genome(
             name=run, models=[m for m in models or [] if m != base], base_model=base or None, method=method,
             layer_granularity=int(granularity), split_attention_mlp=bool(split),
@@ -77,7 +79,7 @@ def start(models, base, method, granularity, split, run, population, budget, sig
         save_genome(genome)
         settings = _settings(population, budget, sigma, seed, dev_limit, tokens)
     except (RpEvalError, ValueError) as err:
-        yield f"⚠ {err}", gr.skip(), gr.skip()
+        yield warn(err), gr.skip(), gr.skip()
         return
     yield from _stream(genome, settings, run, resume=False)
 
@@ -100,7 +102,7 @@ def export(run, name):
         steps = list(export_best(run, name))
         return t("evo_exported", name=steps[-1].model)
     except RpEvalError as err:
-        return f"⚠ {err}"
+        return warn(err)
 
 
 def build() -> None:
@@ -127,8 +129,9 @@ def build() -> None:
         refresh_btn = gr.Button(t("evo_refresh"), elem_id="ev-refresh")
     status = gr.Markdown(elem_id="ev-status")
     plot = gr.LinePlot(
-        _history_frame([]), x="generation", y="fitness", color="series", title=t("evo_plot"), elem_id="ev-plot"
-    )
+        _history_frame([]), x="generation", y="fitness", color="series", title=t("evo_plot"), elem_id="ev-plot",
+        **axes("generation", "fitness", "series"),
+    )  # fmt: skip
     table = gr.Dataframe(label=t("evo_candidates"), interactive=False, elem_id="ev-candidates")
     with gr.Row():
         export_name = gr.Textbox("evolved-best", label=t("evo_export_name"), elem_id="ev-export-name")

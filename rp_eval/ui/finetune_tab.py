@@ -20,7 +20,7 @@ from rp_eval.finetune.preview import preview
 from rp_eval.models import registry
 from rp_eval.store import finetune as runs
 from rp_eval.store import get_store
-from rp_eval.ui.locale import t
+from rp_eval.ui.locale import axes, headers, t, warn
 
 _CSS = (
     "<style>.ft-preview mark.ft-trained{background:#fde68a;color:#111}"
@@ -44,7 +44,8 @@ def _runs_table() -> pd.DataFrame:
         }
         for r in _listed_runs()
     ]
-    return pd.DataFrame(rows, columns=["run", "status", "base", "adapter", "train loss", "stops (base → adapter)"])
+    columns = ["run", "status", "base", "adapter", "train loss", "stops (base → adapter)"]
+    return headers(pd.DataFrame(rows, columns=columns))
 
 
 def _listed_runs():
@@ -150,7 +151,7 @@ def _start(base, data, adapter_name, r, alpha, dropout, targets, qlora, checkpoi
         )
         run_id = job.start(s)
     except (RpEvalError, ValidationError) as err:
-        yield gr.update(), gr.update(), gr.update(), f"⚠️ {err}", gr.update(), gr.update()
+        yield gr.update(), gr.update(), gr.update(), warn(err), gr.update(), gr.update()
         return
     yield from _watch(run_id)
 
@@ -164,7 +165,7 @@ def _resume(run_id: float | None):
     try:
         run = job.resume(int(run_id or 0))
     except RpEvalError as err:
-        yield gr.update(), gr.update(), gr.update(), f"⚠️ {err}", gr.update(), gr.update()
+        yield gr.update(), gr.update(), gr.update(), warn(err), gr.update(), gr.update()
         return
     yield from _watch(run)
 
@@ -192,7 +193,11 @@ def build() -> None:
             targets = gr.Textbox(label=t("ft_targets"))
         with gr.Row():
             qlora = gr.Checkbox(d.qlora, label=t("ft_qlora"))
-            checkpointing = gr.Radio(list(CHECKPOINTING), value=d.gradient_checkpointing, label=t("ft_checkpointing"))
+            checkpointing = gr.Radio(
+                [(t(f"ft_checkpointing_{k}"), k) for k in CHECKPOINTING],
+                value=d.gradient_checkpointing,
+                label=t("ft_checkpointing"),
+            )
             merge_full = gr.Checkbox(d.merge_full, label=t("ft_merge_full"), elem_id="ft-merge-full")
     with gr.Accordion(t("ft_training"), open=False):
         with gr.Row():
@@ -207,12 +212,21 @@ def build() -> None:
             seed = gr.Number(d.seed, label=t("ft_seed"), precision=0)
             eval_fraction = gr.Number(d.eval_fraction, label=t("ft_eval_fraction"))
             max_length = gr.Number(d.max_length, label=t("ft_max_length"), precision=0)
-            overflow = gr.Radio(["truncate", "drop"], value=d.overflow, label=t("ft_overflow"))
+            overflow = gr.Radio(
+                [(t(f"ft_overflow_{k}"), k) for k in ("truncate", "drop")], value=d.overflow, label=t("ft_overflow")
+            )
     preview_html = gr.HTML(elem_id="ft-preview")
     progress = gr.HTML(f"<p>{t('ft_progress_idle')}</p>", elem_id="ft-progress")
     result = gr.Markdown(elem_id="ft-result")
     with gr.Row():
-        plot = gr.LinePlot(_plot(job.Progress(0, "")), x="step", y="loss", color="series", label=t("ft_loss_plot"))
+        plot = gr.LinePlot(
+            _plot(job.Progress(0, "")),
+            x="step",
+            y="loss",
+            color="series",
+            label=t("ft_loss_plot"),
+            **axes("step", "loss", "series"),
+        )
         log = gr.Textbox(label=t("ft_log"), lines=12, max_lines=12, autoscroll=True, elem_id="ft-log")
     gr.Markdown(f"### {t('ft_runs')}")
     table = gr.Dataframe(value=_runs_table, interactive=False, elem_id="ft-runs")

@@ -18,7 +18,7 @@ from rp_eval.ratings import leaderboard, plots
 from rp_eval.ratings.records import RatingError, RatingFilter, load_scores, load_votes, write_frame
 from rp_eval.store import get_store
 from rp_eval.store import ratings as table
-from rp_eval.ui.locale import t
+from rp_eval.ui.locale import headers, t, warn
 
 
 def _date(text: str) -> datetime | None:
@@ -55,7 +55,7 @@ def refresh(persona, rater, exclude, since, until, rounds):
         board = leaderboard.from_store(store, where, rounds=max(100, int(rounds)))
         seconds = time.perf_counter() - start
     except RpEvalError as err:
-        return (f"⚠️ {err}", *[gr.skip()] * 8, *choices)
+        return (warn(err), *[gr.skip()] * 8, *choices)
     counts = table.count_rows(store)
     summary = t(
         "lb_summary",
@@ -71,13 +71,13 @@ def refresh(persona, rater, exclude, since, until, rounds):
     )
     return (
         summary,
-        board.arena,
+        headers(board.arena),
         plots.scores_figure(board.arena),
-        rates,
+        headers(rates),
         plots.win_rate_figure(board.win_rates, board.counts),
-        board.likert,
+        headers(board.likert),
         plots.likert_figure(board.likert),
-        board.agreement_frame(),
+        headers(board.agreement_frame()),
         counts["votes"] + counts["scores"],
         *choices,
     )
@@ -100,7 +100,7 @@ def export(kind, fmt, persona, rater, exclude, since, until, rounds, request: gr
             board = leaderboard.from_store(store, where, rounds=max(100, int(rounds)))
             files = leaderboard.export(board, folder, fmt)
     except RpEvalError as err:
-        return gr.skip(), f"⚠️ {err}"
+        return gr.skip(), warn(err)
     return [str(f) for f in files], t("lb_exported", n=len(files), folder=folder)
 
 

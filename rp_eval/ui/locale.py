@@ -8,12 +8,14 @@ browser's Accept-Language. Tab modules only call `t(key, **values)`.
 
 import hashlib
 import json
+from contextvars import ContextVar
 from pathlib import Path
 
 import gradio as gr
 from gradio.context import Context, LocalContext
 from gradio.i18n import I18nData
 
+from rp_eval.errors import MESSAGES, RpEvalError, format_message
 from rp_eval.ui.locale_ja import JA
 
 STRINGS: dict[str, str] = {
@@ -63,7 +65,7 @@ STRINGS: dict[str, str] = {
     "chat_user_name": "Your name in the chat ({{user}})",
     "chat_persona_heading": "Persona, system prompt and character cards",
     "chat_system_prompt": "System prompt (what the model sees before the chat; editable)",
-    "chat_import_card": "Import a character card (SillyTavern V2 .json or .png, up to {mb} MB)",
+    "chat_import_card": "Import a character card (SillyTavern V2 or V3, .json or .png, up to {mb} MB)",
     "chat_export_json": "Export card (JSON)",
     "chat_export_png": "Export card (PNG)",
     "chat_card_file": "Card file",
@@ -98,6 +100,49 @@ STRINGS: dict[str, str] = {
     "chat_generating": "Generating…",
     "chat_reply_failed": "⚠️ {error}",
     "chat_side_label": "{side}: {model}",
+    "chat_footer": "{reason} · {tokens} tokens · {tps} tokens/s · {model}",
+    "chat_footer_short": "{reason} · {model}",
+    "finish_eos": "ended",
+    "finish_stop_string": "stop string",
+    "finish_length_trimmed": "trimmed at the cap",
+    "finish_length": "cut at the cap",
+    "finish_stopped": "stopped by you",
+    "finish_error": "failed",
+    "chat_min_p": "Min-p (0 = off)",
+    "chat_stop_strings": "Stop strings (one per line; the reply ends where one appears)",
+    "chat_preset": "Sampler preset",
+    "preset_balanced": "Balanced",
+    "preset_greedy": "Greedy (the same reply every time)",
+    "preset_creative": "Creative",
+    "preset_min_p": "Min-p sampling",
+    "preset_focused": "Focused",
+    "preset_custom": "Custom (as set below)",
+    "chat_greeting": "Opening message",
+    "chat_greeting_first": "First message",
+    "chat_greeting_alt": "Alternate greeting {n}",
+    "chat_frame": "Prompt frame",
+    "chat_frame_auto": "In the card's language",
+    "chat_frame_ja": "Japanese",
+    "chat_frame_en": "English",
+    "chat_alternative": "Reply {index} of {count}",
+    "chat_alternative_prev": "Previous reply",
+    "chat_alternative_next": "Next reply",
+    "chat_unload": "Unload from memory",
+    "chat_unloaded": "Unloaded **{names}** from memory: the next reply loads it again.",
+    "chat_not_loaded": "**{names}** was not in memory.",
+    "chat_switched": "The conversation goes on with **{models}** from the next reply.",
+    "chat_edited": "Message changed: the next reply sees the new text.",
+    "chat_edit_before_send": "The opening can be edited once the conversation has begun.",
+    "chat_lore": "Lorebook entries in this prompt: {names}",
+    "chat_lore_none": "No lorebook entry is called up by the recent turns.",
+    "chat_field_temperature": "Temperature",
+    "chat_field_top_p": "Top-p",
+    "chat_field_top_k": "Top-k",
+    "chat_field_min_p": "Min-p",
+    "chat_field_repetition_penalty": "Repetition penalty",
+    "chat_field_max_new_tokens": "Max new tokens",
+    "chat_field_seed": "Seed",
+    "chat_nothing_stored": "Nothing was stored for this request: your message is back in the box.",
     # -- Fine-tune tab (rp_eval/ui/finetune_tab.py) --
     "finetune_tab": "Fine-tune",
     "ft_intro": (
@@ -361,7 +406,71 @@ STRINGS: dict[str, str] = {
     "evo_exported": "Wrote `merges/{name}.yaml` and registered **{name}**: it is ready in the Chat and Rate tabs.",
     # -- Language switch (rp_eval/ui/locale.py) --
     "language": "Language",
+    # -- Choices shown as words in other tabs --
+    "ev_split_all": "all",
+    "ft_checkpointing_auto": "auto (on when memory is short)",
+    "ft_checkpointing_on": "on",
+    "ft_checkpointing_off": "off",
+    "ft_overflow_truncate": "cut to the cut-off length",
+    "ft_overflow_drop": "leave out",
+    # -- Column headers of tables and axis titles of plots: "col_" + the column's name (spaces as _), see
+    # `headers()`; a column without a key keeps its name (metric names, model names are data) --
+    "col_name": "name",
+    "col_kind": "kind",
+    "col_parents": "parents",
+    "col_architecture": "architecture",
+    "col_parameters": "parameters",
+    "col_size": "size",
+    "col_prompt_format": "prompt format",
+    "col_where": "where",
+    "col_model": "model",
+    "col_rank": "rank",
+    "col_score": "score",
+    "col_lower": "lower",
+    "col_upper": "upper",
+    "col_votes": "votes",
+    "col_wins": "wins",
+    "col_losses": "losses",
+    "col_ties": "ties",
+    "col_win_rate": "win rate",
+    "col_axis": "axis",
+    "col_mean": "mean",
+    "col_n": "n",
+    "col_what": "what",
+    "col_alpha": "alpha",
+    "col_items": "items",
+    "col_raters": "raters",
+    "col_judgements": "judgements",
+    "col_run": "run",
+    "col_status": "status",
+    "col_base": "base",
+    "col_adapter": "adapter",
+    "col_train_loss": "train loss",
+    "col_stops_(base_→_adapter)": "stops (base → adapter)",
+    "col_step": "step",
+    "col_loss": "loss",
+    "col_series": "series",
+    "col_generation": "generation",
+    "col_index": "index",
+    "col_fitness": "fitness",
+    "col_error": "error",
+    "col_item": "item",
+    "col_persona": "persona",
+    "col_reply": "reply",
+    "col_finish_reason": "finish reason",
+    "col_combined": "combined",
+    "col_chars": "characters",
+    "col_value": "value",
+    "col_share": "share",
+    "col_bar": "metric · model",
+    "col_replies": "replies",
+    "col_metric": "metric",
+    "col_weight": "weight",
+    "col_layer_range": "layer range",
+    "col_other": "other",
 }
+
+STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."
 
 # Japanese, key for key, is `JA` in locale_ja.py (tests/test_locale.py checks both tables have the same keys and
 # placeholders): a string added here needs its Japanese there.
@@ -370,6 +479,7 @@ LANGUAGES: dict[str, dict[str, str]] = {"en": STRINGS, "ja": JA}
 COOKIE = "rp_lang"  # set by the language switch; the server reads it for messages, the page on load
 _BUILT: dict[str, dict[str, str]] = {}  # keys made at build time for strings with values (see _marker)
 _USED: set[str] = set()  # the keys of the page being built: only these go to its browser (see i18n)
+_FORCED: ContextVar[str | None] = ContextVar("rp_eval_language", default=None)  # set by `in_language`
 
 
 def text(key: str, language: str) -> str:
@@ -387,6 +497,8 @@ def choose(cookie: str | None, accept_language: str | None) -> str:
 
 def language() -> str | None:
     """The language of the event being handled; None while a page is being built (the browser translates then)."""
+    if _FORCED.get() is not None:
+        return _FORCED.get()
     request = LocalContext.request.get(None)
     if request is not None:
         cookies = getattr(request, "cookies", None) or {}
@@ -401,6 +513,36 @@ def t(key: str, **values: object) -> str:
     if lang is None:
         return _marker(key, values)
     return text(key, lang).format(**values) if values else text(key, lang)
+
+
+def error_text(err: BaseException) -> str:
+    """An error as the person reads it: a keyed `RpEvalError` in the request's language, anything else as it is."""
+    if isinstance(err, RpEvalError) and err.key:
+        table = LANGUAGES.get(language() or "en", STRINGS)
+        return format_message(err.key, err.values, table, render=error_text)
+    return str(err)
+
+
+def warn(err: BaseException | str) -> str:
+    """The status line for an error: ⚠️ and the message."""
+    return f"⚠️ {err if isinstance(err, str) else error_text(err)}"
+
+
+def header(name: str) -> str:
+    """A column's name as a person reads it (the name itself when the table has no key for it)."""
+    key = "col_" + str(name).replace(" ", "_")
+    return t(key) if key in STRINGS else str(name)
+
+
+def axes(x: str, y: str, color: str | None = None) -> dict[str, str]:
+    """Axis and legend titles of a Gradio plot over columns x, y (and color), in the page's language."""
+    titles = {"x_title": header(x), "y_title": header(y)}
+    return {**titles, "color_title": header(color)} if color else titles
+
+
+def headers(frame):
+    """A pandas DataFrame with its column headers in the request's language (for `gr.Dataframe` values)."""
+    return frame.rename(columns={c: header(c) for c in frame.columns})
 
 
 def _marker(key: str, values: dict[str, object]) -> str:
@@ -457,6 +599,35 @@ def localize(app: gr.Blocks, switch: gr.Radio) -> None:
             block.label, block.title, block.show_label = title, None, True
     tabs = [b for b in app.blocks.values() if isinstance(b, gr.Tab) and "__i18n__" in str(b.label)]
     keys = [json.loads(str(tab.label).removeprefix("__i18n__"))["key"] for tab in tabs]
+    # axis and legend titles of plots: the front end would show their keys in tooltips, so they are set as text,
+    # in English first, then in the page's language whenever the switch gets its value (on load, and on a change)
+    titled = {}
+    for block in app.blocks.values():
+        keys = {a: _key_of(getattr(block, a, None)) for a in _PLOT_TITLES}
+        keys = {a: k for a, k in keys.items() if k}
+        if keys:
+            titled[block] = keys
+            for attr, key in keys.items():
+                setattr(block, attr, _built_text(key, "en"))
+    if titled:
+        switch.change(
+            lambda lang: [gr.update(**{a: _built_text(k, lang) for a, k in keys.items()}) for keys in titled.values()],
+            switch,
+            list(titled),
+            show_progress="hidden",
+            queue=False,
+            api_visibility="private",
+        )
+    for block in list(app.blocks.values()):  # tables filled when the page loads: filled again in the new language
+        load = getattr(block, "load_event_to_attach", None)
+        if isinstance(block, gr.Dataframe) and load is not None:
+            switch.change(
+                lambda lang, fill=load[0]: in_language(lang, fill),
+                switch,
+                block,
+                show_progress="hidden",
+                api_visibility="private",
+            )
     if tabs:
         switch.change(
             lambda lang: [gr.update(label=_built_text(k, lang)) for k in keys],
@@ -467,6 +638,24 @@ def localize(app: gr.Blocks, switch: gr.Radio) -> None:
             api_visibility="private",
         )
     app.i18n_instance = i18n(set(_USED))  # what `launch(i18n=...)` or `mount_gradio_app(i18n=...)` would set
+
+
+_PLOT_TITLES = ("x_title", "y_title", "color_title")
+
+
+def _key_of(marker: object) -> str | None:
+    if not isinstance(marker, str) or not marker.startswith("__i18n__"):
+        return None
+    return json.loads(marker.removeprefix("__i18n__"))["key"]
+
+
+def in_language(lang: str, fn, *args):
+    """`fn(*args)` with its strings in `lang` (the switch's new value, before the browser's cookie says so)."""
+    token = _FORCED.set(lang if lang in LANGUAGES else "en")
+    try:
+        return fn(*args)
+    finally:
+        _FORCED.reset(token)
 
 
 def _built_text(key: str, language: str) -> str:

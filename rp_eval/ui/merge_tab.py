@@ -10,7 +10,7 @@ from rp_eval.errors import RpEvalError
 from rp_eval.merge import compat, form, recipe
 from rp_eval.merge.methods import methods
 from rp_eval.models import registry
-from rp_eval.ui.locale import t
+from rp_eval.ui.locale import headers, t, warn
 
 DTYPES = ["", "bfloat16", "float16", "float32"]
 
@@ -20,14 +20,14 @@ def _names() -> list[str]:
 
 
 def _warn(err: Exception) -> str:
-    return f"⚠️ {err}"
+    return warn(err)
 
 
 def check(models: list[str]):
     if len(models or []) < 2:
         return gr.update(), t("mg_pick_two")
     try:
-        return compat.matrix(models), t("mg_checked", n=len(models))
+        return headers(compat.matrix(models)), t("mg_checked", n=len(models))
     except RpEvalError as err:
         return gr.update(), _warn(err)
 
@@ -139,7 +139,9 @@ def build() -> None:
                 _names(), multiselect=True, label=t("mg_models"), scale=4, elem_id="merge-check-models"
             )
             check_button = gr.Button(t("mg_check"), scale=1, elem_id="merge-check")
-        matrix = gr.Dataframe(pd.DataFrame(columns=["model"]), interactive=False, wrap=True, elem_id="merge-matrix")
+        matrix = gr.Dataframe(
+            lambda: headers(pd.DataFrame(columns=["model"])), interactive=False, wrap=True, elem_id="merge-matrix"
+        )
         check_status = gr.Markdown()
     gr.Markdown(f"### {t('mg_builder_heading')}")
     with gr.Row():

@@ -7,7 +7,11 @@ import gradio as gr
 from rp_eval import paths
 from rp_eval.chat.formats import FORMATS
 from rp_eval.models import registry
-from rp_eval.ui.locale import t
+from rp_eval.ui.locale import headers, t, warn
+
+
+def _table():
+    return headers(registry.table())
 
 
 def _names() -> list[str]:
@@ -20,24 +24,24 @@ def add(source: str, name: str, prompt_format: str, trust_remote_code: bool):
         row = registry.add_model(source, name, prompt_format=prompt_format, trust_remote_code=trust_remote_code)
         message = t("added", name=row.name, architecture=row.architecture)
     except (registry.RegistryError, paths.PathNotAllowed) as err:
-        message = f"⚠️ {err}"
-    return registry.table(), gr.update(choices=_names()), message
+        message = warn(err)
+    return _table(), gr.update(choices=_names()), message
 
 
 def remove(name: str | None, delete_files: bool):
     if not name:
-        return registry.table(), gr.update(), f"⚠️ {t('choose_model')}"
+        return _table(), gr.update(), f"⚠️ {t('choose_model')}"
     try:
         registry.remove_model(name, delete_files=delete_files)
         message = t("removed_files" if delete_files else "removed", name=name)
     except registry.RegistryError as err:
-        message = f"⚠️ {err}"
-    return registry.table(), gr.update(choices=_names(), value=None), message
+        message = warn(err)
+    return _table(), gr.update(choices=_names(), value=None), message
 
 
 def build(startup_problems: list[str]) -> None:
     gr.Markdown(t("models_intro"))
-    table = gr.Dataframe(value=registry.table, interactive=False, wrap=True, elem_id="models-table")
+    table = gr.Dataframe(value=_table, interactive=False, wrap=True, elem_id="models-table")
     status = gr.Markdown(
         "\n".join([t("startup_problems"), *[f"- {p}" for p in startup_problems]]) if startup_problems else "",
         elem_id="models-status",
@@ -58,4 +62,4 @@ def build(startup_problems: list[str]) -> None:
             refresh = gr.Button(t("refresh"), size="sm")
     add_button.click(add, [source, name, fmt, trust], [table, choice, status])
     remove_button.click(remove, [choice, delete_files], [table, choice, status])
-    refresh.click(lambda: (registry.table(), gr.update(choices=_names())), None, [table, choice])
+    refresh.click(lambda: (_table(), gr.update(choices=_names())), None, [table, choice])

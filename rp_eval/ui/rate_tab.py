@@ -15,7 +15,7 @@ from rp_eval.errors import RpEvalError
 from rp_eval.ratings import arena, hub_sync
 from rp_eval.ratings.records import AXES
 from rp_eval.store import get_store
-from rp_eval.ui.locale import t
+from rp_eval.ui.locale import t, warn
 
 VOTES = [("model_a", "rate_vote_a"), ("model_b", "rate_vote_b"), ("tie", "rate_vote_tie"), ("bothbad", "rate_vote_bad")]
 
@@ -65,7 +65,7 @@ def new_pair(name, persona, message, max_new_tokens, temperature, request: gr.Re
             get_store(), _who(name, request), persona or "", message or "", _settings(max_new_tokens, temperature)
         )
     except RpEvalError as err:
-        return gr.skip(), gr.skip(), gr.skip(), f"⚠️ {err}"
+        return gr.skip(), gr.skip(), gr.skip(), warn(err)
     return _pair_outputs(view, t("rate_pair_ready", persona=view.persona_name or "-"))
 
 
@@ -75,7 +75,7 @@ def continue_pair(item_id, message):
     try:
         view = arena.continue_item(get_store(), item_id, message or "")
     except RpEvalError as err:
-        return gr.skip(), gr.skip(), gr.skip(), f"⚠️ {err}", gr.skip()
+        return gr.skip(), gr.skip(), gr.skip(), warn(err), gr.skip()
     return *_pair_outputs(view, t("rate_pair_continued", turns=len(view.turns))), ""
 
 
@@ -86,7 +86,7 @@ def _vote(winner: str):
         try:
             reveal = arena.vote(get_store(), item_id, _who(name, request), winner)
         except RpEvalError as err:
-            return item_id, f"⚠️ {err}"
+            return item_id, warn(err)
         a, b = reveal.models
         fa, fb = reveal.finish_reasons
         return "", t("rate_vote_saved", a=a, b=b, fa=", ".join(fa), fb=", ".join(fb), id=reveal.judgement_id)
@@ -114,7 +114,7 @@ def new_single(name, persona, message, source, max_new_tokens, temperature, requ
             )
             note = t("rate_single_ready", persona=view.persona_name or "-")
     except RpEvalError as err:
-        return gr.skip(), gr.skip(), f"⚠️ {err}", *[gr.skip()] * len(AXES), gr.skip()
+        return gr.skip(), gr.skip(), warn(err), *[gr.skip()] * len(AXES), gr.skip()
     return view.item_id, _chat(view.greeting, view.turns), note, *clear, ""
 
 
@@ -126,7 +126,7 @@ def save_scores(request: gr.Request, item_id, name, status, comment, *values):
     try:
         reveal = arena.score(get_store(), item_id, _who(name, request), scores, comment or "")
     except RpEvalError as err:
-        return item_id, f"⚠️ {err}"
+        return item_id, warn(err)
     return "", t("rate_scores_saved", model=reveal.models[0], id=reveal.judgement_id)
 
 

@@ -90,7 +90,7 @@ def test_v1_card_is_read_as_v2():
 def test_bad_cards_get_a_message_naming_the_problem():
     plain = io.BytesIO()
     Image.new("RGB", (8, 8)).save(plain, format="PNG")
-    with pytest.raises(CardError, match="no 'chara' chunk"):
+    with pytest.raises(CardError, match="no 'chara' or 'ccv3' chunk"):
         read_card(plain.getvalue(), "plain.png")
 
     info = PngImagePlugin.PngInfo()
@@ -106,3 +106,58 @@ def test_bad_cards_get_a_message_naming_the_problem():
         read_card(b"\x89PNG\r\n\x1a\nthis is not an image", "fake.png")
     with pytest.raises(CardError, match="cards up to 5 MB"):
         read_card(b" " * (MAX_CARD_BYTES + 1), "huge.json")
+
+
+def test_the_portrait_comes_back_byte_for_byte_and_a_second_export_changes_nothing():
+    picture = Image.effect_mandelbrot((120, 90), (-2, -1.2, 1, 1.2), 60).convert("RGB")
+    buf = io.BytesIO()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "drawn for the test")
+    info.add_text("chara", "b2xkIGNhcmQ=")  # an older card in the picture: replaced, not doubled
+    picture.save(buf, format="PNG", pnginfo=info)
+    original = buf.getvalue()
+    blob = card_png(Card(_card()), original)
+    image = Image.open(io.BytesIO(blob))
+    assert list(image.getdata()) == list(picture.getdata()) and image.text["Comment"] == "drawn for the test"
+    assert blob.count(b"tEXtchara") == 1 and read_card(blob, "a.png").raw == _card()
+    assert card_png(read_card(blob, "a.png"), blob) == blob  # a round trip through rp_eval is stable
+    # every chunk of the picture (pixel data included) is still there, unchanged
+    assert original.split(b"IDAT")[1][:200] in blob
+
+
+def test_v3_cards_are_read_and_keep_their_spec():
+    v3 = _card()
+    v3.update(spec="chara_card_v3", spec_version="3.0")
+    v3["data"].update(nickname="あかりん", group_only_greetings=[], assets=[{"type": "icon", "uri": "ccdefault:"}])
+    card = read_card(json.dumps(v3, ensure_ascii=False).encode(), "v3.json")
+    assert card.spec == "chara_card_v3" and card.raw == v3
+    assert card_to_persona(card).character_book == v3["data"]["character_book"]
+    blob = card_png(card)
+    image = Image.open(io.BytesIO(blob))
+    assert json.loads(base64.b64decode(image.text["ccv3"])) == v3
+    assert json.loads(base64.b64decode(image.text["chara"]))["spec"] == "chara_card_v2"  # for V2 readers
+    assert read_card(blob, "v3.png").raw == v3  # ccv3 wins over chara
+
+
+def test_an_english_card_gets_an_english_frame_without_empty_sections():
+    card = Card(
+        {
+            "spec": "chara_card_v2",
+            "spec_version": "2.0",
+            "data": {
+                "name": "Mira",
+                "description": "A lighthouse keeper who knows every star by name.",
+                "first_mes": "Oh, {{user}}! You made it through the storm.",
+            },
+        }
+    )
+    persona = card_to_persona(card)
+    assert persona.language() == "en" and persona.default_user() == "User"
+    system = persona.system_text("Sam")
+    assert system.startswith("This is a role-play. You are Mira") and "[About Mira]" in system
+    assert "【" not in system and "[Personality]" not in system and "[Scenario]" not in system  # empty: left out
+    assert "\n-" not in system and "あなた" not in system
+    japanese = persona.system_text("Sam", frame="ja")
+    assert "ロールプレイ" in japanese and "【Miraについて】" in japanese and "【性格】" not in japanese
+    assert persona.greeting(persona.default_user()) == "Oh, User! You made it through the storm."
+    assert card_to_persona(Card(_card())).language() == "ja"

@@ -107,11 +107,32 @@ def test_bad_requests_keep_the_chat(store, tiny_cache):
     with pytest.raises(session.ChatError, match="empty"):
         list(session.reply(store, conv, "   ", SETTINGS, tiny_cache))
     final = list(session.reply(store, conv, "りんごください。", SETTINGS, tiny_cache))[-1]
-    assert final[0].result is not None and "could not load 'broken'" in final[1].error
-    turns = chat_store.turns(store, conv)
-    assert [t.finish_reason for t in turns] == ["", "", final[0].result.finish_reason, "error"]
+    assert final[0].result is not None and "could not load 'broken'" in str(final[1].error)
+    assert final[1].error.key == "err_chat_side_failed" and final[1].error.values["model"] == "broken"
+    turns = chat_store.turns(store, conv)  # the side that failed stores nothing
+    assert [(t.finish_reason, t.side) for t in turns] == [("", ""), ("", ""), (final[0].result.finish_reason, "a")]
     with pytest.raises(session.ChatError, match="choose a model"):
         session.start(store, persona, [""])
+
+    # every side fails: nothing at all is stored, not even the message
+    alone = session.start(store, persona, ["broken"])
+    with pytest.raises(session.ChatError, match="could not load 'broken'"):
+        list(session.reply(store, alone, "みかんください。", SETTINGS, tiny_cache))
+    assert [t.role for t in chat_store.turns(store, alone, include_discarded=True)] == ["assistant"]
+
+
+def test_a_request_that_fails_half_way_stores_nothing(store, tiny_cache, monkeypatch):
+    persona = load_personas()["tohoku"]
+    conv = session.start(store, persona, ["tiny-llama"])
+
+    def broken_stream(*args, **kwargs):
+        yield "りん"
+        raise OverflowError("Overflow when unpacking long long")
+
+    monkeypatch.setattr(session, "stream", broken_stream)
+    with pytest.raises(OverflowError):
+        list(session.reply(store, conv, "りんごください。", SETTINGS, tiny_cache))
+    assert [t.role for t in chat_store.turns(store, conv, include_discarded=True)] == ["assistant"]
 
 
 def test_oversized_or_broken_upload_gets_a_message(workspace, tmp_path, monkeypatch):
