@@ -67,7 +67,7 @@ def save_tiny(folder: Path, tokenizer, architecture: str = "llama", seed: int = 
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=256,
+        max_position_embeddings=2048,  # as the demo models: persona prompts are 400-700 tokens
         vocab_size=len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,

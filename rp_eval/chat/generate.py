@@ -241,7 +241,7 @@ def stream(
         for (text,) in request.texts():
             visible = textrules.showable(text)
             safe = len(visible) - textrules.held_back(visible, list(rules.stop_strings))
-            if safe > shown and not request.finished:
+            if safe > shown:  # snapshots of steps before the last one: the finished text comes as the result
                 yield visible[shown:safe]
                 shown = safe
     finally:

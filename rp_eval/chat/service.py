@@ -330,8 +330,6 @@ class GenerationService:
                 _result(row, request.tokenizer, request.settings, prompt, len(ids))
                 for row, prompt, ids in zip(request.rows, request.prompts, request.encoded, strict=True)
             ]
-            if request.streaming:
-                request.updates.put([row.text for row in request.rows])
         else:
             request.error = GenerationError("the request was cancelled")
         request.updates.put(None)
