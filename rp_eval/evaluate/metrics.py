@@ -42,6 +42,7 @@ class Reply:
     others: tuple[StyleMarkers, ...] = ()  # the other personas' markers
     target: LengthTarget = field(default_factory=LengthTarget)
     user: str = "あなた"
+    history: tuple[str, ...] = ()  # the character's earlier turns in this conversation (oldest first)
 
 
 # -- how it ended ------------------------------------------------------------------------------------
