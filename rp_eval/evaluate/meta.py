@@ -169,8 +169,8 @@ def preferences(
     """Per pair and score: 1 if it prefers `better`, 0.5 for a tie, 0 if it prefers `worse`; and the judge's
     position figures (empty without a judge)."""
     personas = load_personas() if personas is None else personas
-    good = [directed(measure(to_reply(p, p.better, personas))) for p in pairs]
-    bad = [directed(measure(to_reply(p, p.worse, personas))) for p in pairs]
+    good = [measure(to_reply(p, p.better, personas)) for p in pairs]  # raw values; `combined` puts them on [0, 1]
+    bad = [measure(to_reply(p, p.worse, personas)) for p in pairs]
     info: dict = {}
     if judge is not None:
         from rp_eval.evaluate.judge import Case
@@ -196,7 +196,8 @@ def preferences(
     for p, g, b in zip(pairs, good, bad, strict=True):
         row = {"id": p.id, "category": p.category}
         row["combined"] = _prefer(combined(g, weights), combined(b, weights))
-        row.update({n: _prefer(g[n], b[n]) for n in names})
+        dg, db = directed(g), directed(b)
+        row.update({n: _prefer(dg[n], db[n]) for n in names})
         rows.append(row)
     return pd.DataFrame(rows), info
 
