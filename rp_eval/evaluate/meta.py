@@ -196,7 +196,7 @@ def preferences(
     for p, g, b in zip(pairs, good, bad, strict=True):
         row = {"id": p.id, "category": p.category}
         row["combined"] = _prefer(combined(g, weights), combined(b, weights))
-        dg, db = directed(g), directed(b)
+        dg, db = {**g, **directed(g)}, {**b, **directed(b)}  # judge_pairwise is already a preference
         row.update({n: _prefer(dg[n], db[n]) for n in names})
         rows.append(row)
     return pd.DataFrame(rows), info
