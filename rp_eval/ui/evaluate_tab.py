@@ -16,6 +16,7 @@ from rp_eval.evaluate import report
 from rp_eval.evaluate.runner import EVAL_GENERATION, EvalConfig, EvalResult, Progress, run_evaluation
 from rp_eval.models import registry
 from rp_eval.store import get_store
+from rp_eval.ui import meta_section
 from rp_eval.ui.locale import t
 from rp_eval.ui.zerogpu import on_gpu
 
@@ -176,6 +177,7 @@ def build() -> None:
         calibration = gr.Markdown(elem_id="ev-calibration")
         per_reply = gr.Dataframe(interactive=False, label=t("ev_corr_reply"))
         per_model = gr.Dataframe(interactive=False, label=t("ev_corr_model"))
+    meta_section.build(weights, names)
     state = gr.State(None)
 
     form = [models, split, limit, seed, max_new, temperature, batch, weights, judge, reference]
