@@ -320,6 +320,14 @@ def other_persona_markers(r: Reply) -> float:
     return float(any(m in r.text for m in _others(r, "expected", min_len=2)))
 
 
+def marker_rate(r: Reply) -> float:
+    """The persona's own marker words (first person and expected endings/phrases) per 100 characters: not a
+    score (more is not better) but what a search that games `expected_markers` would push up."""
+    n = chars(r)
+    words = [w for w in dict.fromkeys((*r.style.first_person, *r.style.expected)) if w]
+    return 100 * sum(r.text.count(w) for w in words) / n if n else 0.0
+
+
 _POLITE = re.compile(r"(?:です|ます|ございます|でしょう|ください|ません|ましょう|でした|ました)(?=[。！？…!?」』\s]|$)")
 POLITE_LABELS = ("polite", "formal", "keigo", "humble", "refined", "teineigo")
 
@@ -384,6 +392,7 @@ METRICS: list[Metric] = [
     Metric("forbidden_markers", forbidden_markers, "character", "low"),
     Metric("other_persona_markers", other_persona_markers, "character", "low"),
     Metric("politeness_match", politeness_match, "character", "high"),
+    Metric("marker_rate", marker_rate, "character", None),
 ]
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
 

@@ -105,6 +105,9 @@ CASES = [
     (m.other_persona_markers, reply("そうやで。"), 1.0),
     (m.other_persona_markers, reply("旦那様、お茶をどうぞ。"), 1.0),
     (m.other_persona_markers, reply("団子を食べるでござる。"), 0.0),  # "べ" alone is too short to count
+    (m.marker_rate, reply("拙者でござる。"), 100 * 2 / 7),
+    (m.marker_rate, reply("ござるござるござる殿"), 100 * 4 / 10),
+    (m.marker_rate, reply("うむ。"), 0.0),
     (m.politeness_match, reply("うむ、参ろう。"), 1.0),
     (m.politeness_match, reply("はい、参りましょう。"), 0.0),
     (m.politeness_match, reply("かしこまりました。", style=BUTLER), 1.0),
