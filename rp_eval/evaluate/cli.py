@@ -137,6 +137,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         "spearman_before": cal.before,
         "spearman_after": cal.after,
         "spearman_after_cv": cal.after_cv,
+        "meta_accuracy_before": cal.meta_before,
+        "meta_accuracy_after": cal.meta_after,
     }
     out["weights"] = str(path)
     if args.json:

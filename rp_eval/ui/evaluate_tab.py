@@ -125,6 +125,7 @@ def _calibrate(result: EvalResult | None, weights: str, ridge: float):
     if result is not None:
         per_model = model_correlations(report.model_table(result, report.human_table(get_store())))
     words = t("ev_calibrated", n=cal.n, before=cal.before, after=cal.after, cv=cal.after_cv, path=path)
+    words += meta_section.calibration_note(cal)
     return words, cal.per_reply, per_model
 
 

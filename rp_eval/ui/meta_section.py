@@ -28,6 +28,8 @@ _EN = {
     "meta_run": "Run the meta-evaluation",
     "meta_done": "{n} pairs; the combined score prefers the better reply in {acc:.1%} of them ({lo:.1%}–{hi:.1%}).",
     "meta_empty": "No pairs in: {cats}.",
+    "meta_calibration": "Meta-evaluation accuracy of the combined score: {before} with the weights used, {after} "
+    "with the fitted ones.",
     "meta_judge_bias": (
         "Judge {model}: position bias {bias:+.3f} (0 none, +1 always the reply shown second); the same winner in "
         "both orders for {same:.1%} of the pairs."
@@ -46,6 +48,7 @@ _JA = {
     "meta_run": "メタ評価を実行",
     "meta_done": "{n} ペア。総合スコアが良いほうを選んだ割合は {acc:.1%}（{lo:.1%}〜{hi:.1%}）。",
     "meta_empty": "ペアのないカテゴリ：{cats}",
+    "meta_calibration": "総合スコアのメタ評価の正解率：使った重みで {before}、当てはめた重みで {after}。",
     "meta_judge_bias": (
         "ジャッジ {model}：位置の偏り {bias:+.3f}（0 で偏りなし、+1 で常に後に示した返答を選ぶ）。"
         "順序を入れ替えても勝者が同じだったペアは {same:.1%}。"
@@ -77,6 +80,12 @@ def run_meta(pairs: str, weights: str, judge: str) -> tuple[str, pd.DataFrame | 
         j = result.judge
         lines.append(t("meta_judge_bias", model=j["model"], bias=j["position_bias"], same=j["consistency"]))
     return "\n\n".join(lines), result.wide().round(3)
+
+
+def calibration_note(cal) -> str:
+    """The fitted weights' meta-evaluation accuracy next to the default's (a line under the calibration)."""
+    shown = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+    return "\n\n" + t("meta_calibration", before=shown(cal.meta_before), after=shown(cal.meta_after))
 
 
 def _overall(result, column: str) -> float:
