@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -180,6 +181,11 @@ def _longest_shared(a: str, b: str) -> int:
     return SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b)).size
 
 
+@lru_cache(maxsize=1024)
+def _grams8(source: str) -> frozenset[str]:
+    return frozenset(source[i : i + 8] for i in range(len(source) - 7))
+
+
 _ASSISTANT = ("お気軽に", "ご質問", "お手伝いでき", "AIとして", "言語モデル", "参考になれば", "一般的に",
               "と言われています", "ことをおすすめ", "心がけ")  # fmt: skip
 _TOPIC_SHIFT = ("ところで", "そういえば", "話は変わ", "それはそうと", "さておき", "それより")
@@ -204,7 +210,11 @@ def prompt_echo(r: Reply) -> float:
     text = r.text.strip()
     if not text:
         return 0.0
-    longest = max(_longest_shared(text, r.last_user), _longest_shared(text, r.system))
+    longest = 0
+    for source in (r.last_user, r.system):
+        grams = _grams8(source)  # a shared stretch of 8+ exists only if an 8-gram is shared: most replies stop here
+        if any(text[i : i + 8] in grams for i in range(len(text) - 7)):
+            longest = max(longest, _longest_shared(text, source))
     return longest / len(text) if longest >= 8 else 0.0
 
 
@@ -289,11 +299,23 @@ def degenerate_repetition(r: Reply) -> float:
 # -- character consistency ---------------------------------------------------------------------------
 
 
+_OTHERS: dict[tuple, tuple] = {}  # (ids of the style objects, attr, min_len) -> (those objects, words)
+
+
 def _others(r: Reply, attr: str, min_len: int = 1) -> list[str]:
+    # the same for every reply of a persona: computed once (the cached entry holds its objects, so ids stay theirs)
+    key = (id(r.style), *map(id, r.others), attr, min_len)
+    hit = _OTHERS.get(key)
+    if hit is not None and hit[0] is r.style and all(a is b for a, b in zip(hit[1], r.others, strict=True)):
+        return hit[2]  # the key holds one id per other persona, so the lengths agree
     own = [*r.style.first_person, *r.style.expected]
     words = {w for o in r.others for w in getattr(o, attr)}
     # a word of another persona that is part of one of this persona's own words is not a sign of the other
-    return sorted(w for w in words if len(w) >= min_len and not any(w in mine for mine in own))
+    found = sorted(w for w in words if len(w) >= min_len and not any(w in mine for mine in own))
+    if len(_OTHERS) > 4096:
+        _OTHERS.clear()
+    _OTHERS[key] = (r.style, r.others, found)
+    return found
 
 
 def first_person_ok(r: Reply) -> float:
