@@ -105,7 +105,10 @@ def to_reply(pair: Pair, text: str, personas: dict[str, Persona], user: str = "ã
         character=persona.name,
         style=persona.style,
         others=tuple(p.style for pid, p in personas.items() if pid != pair.persona),
-        history=tuple(c for c, t in zip(filled, pair.turns, strict=True) if t.role == "assistant"),
+        history=(
+            persona.greeting(user),
+            *(c for c, t in zip(filled, pair.turns, strict=True) if t.role == "assistant"),
+        ),
         user=user,
     )
 

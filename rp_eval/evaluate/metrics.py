@@ -350,6 +350,21 @@ def marker_rate(r: Reply) -> float:
     return 100 * sum(r.text.count(w) for w in words) / n if n else 0.0
 
 
+_FACT_WORD = re.compile(r"[一-龥々〆ヶ]+|[ァ-ヺー]{2,}|[0-9０-９A-Za-zＡ-Ｚａ-ｚ][0-9０-９A-Za-zＡ-Ｚａ-ｚ-]*")
+
+
+def card_grounding(r: Reply) -> float:
+    """Share of the reply's fact-bearing words (runs of kanji, katakana or letters and digits, 2+ characters)
+    that the persona's card, the user's turn or the character's earlier turns also contain: a reply that swaps
+    a fact of the card for another (a name, an age, a place) brings words from nowhere. 0.5 when the reply has
+    no such word (nothing to check). A coarse check: a contradiction made of ordinary words passes it."""
+    words = [w for w in _FACT_WORD.findall(r.text) if len(w) >= 2]
+    if not words:
+        return 0.5
+    known = "\n".join((r.system, r.last_user, *r.history))
+    return sum(w in known for w in words) / len(words)
+
+
 _POLITE = re.compile(r"(?:です|ます|ございます|でしょう|ください|ません|ましょう|でした|ました)(?=[。！？…!?」』\s]|$)")
 POLITE_LABELS = ("polite", "formal", "keigo", "humble", "refined", "teineigo")
 
@@ -414,6 +429,7 @@ METRICS: list[Metric] = [
     Metric("forbidden_markers", forbidden_markers, "character", "low"),
     Metric("other_persona_markers", other_persona_markers, "character", "low"),
     Metric("politeness_match", politeness_match, "character", "high"),
+    Metric("card_grounding", card_grounding, "character", "high"),
     Metric("marker_rate", marker_rate, "character", None),
 ]
 BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}

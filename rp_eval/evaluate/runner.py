@@ -112,6 +112,7 @@ def to_reply(
         others=tuple(p.style for pid, p in task.personas.items() if pid != item.persona),
         target=target,
         user=user,
+        history=(persona.greeting(user), *(persona.fill(t.content, user) for t in item.turns if t.role == "assistant")),
     )
 
 

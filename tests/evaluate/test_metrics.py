@@ -105,6 +105,11 @@ CASES = [
     (m.other_persona_markers, reply("そうやで。"), 1.0),
     (m.other_persona_markers, reply("旦那様、お茶をどうぞ。"), 1.0),
     (m.other_persona_markers, reply("団子を食べるでござる。"), 0.0),  # "べ" alone is too short to count
+    (m.card_grounding, reply("拙者は越後の浪人でござる。", system="拙者と名乗る、越後から来た浪人。"), 1.0),
+    (m.card_grounding, reply("拙者は薩摩の浪人でござる。", system="拙者と名乗る、越後から来た浪人。"), 2 / 3),
+    (m.card_grounding, reply("茶屋で団子を食べた。", last_user="団子は好き？", history=("茶屋へ参ろう。",)), 1.0),
+    (m.card_grounding, reply("峠を越えた。"), 0.5),  # one-character words are not checked
+    (m.card_grounding, reply("うむ、よかろう。"), 0.5),  # no fact-bearing word: nothing to check
     (m.marker_rate, reply("拙者でござる。"), 100 * 2 / 7),
     (m.marker_rate, reply("ござるござるござる殿"), 100 * 4 / 10),
     (m.marker_rate, reply("うむ。"), 0.0),
