@@ -176,14 +176,10 @@ def run_evaluation(config: EvalConfig, store=None, task: Task | None = None) -> 
     mark_interrupted(store)
     task = task or load_task()
     weights = load_weights(config.weights)
-    if config.judge_model:  # a judge that can not be loaded is refused before any reply is made or stored
-        from rp_eval.evaluate.judge import JudgeError
-        from rp_eval.models.registry import RegistryError
+    if config.judge_model:  # a judge that can not serve is refused before any reply is made or stored
+        from rp_eval.evaluate.judge import load_judge
 
-        try:
-            get_model(config.judge_model)
-        except RegistryError as err:
-            raise JudgeError(f"judge model: {err}") from None
+        load_judge(config.judge_model)
     items = task.select(config.split, config.limit, config.seed)
     if not items:
         raise RpEvalError(f"the '{config.split}' split has no items")

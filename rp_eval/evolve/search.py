@@ -108,14 +108,8 @@ def _check_fitness(search: SearchSettings) -> None:
     from rp_eval.evaluate.score import load_weights
 
     load_weights(search.weights)
-    if search.judge_model:
-        from rp_eval.evaluate.judge import JudgeError
-        from rp_eval.models.registry import RegistryError, get_model
-
-        try:
-            get_model(search.judge_model)
-        except RegistryError as err:
-            raise JudgeError(f"judge model: {err}") from None
+    if search.judge_model:  # registered, and its tokenizer has single-token grades
+        _resident_judge(search.judge_model)
 
 
 def checkpoint_path(run: str) -> Path:

@@ -6,6 +6,8 @@ reads) pins the arithmetic down exactly; a tiny real model checks that batching 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -94,3 +96,39 @@ def test_a_real_tiny_judge_gives_the_same_grade_alone_and_in_a_padded_batch(tiny
     alone = [judge.pointwise([c])[0] for c in cases]
     assert together == pytest.approx(alone, abs=1e-4)
     assert all(0.0 <= s <= 1.0 for s in together)
+
+
+@pytest.fixture
+def wordy_registered(workspace, tmp_path) -> str:
+    """A tiny registered model whose tokenizer has no digit tokens at all."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from rp_eval.models import registry
+
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "点数：": 3, "ござる": 4}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    folder = tmp_path / "wordy"
+    shape = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), **shape)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return registry.add_model(str(folder), "wordy").name
+
+
+def test_a_registered_judge_without_digit_tokens_is_refused_before_anything_is_stored(
+    wordy_registered, tiny_registered, task, capsys
+):
+    from rp_eval.cli import main
+    from rp_eval.evaluate.runner import EvalConfig, evaluate
+    from rp_eval.store import evaluation as db
+    from rp_eval.store import get_store
+
+    pairs = str(Path(__file__).parent / "data" / "meta_pairs.jsonl")
+    assert main(["eval", "meta", "--pairs", pairs, "--judge", "wordy"]) == 2
+    err = capsys.readouterr().err
+    assert "judge model 'wordy': this tokenizer has no single token for the grade '1'" in err
+    with pytest.raises(JudgeError, match="no single token for the grade"):
+        evaluate(EvalConfig(models=[tiny_registered], judge_model="wordy", limit=2), task=task)
+    assert db.list_runs(get_store()) == []
