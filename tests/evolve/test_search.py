@@ -152,6 +152,11 @@ def test_the_search_reports_its_fitness_meta_accuracy_and_best_dev_and_test(tiny
     best = max((c for c in db.candidates(get_store(), db.get_run(get_store(), "reported").id)), key=lambda c: c.fitness)
     assert f"best dev fitness {best.fitness:.4f}, test {best.test_fitness:.4f}" in last.message
     assert audit.load_meta(checkpoint_path("reported").parent) == first.meta  # kept beside the checkpoint
+    from rp_eval.ui.evolve_tab import candidates_frame
+
+    table = candidates_frame("reported")
+    assert len(table) == 8 and "flag" in table and "marker_rate" in table
+    assert "not available (pairs file" in audit.describe_meta(audit.fitness_meta(pairs=ROOT / "no-such.jsonl"))
 
 
 def test_a_judge_or_weights_that_can_not_be_used_stop_the_search_before_it_is_stored(tiny_family, workspace):
