@@ -186,8 +186,9 @@ def preferences(
             )
             for p in pairs
         ]
-        g_scores = judge.pointwise(cases)
-        b_scores = judge.pointwise([Case(c.persona, c.turns, p.worse) for c, p in zip(cases, pairs, strict=True)])
+        worse = [Case(c.persona, c.turns, p.worse) for c, p in zip(cases, pairs, strict=True)]
+        scores = judge.pointwise(cases + worse)  # both sides in the same batches
+        g_scores, b_scores = scores[: len(cases)], scores[len(cases) :]
         pairwise = judge.pairwise(cases, [p.worse for p in pairs])  # `better` shown first, then swapped
         for g, b, gs, bs, ps in zip(good, bad, g_scores, b_scores, pairwise.prefer_second, strict=True):
             g["judge"], b["judge"] = gs, bs
