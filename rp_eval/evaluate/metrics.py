@@ -144,7 +144,7 @@ def role_tag_leak(r: Reply) -> float:
 
 
 _USER_WORDS = ("ユーザー", "User", "user", "Human", "human", "あなた", "あんた", "お主", "君", "きみ", "お前")
-_TAG = re.compile(r"(?:^|\n)[ \t　]*([^\s「」『』：:。、！？!?（）()…]{1,12})[ \t　]*(?:[:：]|「)")
+_TAG = re.compile(r"^[ \t　]*([^\s「」『』：:。、！？!?（）()…]{1,12})[ \t　]*([:：]|「)")
 _PLAIN_END = re.compile(r"(?:た|ている|ていた|ていく|てくる)[。…]*$")
 _POLITE_END = re.compile(r"(?:ました|でした|ます|です|ません)[。…]*$")
 
@@ -166,12 +166,15 @@ def speaks_for_user(r: Reply) -> float:
     named = [re.escape(n) for n in ("ユーザー", "User", "user", r.user) if n]
     if re.search(rf"(?:{'|'.join(named)})\s*[:：]", r.text):  # the user's tag, even inside a line
         return 1.0
-    mine = {r.character, *r.style.first_person, *_ROLE_WORDS}
-    if any(tag not in mine for tag in _TAG.findall(r.text)):
-        return 1.0
     if re.search(rf"[（(][^）)]*(?:{users})[^）)]*[）)]", r.text):  # a stage direction about the user
         return 1.0
+    mine = {r.character, *r.style.first_person, *_ROLE_WORDS}
     lines = [ln for ln in r.text.splitlines() if ln.strip()]
+    for k, line in enumerate(lines):
+        tag = _TAG.match(line)
+        # "名前：" opens another speaker's line anywhere; "名前「" only on a later line ("それは「ふじ」だ" is speech)
+        if tag and tag.group(1) not in mine and (tag.group(2) != "「" or k > 0):
+            return 1.0
     return float(any(_narrates(ln, users) for ln in lines[1:]))
 
 

@@ -74,6 +74,7 @@ CASES = [
     (m.speaks_for_user, reply("参ろう。\n女将は「またおいで」と手を振った。"), 1.0),
     (m.speaks_for_user, reply("うむ。\nあなたが来てくれて助かったでござる。"), 0.0),  # speech, not narration
     (m.speaks_for_user, reply("拙者「参ろう」"), 0.0),  # the character's own first person is not another speaker
+    (m.speaks_for_user, reply("それは「草団子」でござる。"), 0.0),  # a quote in the first line is speech
     (m.speaks_for_user, reply("鷹森源之丞：参ろう。"), 0.0),  # its own tag is role_tag_leak
     (m.prompt_echo, reply("この雨はいつ止むのでしょうか", last_user="この雨はいつ止むのでしょうか"), 1.0),
     (m.prompt_echo, reply("明日には止むでござろう。", last_user="この雨、いつごろ止むと思いますか？"), 0.0),
