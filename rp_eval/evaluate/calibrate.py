@@ -7,7 +7,8 @@
 - `fit_weights`: non-negative ridge regression of the human score on the directed metrics (scipy's NNLS on
   the ridge-augmented system; written here because scikit-learn is not a dependency), saved as a weights
   config the fitness can use; `calibrate` reports the combined score's correlation before and after, in
-  sample and cross-validated (k folds).
+  sample and cross-validated (k folds), and next to it how often each set of weights prefers the better reply
+  of the meta-evaluation pairs (`meta.py`): agreement with people and with pairs built to be told apart.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Calibration:
     after: float  # ... with the fitted weights, in sample
     after_cv: float  # ... with weights fitted on the other folds (an honest estimate)
     n: int
+    meta_before: float | None = None  # meta-evaluation accuracy of the default weights (None: no pairs file)
+    meta_after: float | None = None  # ... of the fitted weights
 
 
 def rated_replies(store: Store, task: Task, human: str = "overall") -> pd.DataFrame:
@@ -147,9 +150,16 @@ def fit_weights(frame: pd.DataFrame, human: str = "human", ridge: float = 1.0, n
 
 
 def calibrate(
-    frame: pd.DataFrame, default: Weights, ridge: float = 1.0, folds: int = 5, rounds: int = 500, seed: int = 0
+    frame: pd.DataFrame,
+    default: Weights,
+    ridge: float = 1.0,
+    folds: int = 5,
+    rounds: int = 500,
+    seed: int = 0,
+    pairs=None,
 ) -> Calibration:
-    """Correlations per reply, fitted weights, and the combined score's Spearman before and after."""
+    """Correlations per reply, fitted weights, the combined score's Spearman before and after, and the
+    meta-evaluation accuracy of both sets of weights on `pairs` (default: the shipped pairs file)."""
     fitted = fit_weights(frame, ridge=ridge)
     score = lambda w, f: [combined(r, w) for r in f.to_dict("records")]  # noqa: E731
     before = _corr(np.array(score(default, frame)), frame["human"].to_numpy(float))[0]
@@ -164,6 +174,9 @@ def calibrate(
             w = default
         predicted[fold] = score(w, frame.iloc[fold])
     after_cv = _corr(predicted, frame["human"].to_numpy(float))[0]
+    meta_before, meta_after = meta_accuracy(default, pairs), meta_accuracy(fitted, pairs)
+    if meta_after is not None:
+        fitted = fitted.model_copy(update={"notes": f"{fitted.notes}; meta-evaluation accuracy {meta_after:.3f}"})
     return Calibration(
         correlations(frame, fitted, rounds=rounds, seed=seed),
         fitted,
@@ -171,7 +184,22 @@ def calibrate(
         round(after, 4),
         round(after_cv, 4),
         len(frame),
+        meta_before,
+        meta_after,
     )
+
+
+def meta_accuracy(weights: Weights, pairs=None) -> float | None:
+    """Share of the meta-evaluation pairs where the combined score with `weights` prefers the better reply
+    (ties half); None when there is no usable pairs file."""
+    from rp_eval.evaluate.meta import MetaError, preferences, read_pairs
+
+    try:
+        found = read_pairs(pairs)
+    except MetaError:
+        return None
+    prefs, _ = preferences(found, weights)
+    return round(float(prefs["combined"].mean()), 4)
 
 
 def model_correlations(table: pd.DataFrame, human: str = "human_bt", rounds: int = 500, seed: int = 0) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""`rp-eval eval run|items|calibrate`: the evaluation from the command line, the same functions as the tab."""
+"""`rp-eval eval run|items|calibrate|meta`: the evaluation from the command line, the same functions as the tab."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="run the role-play evaluation task; calibrate its score against the ratings")
-    p.add_argument("action", choices=["run", "items", "calibrate"])
+    p.add_argument("action", choices=["run", "items", "calibrate", "meta"])
     p.add_argument("--models", default="", help="comma-separated registered names (run)")
     p.add_argument("--split", default="dev", choices=["dev", "test", "all"])
     p.add_argument("--limit", type=int, default=None, help="a seeded subset of this many items")
@@ -27,12 +27,37 @@ def add_parser(sub) -> None:
     p.add_argument("--report", default=None, help="write the one-file HTML report here")
     p.add_argument("--ridge", type=float, default=1.0, help="calibrate: ridge strength")
     p.add_argument("--save-as", default="calibrated", help="calibrate: name of the weights written to the workspace")
+    p.add_argument("--pairs", default=None, help="meta: a pairs JSONL file (default prompts/eval/meta/pairs.jsonl)")
+    p.add_argument("--rounds", type=int, default=1000, help="meta: bootstrap rounds of the 95%% intervals")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_eval)
 
 
 def _eval(args: argparse.Namespace) -> int:
-    return {"run": _run, "items": _items, "calibrate": _calibrate}[args.action](args)
+    return {"run": _run, "items": _items, "calibrate": _calibrate, "meta": _meta}[args.action](args)
+
+
+def _meta(args: argparse.Namespace) -> int:
+    from rp_eval.evaluate.meta import meta_evaluate
+
+    result = meta_evaluate(args.pairs, args.weights, args.judge, rounds=args.rounds, seed=args.seed)
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False, default=str))
+        return 0
+    import pandas as pd
+
+    print(f"{result.pairs} pairs from {result.source}; weights '{result.weights}'")
+    print("share of pairs where each score prefers the better reply (ties count half); lo/hi: bootstrap 95%")
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_rows", 200):
+        print(result.wide().to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.3f}"))
+    empty = [c for c, n in result.categories.items() if n == 0]
+    if empty:
+        print(f"no pairs in: {', '.join(empty)}")
+    if result.judge:
+        j = result.judge
+        print(f"judge {j['model']}: position bias {j['position_bias']:+.3f} (0 none, +1 always the second shown), "
+              f"same winner in both orders {j['consistency']:.3f}")  # fmt: skip
+    return 0
 
 
 def _items(args: argparse.Namespace) -> int:
@@ -112,6 +137,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         "spearman_before": cal.before,
         "spearman_after": cal.after,
         "spearman_after_cv": cal.after_cv,
+        "meta_accuracy_before": cal.meta_before,
+        "meta_accuracy_after": cal.meta_after,
     }
     out["weights"] = str(path)
     if args.json:

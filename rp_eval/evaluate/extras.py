@@ -1,59 +1,41 @@
 """Optional model-based metrics, off by default (each costs a second model):
 
-- `judge`: an LLM judge (any registered model) rates the reply 1-5 on a role-play rubric; stored on [0, 1].
+- `judge`: an LLM judge (any registered model) grades the reply 1-5 on a role-play rubric in one forward pass
+  (the expected grade, `judge.py`); stored on [0, 1].
 - `ref_likelihood`: a reference model's per-token likelihood of the reply given the conversation,
   exp(mean log p) = 1 / perplexity, on (0, 1].
 
-Both go through the model cache; the judge's answer goes through `generate_batch` like every other reply.
+Both go through the model cache.
 """
 
 from __future__ import annotations
 
 import math
-import re
 
 import torch
 
 from rp_eval.chat.formats import Message, render_prompt
-from rp_eval.chat.generate import GenerationSettings, generate_batch
+from rp_eval.evaluate.judge import Case, Judge, load_judge
 from rp_eval.evaluate.task import Item, Task
 from rp_eval.store import Store
 from rp_eval.store import evaluation as db
 
-RUBRIC = (
-    "あなたはロールプレイ対話の審査員です。次のキャラクター設定と会話を読み、最後の{char}の返答を1から5の整数で"
-    "採点してください。5: キャラクターの口調と性格が保たれ、自然な日本語で、会話として短く適切に応答している。"
-    "3: おおむね適切だが、口調の揺れや不自然さがある。1: キャラクターが崩れている、意味が通らない、"
-    "または相手の台詞まで書いている。数字だけを答えてください。"
-)
-JUDGE_SETTINGS = GenerationSettings(max_new_tokens=4, temperature=0.0, trim_to_sentence=False)
+
+def judge_cases(items: list[Item], task: Task, replies: list[str], user: str = "あなた") -> list[Case]:
+    """What the judge reads for each item's reply: persona, the item's turns (filled), the reply."""
+    cases = []
+    for item, reply in zip(items, replies, strict=True):
+        persona = task.personas[item.persona]
+        turns = [Message(role=t.role, content=persona.fill(t.content, user)) for t in item.turns]
+        cases.append(Case(persona, turns, reply))
+    return cases
 
 
-def parse_grade(text: str) -> float | None:
-    """The first digit 1-5 (ASCII or full width) in the judge's answer, on [0, 1]; None if there is none."""
-    match = re.search(r"[1-5１-５]", text)
-    return None if match is None else (int(match.group().translate(str.maketrans("１２３４５", "12345"))) - 1) / 4
-
-
-def judge_messages(item: Item, task: Task, reply: str, user: str = "あなた") -> list[Message]:
-    persona = task.personas[item.persona]
-    turns = "\n".join(
-        f"{persona.name if t.role == 'assistant' else user}: {persona.fill(t.content, user)}" for t in item.turns
-    )
-    body = f"【キャラクター】\n{persona.system_text(user)}\n\n【会話】\n{turns}\n{persona.name}: {reply}\n\n点数:"
-    return [Message(role="system", content=RUBRIC.format(char=persona.name)), Message(role="user", content=body)]
-
-
-def judge(loaded, items: list[Item], task: Task, replies: list[str], batch_size: int = 16) -> list[float | None]:
-    grades: list[float | None] = []
-    for start in range(0, len(items), batch_size):
-        conversations = [
-            judge_messages(i, task, r)
-            for i, r in zip(items[start : start + batch_size], replies[start : start + batch_size], strict=True)
-        ]
-        results = generate_batch(loaded.model, loaded.tokenizer, loaded.format, conversations, JUDGE_SETTINGS)
-        grades += [parse_grade(r.raw_text) for r in results]
-    return grades
+def judge(loaded, items: list[Item], task: Task, replies: list[str], batch_size: int = 8) -> list[float]:
+    """The `judge` metric of each reply on [0, 1]: the one-pass expected grade (`judge.py`)."""
+    j = loaded if isinstance(loaded, Judge) else Judge(loaded.model, loaded.tokenizer, loaded.format, loaded.name)
+    j.batch_size = batch_size
+    return j.pointwise(judge_cases(items, task, replies))
 
 
 def reply_likelihood(loaded, messages: list[Message], reply: str) -> float | None:
@@ -81,10 +63,9 @@ def add_optional(store: Store, run_id: int, model: str, items: list[Item], task:
     if config.judge_model:
         need = [i for i in items if "judge" not in stored[i.id].extras]
         if need:
-            loaded = model_cache().get(config.judge_model)
-            for item, grade in zip(need, judge(loaded, need, task, [stored[i.id].text for i in need]), strict=True):
-                if grade is not None:
-                    updates.setdefault(item.id, {})["judge"] = grade
+            grades = judge(load_judge(config.judge_model), need, task, [stored[i.id].text for i in need])
+            for item, grade in zip(need, grades, strict=True):
+                updates.setdefault(item.id, {})["judge"] = grade
     if config.reference_model:
         need = [i for i in items if "ref_likelihood" not in stored[i.id].extras]
         if need:

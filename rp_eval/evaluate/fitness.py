@@ -9,6 +9,7 @@ evaluation; nothing is stored.
 from __future__ import annotations
 
 from rp_eval.chat.generate import GenerationSettings
+from rp_eval.evaluate.extras import judge as judge_replies
 from rp_eval.evaluate.metrics import LengthTarget
 from rp_eval.evaluate.runner import EvalRow, generate_items, score_row
 from rp_eval.evaluate.score import Weights, load_weights
@@ -31,20 +32,24 @@ def fitness_rows(
     generation: GenerationSettings = FITNESS_GENERATION,
     target: LengthTarget = LengthTarget(),
     name: str = "candidate",
+    judge=None,
 ) -> list[EvalRow]:
-    """Every scored reply behind the fitness (for a candidate's drill-down)."""
+    """Every scored reply behind the fitness (for a candidate's drill-down). `judge`: a `Judge` (judge.py) that
+    grades each batch's replies as the `judge` metric, weighted as the weights say."""
     task = task or load_task()
     weights = weights or load_weights()
     items = task.select(split, limit, seed)
     rows = []
     for batch, results in generate_items(model, tokenizer, fmt, task, items, generation, batch_size, seed):
-        for item, r in zip(batch, results, strict=True):
+        grades = judge_replies(judge, batch, task, [r.text for r in results]) if judge else [None] * len(batch)
+        for item, r, grade in zip(batch, results, grades, strict=True):
             stored = {
                 "text": r.text,
                 "finish_reason": r.finish_reason,
                 "cut_mid_sentence": r.cut_mid_sentence,
                 "new_tokens": r.new_tokens,
                 "seconds": r.seconds,
+                "extras": {} if grade is None else {"judge": grade},
             }
             rows.append(score_row(name, item, task, stored, target, weights, "あなた"))
     return rows

@@ -112,6 +112,7 @@ def to_reply(
         others=tuple(p.style for pid, p in task.personas.items() if pid != item.persona),
         target=target,
         user=user,
+        history=(persona.greeting(user), *(persona.fill(t.content, user) for t in item.turns if t.role == "assistant")),
     )
 
 
@@ -182,6 +183,10 @@ def _run_evaluation(config: EvalConfig, store, task: Task | None, who: dict) -> 
     mark_interrupted(store)
     task = task or load_task()
     weights = load_weights(config.weights)
+    if config.judge_model:  # a judge that can not serve is refused before any reply is made or stored
+        from rp_eval.evaluate.judge import load_judge
+
+        load_judge(config.judge_model)
     items = task.select(config.split, config.limit, config.seed)
     if not items:
         raise RpEvalError(f"the '{config.split}' split has no items")

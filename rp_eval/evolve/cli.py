@@ -29,6 +29,8 @@ def _evolve(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens,
             test_limit=args.test_limit,
             test_top=args.test_top,
+            weights=args.weights,
+            judge_model=args.judge,
         )
         if args.resume:  # the run's own settings; only the wall-time budget may change
             row = db.get_run(get_store(), args.run)
@@ -38,7 +40,8 @@ def _evolve(args: argparse.Namespace) -> int:
         pool = PoolSettings(address=args.ray_address, actors=args.ray_actors)
         for last in search.evolve(genome, settings, args.run, resume=args.resume, pool=pool):
             print(last.message, file=sys.stderr, flush=True)
-        print(json.dumps({"run": last.run, "evaluated": last.evaluated, "best": last.best, "done": last.done}))
+        out = {"run": last.run, "evaluated": last.evaluated, "best": last.best, "done": last.done}
+        print(json.dumps({**out, "fitness_meta": last.meta}, ensure_ascii=False))
     elif args.action == "list":
         search.mark_interrupted()
         for r in db.list_runs(get_store()):
@@ -47,8 +50,13 @@ def _evolve(args: argparse.Namespace) -> int:
         row = db.get_run(get_store(), args.run)
         if row is None:
             raise search.SearchError(f"no evolve run named '{args.run}'")
-        for c in db.candidates(get_store(), row.id):
+        from rp_eval.evolve import audit
+
+        cands = db.candidates(get_store(), row.id)
+        for c in cands:
             print(f"{c.generation:4} {c.index:3} {c.status:6} {c.fitness} test {c.test_fitness} {c.error}")
+        print(audit.describe_meta(audit.load_meta(search.checkpoint_path(args.run).parent)))
+        print(audit.best_table(cands).to_string(index=False))
     elif args.action == "export":
         from rp_eval.merge.run import MergeProgress
 
@@ -75,6 +83,8 @@ def add_parser(sub) -> None:
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--test-limit", type=int, default=None)
     p.add_argument("--test-top", type=int, default=1, help="best candidates scored on the test split")
+    p.add_argument("--weights", default=None, help="run: the fitness's weights (YAML path or workspace name)")
+    p.add_argument("--judge", default=None, help="run: a registered model as the judge metric (weight it)")
     p.add_argument("--name", default="", help="export: the merged model's name (and recipe file)")
     p.add_argument(
         "--ray-address", default="", help="run: evaluate through Ray actors on a running cluster (auto or HOST:PORT)"

@@ -17,14 +17,17 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, Field
 
 from rp_eval import processes
 from rp_eval import settings as app_settings
 from rp_eval.errors import RpEvalError
+from rp_eval.evolve import audit
 from rp_eval.evolve.genome import Genome, decode, parse_genome, recipe_yaml
 from rp_eval.evolve.pool import Evaluator, FitnessFn, Job, Outcome, PoolSettings, make_evaluator
 from rp_eval.store import evolve as db
@@ -48,6 +51,8 @@ class SearchSettings(BaseModel, frozen=True, extra="forbid"):
     max_new_tokens: int = Field(64, ge=1)
     test_limit: int | None = None  # test items for the best candidates (None: the whole split)
     test_top: int = Field(1, ge=0)  # how many of the best candidates get a test score
+    weights: str | None = None  # the fitness's weights (a YAML path or workspace name); None: the defaults
+    judge_model: str | None = None  # a registered model as the `judge` metric (weight it in `weights`)
 
 
 @dataclass
@@ -60,22 +65,51 @@ class EvolveProgress:
     message: str
     history: list[tuple[int, float, float]] = field(default_factory=list)  # (generation, best, mean)
     done: bool = False
+    meta: dict = field(default_factory=dict)  # the fitness's meta-evaluation accuracy (rp_eval.evolve.audit)
 
 
-def role_play_fitness(resident, split: str, limit: int | None, seed: int, max_new_tokens: int) -> tuple[float, dict]:
+def role_play_fitness(
+    resident,
+    split: str,
+    limit: int | None,
+    seed: int,
+    max_new_tokens: int,
+    weights: str | None = None,
+    judge_model: str | None = None,
+) -> tuple[float, dict]:
     """The evaluation's combined score (and the mean of every metric) of the resident model on a split."""
     from rp_eval.chat.generate import GenerationSettings
     from rp_eval.evaluate.fitness import fitness_rows
+    from rp_eval.evaluate.score import load_weights
 
     gen = GenerationSettings(max_new_tokens=max_new_tokens, temperature=0.0)
+    judge = _resident_judge(judge_model) if judge_model else None
     rows = fitness_rows(
-        resident.model, resident.tokenizer, resident.format, split=split, limit=limit, seed=seed, generation=gen
-    )
+        resident.model, resident.tokenizer, resident.format, split=split, limit=limit, seed=seed, generation=gen,
+        weights=load_weights(weights), judge=judge,
+    )  # fmt: skip
     if not rows:
         return float("nan"), {}
     metrics = {k: float(np.mean([r.metrics[k] for r in rows if k in r.metrics])) for k in rows[0].metrics}
     metrics["capped"] = float(np.mean([r.finish_reason == "length" for r in rows]))
     return float(np.mean([r.combined for r in rows])), metrics
+
+
+@lru_cache(maxsize=1)
+def _resident_judge(name: str):
+    """The judge model of this process (a Ray actor has its own), loaded once beside the resident candidate."""
+    from rp_eval.evaluate.judge import load_judge
+
+    return load_judge(name)
+
+
+def _check_fitness(search: SearchSettings) -> None:
+    """Weights and judge that can not be used are refused before the run is created."""
+    from rp_eval.evaluate.score import load_weights
+
+    load_weights(search.weights)
+    if search.judge_model:  # registered, and its tokenizer has single-token grades
+        _resident_judge(search.judge_model)
 
 
 def checkpoint_path(run: str) -> Path:
@@ -96,7 +130,10 @@ def _load_checkpoint(path: Path, genome: Genome, search: SearchSettings) -> dict
             f"the checkpoint {path} belongs to another genome ({state['genome']}, this one is {genome.digest()}): "
             "resume with the genome the run started with"
         )
-    if state["settings"] != search.model_dump(exclude={"max_seconds"}):
+    # compared with defaults filled in, so a checkpoint made before a setting existed still resumes
+    if SearchSettings(**state["settings"]).model_dump(exclude={"max_seconds"}) != search.model_dump(
+        exclude={"max_seconds"}
+    ):
         raise SearchError(f"the checkpoint {path} was made with other search settings: resume with the same ones")
     return state
 
@@ -153,12 +190,17 @@ def evolve(
         genome = stored
     elif row is not None:
         raise SearchError(f"an evolve run named '{run}' exists already: resume it or choose another name")
-    fitness_fn = fitness_fn or (
-        lambda r, split, limit, seed: role_play_fitness(r, split, limit, seed, search.max_new_tokens)
-    )
+    if fitness_fn is None:
+        _check_fitness(search)
+        fitness_fn = lambda r, split, limit, seed: role_play_fitness(  # noqa: E731
+            r, split, limit, seed, search.max_new_tokens, search.weights, search.judge_model
+        )
     path = checkpoint_path(run)
     state = _load_checkpoint(path, genome, search) if resume and path.exists() else None
-    yield EvolveProgress(run, 0, 0, search.budget, None, "loading the source models")
+    # measured once per run, with the fitness's own weights and judge; kept once the run exists
+    meta = (audit.load_meta(path.parent) if resume else {}) or audit.measure_meta(search.weights, search.judge_model)
+    yield EvolveProgress(run, 0, 0, search.budget, None, f"loading the source models; {audit.describe_meta(meta)}",
+                         meta=meta)  # fmt: skip
     evaluator = make_evaluator(genome, fitness_fn, pool, device)  # closed in the `finally` below
     num_layers = evaluator.num_layers
     dims = genome.x0(num_layers).size
@@ -170,6 +212,8 @@ def evolve(
         rng_state, generation = np.random.get_state(), 0
         if row is None:
             row = db.create_run(store, run, genome.to_yaml(), search.model_dump(), str(path))
+    if "error" not in meta:
+        audit.save_meta(path.parent, meta)
     owned = {**(db.get_run(store, run).settings or {}), "owner": processes.owner()}
     db.update_run(store, run, status="running", message="", settings=owned)
     start = time.perf_counter()
@@ -210,12 +254,23 @@ def evolve(
         yield from _score_test(store, row.id, run, evaluator, search)
         rows = db.candidates(store, row.id)
         db.update_run(store, run, status="done", best_fitness=_best(rows), message="")
-        yield EvolveProgress(run, generation, len(rows), search.budget, _best(rows), "done", _history(rows), True)
+        done = f"done; {audit.describe_meta(meta)}; {_describe_best(rows)}"
+        yield EvolveProgress(run, generation, len(rows), search.budget, _best(rows), done, _history(rows), True, meta)
     except BaseException as err:
         db.update_run(store, run, status="failed" if isinstance(err, Exception) else "stopped", message=str(err))
         raise
     finally:
         evaluator.close()
+
+
+def _describe_best(rows) -> str:
+    best = audit.best_table(rows, top=1)
+    if best.empty:
+        return "no successful candidate"
+    b = best.iloc[0]
+    test = "not scored" if pd.isna(b.test_fitness) else f"{b.test_fitness:.4f}"
+    flag = f" (flagged: {b.flag})" if b.flag else ""
+    return f"best dev fitness {b.dev_fitness:.4f}, test {test}{flag}"
 
 
 def _best(rows) -> float | None:

@@ -16,6 +16,7 @@ from rp_eval.evaluate import report
 from rp_eval.evaluate.runner import EVAL_GENERATION, EvalConfig, EvalResult, Progress, run_evaluation
 from rp_eval.models import registry
 from rp_eval.store import get_store
+from rp_eval.ui import meta_section
 from rp_eval.ui.locale import axes, t, warn
 from rp_eval.ui.zerogpu import on_gpu
 
@@ -124,6 +125,7 @@ def _calibrate(result: EvalResult | None, weights: str, ridge: float):
     if result is not None:
         per_model = model_correlations(report.model_table(result, report.human_table(get_store())))
     words = t("ev_calibrated", n=cal.n, before=cal.before, after=cal.after, cv=cal.after_cv, path=path)
+    words += meta_section.calibration_note(cal)
     return words, cal.per_reply, per_model
 
 
@@ -184,6 +186,7 @@ def build() -> None:
         calibration = gr.Markdown(elem_id="ev-calibration")
         per_reply = gr.Dataframe(interactive=False, label=t("ev_corr_reply"))
         per_model = gr.Dataframe(interactive=False, label=t("ev_corr_model"))
+    meta_section.build(weights, names)
     state = gr.State(None)
 
     form = [models, split, limit, seed, max_new, temperature, batch, weights, judge, reference]

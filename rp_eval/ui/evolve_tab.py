@@ -10,6 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from rp_eval.errors import RpEvalError
+from rp_eval.evolve import audit
 from rp_eval.evolve.genome import METHOD_PARAMS, Genome, save_genome
 from rp_eval.evolve.search import SearchSettings, evolve, export_best, stored_settings
 from rp_eval.models import registry
@@ -34,7 +35,7 @@ def _history_frame(history) -> pd.DataFrame:
 def candidates_frame(run: str) -> pd.DataFrame:
     row = db.get_run(get_store(), run)
     cands = db.candidates(get_store(), row.id) if row is not None else []
-    return pd.DataFrame(
+    return audit.with_flags(pd.DataFrame(
         [
             {
                 "generation": c.generation,
@@ -49,7 +50,7 @@ def candidates_frame(run: str) -> pd.DataFrame:
             }
             for c in cands
         ]  # fmt: skip
-    )
+    ), cands)  # fmt: skip
 
 
 def _settings(population, budget, sigma, seed, dev_limit, tokens) -> SearchSettings:
@@ -128,6 +129,7 @@ def build() -> None:
         resume_btn = gr.Button(t("evo_resume"), elem_id="ev-resume")
         refresh_btn = gr.Button(t("evo_refresh"), elem_id="ev-refresh")
     status = gr.Markdown(elem_id="ev-status")
+    gr.Markdown(audit.describe_meta(audit.default_fitness_meta()), elem_id="ev-fitness-meta")
     plot = gr.LinePlot(
         _history_frame([]), x="generation", y="fitness", color="series", title=t("evo_plot"), elem_id="ev-plot",
         **axes("generation", "fitness", "series"),

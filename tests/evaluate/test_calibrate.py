@@ -56,6 +56,22 @@ def test_calibration_improves_the_rank_correlation_out_of_sample(personas):
     assert {"spearman", "kendall", "kendall_lo"} <= set(cal.per_reply.columns)
 
 
+def test_fitted_weights_are_reported_with_their_meta_evaluation_accuracy(personas, tmp_path):
+    from pathlib import Path
+
+    from rp_eval.evaluate.calibrate import meta_accuracy
+
+    pairs = Path(__file__).parent / "data" / "meta_pairs.jsonl"
+    frame = synthetic(personas=personas)
+    default = Weights(weights={"natural_stop": 1.0})  # the same for both replies of every pair: all ties
+    cal = calibrate(frame, default, rounds=50, pairs=pairs)
+    assert cal.meta_before == 0.5
+    # fitted to people who followed the voice, the weights now tell the pairs apart too, and say how well
+    assert cal.meta_after == meta_accuracy(cal.weights, pairs) and cal.meta_after > 0.6
+    assert f"meta-evaluation accuracy {cal.meta_after:.3f}" in cal.weights.notes
+    assert calibrate(frame, default, rounds=50, pairs=tmp_path / "none.jsonl").meta_after is None
+
+
 def test_bootstrap_interval_brackets_a_known_correlation():
     rng = np.random.default_rng(1)
     x = rng.normal(size=200)
@@ -124,5 +140,6 @@ def test_calibrate_command_fits_and_saves_weights_the_fitness_can_use(workspace,
     assert main(["eval", "calibrate", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["replies"] == 30 and out["spearman_after"] > 0.7 and out["spearman_after_cv"] > 0.5
+    assert set(out) >= {"meta_accuracy_before", "meta_accuracy_after"}
     fitted = load_weights("calibrated")
     assert fitted.name == "calibrated" and sum(fitted.weights.values()) == pytest.approx(10, abs=0.01)

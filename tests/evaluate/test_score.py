@@ -2,15 +2,15 @@ from __future__ import annotations
 
 import pytest
 
+from rp_eval.evaluate.metrics import BY_NAME
 from rp_eval.evaluate.score import Weights, WeightsError, combined, load_weights, save_weights
 
 
 def test_default_weights_load_and_the_score_lies_in_0_1():
     w = load_weights()
     assert w.name == "default" and w.weights["natural_stop"] > 0
-    best = {name: 1.0 for name in w.weights} | {"length_capped": 0.0, "cut_mid_sentence": 0.0, "empty_reply": 0.0}
-    best |= {k: 0.0 for k in ("special_token_leak", "role_tag_leak", "speaks_for_user", "prompt_echo")}
-    best |= {k: 0.0 for k in ("mixed_language", "degenerate_repetition", "forbidden_markers", "other_persona_markers")}
+    # every weighted metric at its good end (1 for "high", 0 for "low"; the optional ones are on [0, 1], 1 good)
+    best = {name: 0.0 if name in BY_NAME and BY_NAME[name].good == "low" else 1.0 for name in w.weights}
     worst = {k: 1.0 - v for k, v in best.items()}
     assert combined(best, w) == 1.0 and combined(worst, w) == 0.0
     assert 0.0 < combined({**best, "natural_stop": 0.0}, w) < 1.0

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -106,3 +107,66 @@ def test_bad_inputs(tiny_family, workspace, monkeypatch, tmp_path):
     with pytest.raises(SearchError, match="exists already"):
         list(evolve(genome, SearchSettings(**FAST), "nan"))
     assert save_genome(genome).name == "family.yaml"
+
+
+def _cand(id_, generation, fitness, **metrics):
+    return SimpleNamespace(id=id_, generation=generation, index=id_, status="ok", fitness=fitness, test_fitness=None,
+                           metrics=metrics)  # fmt: skip
+
+
+def test_the_gaming_guard_flags_marker_or_repetition_jumps_the_judge_does_not_vouch_for():
+    from rp_eval.evolve import audit
+
+    first = [_cand(1, 0, 0.6, marker_rate=2.0, repeated_ngrams=0.05, judge=0.5),
+             _cand(2, 0, 0.6, marker_rate=3.0, repeated_ngrams=0.07, judge=0.6)]  # fmt: skip
+    later = [
+        _cand(3, 1, 0.8, marker_rate=5.0, repeated_ngrams=0.06, judge=0.55),  # markers doubled, judge flat: flagged
+        _cand(4, 1, 0.8, marker_rate=5.0, repeated_ngrams=0.06, judge=0.7),  # markers up and the judge agrees
+        _cand(5, 1, 0.7, marker_rate=2.6, repeated_ngrams=0.30, judge=0.5),  # repetition up: flagged
+        _cand(6, 1, 0.7, marker_rate=3.5, repeated_ngrams=0.08, judge=0.5),  # within the median + max(1, 50%)
+    ]
+    flags = audit.gaming_flags(first + later)
+    assert set(flags) == {3, 5}
+    assert "marker rate 2.50→5.00" in flags[3] and "judge +0.000" in flags[3]
+    assert "repetition 0.06→0.30" in flags[5]
+    no_judge = [_cand(1, 0, 0.5, marker_rate=1.0, repeated_ngrams=0.0), _cand(2, 1, 0.9, marker_rate=4.0)]
+    assert "no judge in the fitness" in audit.gaming_flags(no_judge)[2]
+    best = audit.best_table(first + later, top=2)
+    assert best["dev_fitness"].tolist() == [0.8, 0.8] and best["flag"].str.len().tolist()[0] > 0
+
+
+def test_the_search_reports_its_fitness_meta_accuracy_and_best_dev_and_test(tiny_family, workspace, monkeypatch):
+    from rp_eval.evaluate import meta
+    from rp_eval.evolve import audit
+
+    monkeypatch.setattr(meta, "DEFAULT_PAIRS", ROOT / "tests" / "evaluate" / "data" / "meta_pairs.jsonl")
+    audit.default_fitness_meta.cache_clear()
+    try:
+        events = list(evolve(_family_genome(tiny_family), SearchSettings(**FAST), "reported"))
+    finally:
+        audit.default_fitness_meta.cache_clear()
+    first, last = events[0], events[-1]
+    assert first.meta["pairs"] == 8 and first.meta["accuracy"] == 1.0 and first.meta["weights"] == "default"
+    assert "prefers the better reply in 100.0% of 8 meta-evaluation pairs" in first.message
+    assert last.done and last.meta == first.meta
+    best = max((c for c in db.candidates(get_store(), db.get_run(get_store(), "reported").id)), key=lambda c: c.fitness)
+    assert f"best dev fitness {best.fitness:.4f}, test {best.test_fitness:.4f}" in last.message
+    assert audit.load_meta(checkpoint_path("reported").parent) == first.meta  # kept beside the checkpoint
+    from rp_eval.ui.evolve_tab import candidates_frame
+
+    table = candidates_frame("reported")
+    assert len(table) == 8 and "flag" in table and "marker_rate" in table
+    assert "not available (pairs file" in audit.describe_meta(audit.fitness_meta(pairs=ROOT / "no-such.jsonl"))
+
+
+def test_a_judge_or_weights_that_can_not_be_used_stop_the_search_before_it_is_stored(tiny_family, workspace):
+    from rp_eval.evaluate.judge import JudgeError
+    from rp_eval.evaluate.score import WeightsError
+
+    genome = _family_genome(tiny_family)
+    with pytest.raises(JudgeError, match="no registered model named 'nobody'"):
+        list(evolve(genome, SearchSettings(**FAST, judge_model="nobody"), "judged"))
+    with pytest.raises(WeightsError, match="not found"):
+        list(evolve(genome, SearchSettings(**FAST, weights="no-such-weights"), "weighted"))
+    assert db.get_run(get_store(), "judged") is None and db.get_run(get_store(), "weighted") is None
+    assert not checkpoint_path("judged").parent.exists()
