@@ -355,6 +355,18 @@ async def _events(req: ChatRequest, items: Iterator, first, done) -> AsyncIterat
         done()
 
 
+class _Stream(StreamingResponse):
+    """A streamed reply whose chunks' generator is closed however the response ends: Starlette stops sending
+    when the client is gone but leaves the generator suspended, and with it the model's generation."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.body_iterator.aclose()
+
+
 def _client(request: Request) -> str:
     auth = request.headers.get("authorization", "")
     host = request.client.host if request.client else "?"
@@ -388,7 +400,7 @@ async def chat_completions(request: Request):
             items, first = await run_in_threadpool(_start, req)
             streaming = True
             events = _events(req, items, first, lambda: IN_FLIGHT.release(client))
-            return StreamingResponse(events, media_type="text/event-stream")
+            return _Stream(events, media_type="text/event-stream")
         reply = await _complete(req, request)
         return reply if reply is not None else JSONResponse({}, status_code=499)
     except ApiError as err:

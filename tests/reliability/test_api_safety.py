@@ -51,12 +51,12 @@ def api(demo_build, tmp_path_factory, tokenizer):
         yield url, root / "app.log"
 
 
-def _post(url: str, body, headers: dict | None = None, **kw) -> httpx.Response:
+def _post(url: str, body, headers: dict | None = None, timeout: float = 120) -> httpx.Response:
     headers = {**AUTH, **(headers or {})}
     if isinstance(body, bytes | str):
         headers.setdefault("content-type", "application/json")
-        return httpx.post(f"{url}/v1/chat/completions", content=body, headers=headers, timeout=120, **kw)
-    return httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=120, **kw)
+        return httpx.post(f"{url}/v1/chat/completions", content=body, headers=headers, timeout=timeout)
+    return httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=timeout)
 
 
 def _json_error(r: httpx.Response, status: int | tuple, *words: str) -> str:
@@ -158,20 +158,23 @@ def test_requests_in_flight_are_limited_and_a_client_that_leaves_stops_its_gener
     with httpx.Client(timeout=120, headers=AUTH) as a, httpx.Client(timeout=120, headers=AUTH) as b:
         streams = [c.stream("POST", f"{url}/v1/chat/completions", json=_long(url, stream=True)) for c in (a, b)]
         opened = [s.__enter__() for s in streams]
-        for r in opened:
+        lines = [r.iter_lines() for r in opened]  # kept: an iterator dropped closes its response (httpx)
+        for r, line in zip(opened, lines, strict=True):
             assert r.status_code == 200
-            lines = r.iter_lines()
-            assert next(lines).startswith("data:")
+            assert next(line).startswith("data:")
         third = _post(url, _long(url, max_tokens=8))
         _json_error(third, 429, "limit_in_flight_per_user")
         assert third.headers["retry-after"].isdigit()
         for s in streams:
             s.__exit__(None, None, None)
-    assert _free_within(url, 10), "closing the streams did not free their places"
+    assert _free_within(url, 10), ("closing the streams did not free their places", SEEN[-4:])
     for _ in range(2):  # plain requests whose client gives up after a second
         with pytest.raises(httpx.ReadTimeout):
             _post(url, _long(url), timeout=1.0)
     assert _free_within(url, 10), "the abandoned requests kept generating"
+
+
+SEEN: list = []
 
 
 def _free_within(url: str, seconds: float) -> bool:
@@ -184,10 +187,13 @@ def _free_within(url: str, seconds: float) -> bool:
             httpx.Client(timeout=120, headers=AUTH) as c,
             c.stream("POST", f"{url}/v1/chat/completions", json=body) as held,
         ):
+            SEEN.append(held.status_code)
             if held.status_code == 200:
-                next(held.iter_lines())
+                lines = held.iter_lines()  # kept until the request beside it is answered
+                next(lines)
                 r = _post(url, {"model": "demo-mistral", "messages": MESSAGES, "max_tokens": 2})
-                if r.status_code == 200:
+                SEEN.append((r.status_code, r.text[:150]))
+                if r.status_code == 200 and lines is not None:  # the held stream was still open
                     return True
         time.sleep(0.5)
     return False

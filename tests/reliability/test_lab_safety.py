@@ -262,7 +262,7 @@ def test_a_rater_can_not_open_or_undo_another_raters_chat(lab):
 
 
 def _vote(c: httpx.Client, fns: dict, session: str) -> None:
-    _, done = _event(c, fns["rate_new_pair"], ["", "", "こんにちは。", 12, 0.7], session)
+    _, done = _event(c, fns["rate_new_pair"], ["", "", "こんにちは。", 16, 0.7], session)
     assert done.get("success"), done
     _, done = _event(c, fns["rate_vote_tie"], [None, "", ""], session)
     assert done.get("success"), done
