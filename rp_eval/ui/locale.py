@@ -361,6 +361,30 @@ STRINGS: dict[str, str] = {
     "evo_exported": "Wrote `merges/{name}.yaml` and registered **{name}**: it is ready in the Chat and Rate tabs.",
     # -- Language switch (rp_eval/ui/locale.py) --
     "language": "Language",
+    # -- Evaluate tab: past runs, heat map, number checks (rp_eval/ui/evaluate_tab.py, rp_eval/ui/numbers.py) --
+    "ev_past": "Past evaluations (kept in the workspace)",
+    "ev_runs": "Stored runs, newest first (one per model and settings)",
+    "ev_pick": "Runs to show (the newest finished run of each model is chosen when the page opens)",
+    "ev_open": "Show these runs",
+    "ev_pick_runs": "Choose one or more stored runs to show.",
+    "ev_no_runs": "No evaluation is stored yet: choose models above and press **Evaluate**.",
+    "ev_run_label": "#{run} · {model} · {status} · {replies} replies · {when} · temperature {temperature} · seed {seed}",
+    "ev_reopened": "Showing **{runs}** stored runs: {replies} replies, scored with the current weights (task version `{version}`).",
+    "ev_not_started": "Not started",
+    "ev_group": "Metrics shown",
+    "ev_group_all": "All",
+    "ev_group_ending": "How replies end",
+    "ev_group_length": "Length",
+    "ev_group_leakage": "Leaks",
+    "ev_group_japanese": "Japanese",
+    "ev_group_character": "Character",
+    "ev_heatmap_scale": "1 = the good end (no leaks = 1)",
+    "ev_detail_turns": "**The conversation the reply answers**",
+    "num_missing": "**{field}** is empty: type a number.",
+    "num_not_number": "**{field}**: `{value}` is not a number.",
+    "num_not_whole": "**{field}** must be a whole number (got {value}).",
+    "num_too_small": "**{field}** must be at least {low} (got {value}).",
+    "num_too_large": "**{field}** must be at most {high} (got {value}).",
 }
 
 # Japanese, key for key, is `JA` in locale_ja.py (tests/test_locale.py checks both tables have the same keys and
