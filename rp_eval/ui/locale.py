@@ -385,6 +385,14 @@ STRINGS: dict[str, str] = {
     "num_not_whole": "**{field}** must be a whole number (got {value}).",
     "num_too_small": "**{field}** must be at least {low} (got {value}).",
     "num_too_large": "**{field}** must be at most {high} (got {value}).",
+    # -- Fine-tune tab: the run's plan and its stop check (rp_eval/ui/finetune_tab.py) --
+    "ft_plan": (
+        "**This run: {steps} optimizer steps** ({per_epoch} per epoch) on {train} of {conversations} conversations; "
+        "{held} held out for the eval loss; warm-up {warmup} steps. Afterwards the adapter and its base answer "
+        "{checks} prompts of the evaluation task, to compare how often each ends its reply by itself."
+    ),
+    "ft_eval_fraction_loss": "Held-out fraction (eval loss)",
+    "ft_stop_caption": "Before and after, on {prompts} prompts of the evaluation task:",
 }
 
 # Japanese, key for key, is `JA` in locale_ja.py (tests/test_locale.py checks both tables have the same keys and

@@ -366,4 +366,12 @@ JA: dict[str, str] = {
     "num_not_whole": "**{field}** は整数で入力してください（入力値 {value}）。",
     "num_too_small": "**{field}** は {low} 以上にしてください（入力値 {value}）。",
     "num_too_large": "**{field}** は {high} 以下にしてください（入力値 {value}）。",
+    # -- Fine-tune tab: the run's plan and its stop check (rp_eval/ui/finetune_tab.py) --
+    "ft_plan": (
+        "**この設定での学習：最適化ステップ {steps} 回**（1 エポックあたり {per_epoch} 回）。会話 {conversations} 件のうち "
+        "{train} 件で学習し、{held} 件を評価損失用に取り分けます。ウォームアップは {warmup} ステップ。学習後、アダプタと"
+        "ベースモデルが評価タスクのプロンプト {checks} 件に応答し、自分で応答を終えられる割合を比べます。"
+    ),
+    "ft_eval_fraction_loss": "取り分ける割合（評価損失用）",
+    "ft_stop_caption": "学習前と学習後（評価タスクのプロンプト {prompts} 件）：",
 }
