@@ -393,6 +393,16 @@ STRINGS: dict[str, str] = {
     ),
     "ft_eval_fraction_loss": "Held-out fraction (eval loss)",
     "ft_stop_caption": "Before and after, on {prompts} prompts of the evaluation task:",
+    # -- Evolve tab: stop, plot, export folder (rp_eval/ui/evolve_tab.py) --
+    "evo_no_run": "There is no evolve run named '{run}'.",
+    "evo_not_running": "Run '{run}' is not running (status: {status}; best fitness {best}): there is nothing to stop.",
+    "evo_running_elsewhere": "Run '{run}' is running in another process (the command line or another server): stop it there.",
+    "evo_series_best": "best so far",
+    "evo_series_mean": "mean of the generation",
+    "evo_axis_generation": "generation",
+    "evo_axis_fitness": "fitness",
+    "evo_export_folder": "Folder for the recipe (empty: the workspace's merges/; a relative folder is inside the workspace)",
+    "evo_exported_to": "Wrote `{path}` and registered **{name}**: it is ready in the Chat and Rate tabs.",
 }
 
 # Japanese, key for key, is `JA` in locale_ja.py (tests/test_locale.py checks both tables have the same keys and

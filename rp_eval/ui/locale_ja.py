@@ -374,4 +374,14 @@ JA: dict[str, str] = {
     ),
     "ft_eval_fraction_loss": "取り分ける割合（評価損失用）",
     "ft_stop_caption": "学習前と学習後（評価タスクのプロンプト {prompts} 件）：",
+    # -- Evolve tab: stop, plot, export folder (rp_eval/ui/evolve_tab.py) --
+    "evo_no_run": "'{run}' という名前の進化的マージの実行はありません。",
+    "evo_not_running": "実行 '{run}' は動いていません（状態：{status}、最良の適合度 {best}）。止めるものはありません。",
+    "evo_running_elsewhere": "実行 '{run}' は別のプロセス（コマンドラインや別のサーバー）で動いています。そちらで止めてください。",
+    "evo_series_best": "これまでの最良",
+    "evo_series_mean": "世代の平均",
+    "evo_axis_generation": "世代",
+    "evo_axis_fitness": "適合度",
+    "evo_export_folder": "レシピの保存先フォルダ（空欄：ワークスペースの merges/、相対パスはワークスペース内）",
+    "evo_exported_to": "`{path}` を書き出し、**{name}** を登録しました。チャットと人手評価のタブですぐに使えます。",
 }
