@@ -403,6 +403,8 @@ STRINGS: dict[str, str] = {
     "evo_axis_fitness": "fitness",
     "evo_export_folder": "Folder for the recipe (empty: the workspace's merges/; a relative folder is inside the workspace)",
     "evo_exported_to": "Wrote `{path}` and registered **{name}**: it is ready in the Chat and Rate tabs.",
+    # -- Models, Merge, Rate and Leaderboard tabs: smaller fixes --
+    "format_when_loaded": "auto (decided when first loaded)",
 }
 
 # Japanese, key for key, is `JA` in locale_ja.py (tests/test_locale.py checks both tables have the same keys and

@@ -384,4 +384,6 @@ JA: dict[str, str] = {
     "evo_axis_fitness": "適合度",
     "evo_export_folder": "レシピの保存先フォルダ（空欄：ワークスペースの merges/、相対パスはワークスペース内）",
     "evo_exported_to": "`{path}` を書き出し、**{name}** を登録しました。チャットと人手評価のタブですぐに使えます。",
+    # -- Models, Merge, Rate and Leaderboard tabs: smaller fixes --
+    "format_when_loaded": "auto（初回の読み込み時に決定）",
 }
