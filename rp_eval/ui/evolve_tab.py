@@ -20,6 +20,7 @@ from rp_eval.store import evolve as db
 from rp_eval.store import get_store
 from rp_eval.ui import numbers
 from rp_eval.ui.locale import t
+from rp_eval.ui.zerogpu import on_gpu
 
 _STOPS: dict[str, threading.Event] = {}  # run name -> its stop flag, while this process runs it
 
@@ -108,6 +109,7 @@ def _stream(genome, settings, run, resume):
             del _STOPS[run]
 
 
+@on_gpu(duration=600)
 def start(models, base, method, granularity, split, run, population, budget, sigma, seed, dev_limit, tokens):
     try:
         settings = _settings(population, budget, sigma, seed, dev_limit, tokens)
@@ -123,6 +125,7 @@ def start(models, base, method, granularity, split, run, population, budget, sig
     yield from _stream(genome, settings, run, resume=False)
 
 
+@on_gpu(duration=600)
 def resume(run):
     row = db.get_run(get_store(), run)
     if row is None:

@@ -405,6 +405,7 @@ STRINGS: dict[str, str] = {
     "evo_exported_to": "Wrote `{path}` and registered **{name}**: it is ready in the Chat and Rate tabs.",
     # -- Models, Merge, Rate and Leaderboard tabs: smaller fixes --
     "format_when_loaded": "auto (decided when first loaded)",
+    "rate_missing_scores": "Give a score from 1 to 5 for: {axes}.",
 }
 
 # Japanese, key for key, is `JA` in locale_ja.py (tests/test_locale.py checks both tables have the same keys and

@@ -386,4 +386,5 @@ JA: dict[str, str] = {
     "evo_exported_to": "`{path}` を書き出し、**{name}** を登録しました。チャットと人手評価のタブですぐに使えます。",
     # -- Models, Merge, Rate and Leaderboard tabs: smaller fixes --
     "format_when_loaded": "auto（初回の読み込み時に決定）",
+    "rate_missing_scores": "次の項目に 1〜5 の点をつけてください：{axes}。",
 }
