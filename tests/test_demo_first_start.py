@@ -76,3 +76,13 @@ def test_a_fresh_app_answers_within_seconds_while_it_builds(tmp_path):
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_the_banner_says_how_the_demo_models_were_built_here(workspace):
+    from rp_eval.models import demo
+    from rp_eval.ui import _demo_banner
+
+    assert "trained briefly" in _demo_banner() and "minute" not in _demo_banner()  # nothing known: no claim
+    demo.demo_dir().mkdir(parents=True)
+    (demo.demo_dir() / "BUILD.json").write_text(json.dumps({"seconds": 84, "steps": 1000, "cpu_threads": 2}))
+    assert "1000 optimizer steps in 84 seconds" in _demo_banner()

@@ -406,6 +406,19 @@ STRINGS: dict[str, str] = {
     # -- Models, Merge, Rate and Leaderboard tabs: smaller fixes --
     "format_when_loaded": "auto (decided when first loaded)",
     "rate_missing_scores": "Give a score from 1 to 5 for: {axes}.",
+    "demo_banner_built": (
+        "**Offline demo models.** `demo-llama-a`, `demo-llama-b` and `demo-mistral` are tiny models (about a million "
+        "parameters) trained on this machine at the app's first start, {steps} optimizer steps in {seconds} seconds, "
+        "on a small Japanese role-play corpus, so the whole app can be tried with no network and no GPU. Their "
+        "Japanese is rough because they are so small; register real models below (a Hugging Face id or a folder) for "
+        "real work."
+    ),
+    "demo_banner_plain": (
+        "**Offline demo models.** `demo-llama-a`, `demo-llama-b` and `demo-mistral` are tiny models (about a million "
+        "parameters) trained briefly on a small Japanese role-play corpus, so the whole app can be tried with no "
+        "network and no GPU. Their Japanese is rough because they are so small; register real models below (a Hugging "
+        "Face id or a folder) for real work."
+    ),
 }
 
 # Japanese, key for key, is `JA` in locale_ja.py (tests/test_locale.py checks both tables have the same keys and

@@ -387,4 +387,15 @@ JA: dict[str, str] = {
     # -- Models, Merge, Rate and Leaderboard tabs: smaller fixes --
     "format_when_loaded": "auto（初回の読み込み時に決定）",
     "rate_missing_scores": "次の項目に 1〜5 の点をつけてください：{axes}。",
+    "demo_banner_built": (
+        "**オフラインのデモモデルです。** `demo-llama-a`・`demo-llama-b`・`demo-mistral` は約 100 万パラメータの極小モデルで、"
+        "アプリの初回起動時にこのマシンで、小さな日本語ロールプレイコーパスを使って学習しました（最適化ステップ {steps} 回、"
+        "{seconds} 秒）。ネットワークも GPU もなしにアプリ全体を試せます。小さすぎて日本語はぎこちないので、実際の研究には"
+        "下で本物のモデル（Hugging Face の ID かフォルダ）を登録してください。"
+    ),
+    "demo_banner_plain": (
+        "**オフラインのデモモデルです。** `demo-llama-a`・`demo-llama-b`・`demo-mistral` は、小さな日本語ロールプレイ"
+        "コーパスで短時間だけ学習した約 100 万パラメータの極小モデルで、ネットワークも GPU もなしにアプリ全体を試せます。"
+        "小さすぎて日本語はぎこちないので、実際の研究には下で本物のモデル（Hugging Face の ID かフォルダ）を登録してください。"
+    ),
 }
