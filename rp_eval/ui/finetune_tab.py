@@ -220,7 +220,7 @@ def build() -> None:
         with gr.Row():
             lr = gr.Number(d.learning_rate, label=t("ft_lr"), elem_id="ft-lr")
             schedule = gr.Dropdown(list(SCHEDULES), value=d.schedule, label=t("ft_schedule"))
-            warmup = gr.Number(d.warmup, label=t("ft_warmup"))
+            warmup = gr.Number(d.warmup, label=t("ft_warmup"), elem_id="ft-warmup")
             epochs = gr.Number(d.epochs, label=t("ft_epochs"))
             max_steps = gr.Number(d.max_steps, label=t("ft_max_steps"), precision=0, elem_id="ft-max-steps")
         with gr.Row():
