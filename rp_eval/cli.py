@@ -195,7 +195,8 @@ def _terminal_progress():
     return update
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command line; `argv` (default: this process's) says which feature command to load in full."""
     p = argparse.ArgumentParser(prog="rp-eval", description="Role-play chat models: register, chat, evaluate.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -250,25 +251,35 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("out", help="the file to write, or a folder for a dated copy")
     b.set_defaults(func=_backup)
 
-    for module in FEATURE_COMMANDS:
-        importlib.import_module(module).add_parser(sub)
+    wanted = _command(sys.argv[1:] if argv is None else argv)
+    for command, (module, help_text) in FEATURE_COMMANDS.items():
+        if command == wanted:  # only the command being run imports its module (pandas, torch, ...)
+            importlib.import_module(module).add_parser(sub)
+        else:
+            sub.add_parser(command, help=help_text, add_help=False)
     return p
 
 
-# One line per feature: a module with `add_parser(subparsers)` that adds its subcommand(s); each handler
+def _command(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (the first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+# One line per feature: its subcommand, the module with `add_parser(subparsers)` that adds it, and the line
+# `--help` shows (the module is imported only when its command runs, so `--help` answers at once); each handler
 # takes the parsed arguments and returns an exit code, and raises RpEvalError for a person's mistakes.
-FEATURE_COMMANDS: list[str] = [
-    "rp_eval.ratings.cli",
-    "rp_eval.finetune.cli",
-    "rp_eval.evaluate.cli",
-    "rp_eval.merge.cli",
-    "rp_eval.evolve.cli",
-    "rp_eval.report",
-]
+FEATURE_COMMANDS: dict[str, tuple[str, str]] = {
+    "ratings": ("rp_eval.ratings.cli", "human ratings: leaderboard and export"),
+    "finetune": ("rp_eval.finetune.cli", "LoRA / QLoRA fine-tuning that learns to stop"),
+    "eval": ("rp_eval.evaluate.cli", "run the role-play evaluation task; calibrate its score against the ratings"),
+    "merge": ("rp_eval.merge.cli", "merge recipes (mergekit YAML): check, validate, run"),
+    "evolve": ("rp_eval.evolve.cli", "evolutionary merge: CMA-ES over a genome, role-play fitness"),
+    "report": ("rp_eval.report", "every model: lineage, automatic evaluation and human ratings, from the store"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser(argv).parse_args(argv)
     if args.command == "models" and args.action in ("add", "remove") and not args.source:
         print(f"error: models {args.action} needs a model (hub id or folder for add, name for remove)", file=sys.stderr)
         return 2

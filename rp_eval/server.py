@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -33,17 +34,28 @@ def serve(args: argparse.Namespace) -> int:
         config = settings.config()
     except settings.ConfigError as err:
         sys.exit(f"error: {err}")
+    from rp_eval.models import demo
+
+    use_demo = not config.models
+    waiting = contextlib.ExitStack()  # the first start's page holds the port until the real server takes it
+    page = None
+    if use_demo and not demo.demos_ready():  # answered before the heavy imports below
+        from rp_eval.firststart import waiting_page
+
+        page = waiting.enter_context(waiting_page(args.host, args.port))
+        print(f"First start: building the tiny offline demo models (about a minute and a half on 2 quiet CPU "
+              f"cores); progress at http://{args.host}:{args.port}")  # fmt: skip
     from rp_eval.cli import _terminal_progress
-    from rp_eval.models import demo, registry
+    from rp_eval.models import registry
     from rp_eval.ui import build_app
     from rp_eval.ui.locale import both  # the login page comes before a language: it shows both
 
     problems = registry.register_configured()
-    use_demo = not config.models
     if use_demo:
-        if not demo.demos_ready():
-            print("First start: building the tiny offline demo models (about 2-3 minutes on 2 CPU cores)...")
-        demo.build_demo_models(_terminal_progress())
+        report = _terminal_progress()
+        if page is not None:
+            report = lambda *progress, bar=report: (bar(*progress), page(*progress))  # noqa: E731
+        demo.build_demo_models(report)
     for line in problems:
         print(f"warning: {line}")
     from rp_eval import processes
@@ -96,6 +108,7 @@ def serve(args: argparse.Namespace) -> int:
         f"ready in {time.perf_counter() - start:.1f} s: http://{args.host}:{args.port}  (OpenAI-compatible API at /v1)"
     )
     _unknown_endpoints_not_found(server)
+    waiting.close()
     from rp_eval.guard import Guard
 
     guarded = Guard(server, {path: set(page.fns) for path, page in mounted.items()})

@@ -31,10 +31,22 @@ def held_back(text: str, stop_strings: list[str]) -> int:
     return len(text) - rest
 
 
+# Closing marks that end a line of their own in Japanese (「はい」 is a whole utterance). The ASCII and curly quotes
+# and brackets end one only right after a sentence end ("Yes." or (Yes!)): alone they are apostrophes (don't,
+# don’t) or a bracket inside a sentence.
+_OWN_END = frozenset("」』）】〉》〕］")
+
+
 def _is_end(text: str, i: int) -> bool:
     c = text[i]
-    if c in SENTENCE_ENDS or c in CLOSERS:
+    if c in SENTENCE_ENDS or c in _OWN_END:
         return True
+    if c in CLOSERS:
+        j = i - 1
+        while j >= 0 and text[j] in CLOSERS and text[j] not in _OWN_END:
+            j -= 1
+        full_stop = j >= 0 and text[j] == "." and not (j > 0 and text[j - 1].isdigit())
+        return j >= 0 and (text[j] in SENTENCE_ENDS or text[j] in _OWN_END or full_stop)
     # ASCII full stop ends a sentence before a space or at the end, but not inside "3.5"
     return c == "." and (i + 1 == len(text) or text[i + 1].isspace()) and not (i > 0 and text[i - 1].isdigit())
 

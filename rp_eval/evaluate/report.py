@@ -3,7 +3,9 @@
 - `model_table`: one row per model, the combined score and every metric's mean as columns, and the human
   Bradley-Terry score and Likert means joined from the ratings when there are any;
 - `finish_table`, `length_table`: the finish-reason breakdown and the distribution of reply lengths;
-- `item_table`: every reply with its scores (the drill-down), also what the CSV holds;
+- `item_table`: every reply with its scores and the user's line it answers (the drill-down), also what the CSV holds;
+- `past_runs`, `reopen`: the runs kept in the store, and any of them scored again as an `EvalResult`, so a
+  result outlives the page that started it;
 - `html_report`: all of it in one HTML file with bar plots (pandas Styler bars), for a research meeting.
 """
 
@@ -16,8 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from rp_eval.evaluate.metrics import BY_NAME, METRICS
-from rp_eval.evaluate.runner import EvalResult
+from rp_eval.evaluate.metrics import BY_NAME, METRICS, LengthTarget
+from rp_eval.evaluate.runner import EvalResult, score_row
+from rp_eval.evaluate.score import load_weights
+from rp_eval.evaluate.task import Task, load_task
 from rp_eval.store import Store
 
 FINISH_REASONS = ("eos", "stop_string", "length_trimmed", "length")
@@ -25,7 +29,16 @@ LENGTH_BINS = (0, 10, 20, 40, 60, 80, 120, 200, 10_000)
 LENGTH_LABELS = [f"{a}-{b - 1}" if b < 10_000 else f"{a}+" for a, b in zip(LENGTH_BINS, LENGTH_BINS[1:], strict=False)]
 
 
-def item_table(result: EvalResult) -> pd.DataFrame:
+def item_table(result: EvalResult, task: Task | None = None) -> pd.DataFrame:
+    """Every reply with its scores; with `task`, also the user's line it answers (`user_line`)."""
+    user = result.config.user if result.config else "あなた"
+    lines = {}
+    if task is not None:
+        by_id = {i.id: i for i in task.items}
+        for r in result.rows:
+            item = by_id.get(r.item_id)
+            if item is not None and r.item_id not in lines:
+                lines[r.item_id] = task.personas[item.persona].fill(item.turns[-1].content, user)
     rows = []
     for r in result.rows:
         head = {
@@ -34,6 +47,7 @@ def item_table(result: EvalResult) -> pd.DataFrame:
             "persona": r.persona,
             "split": r.split,
             "multi_turn": r.multi_turn,
+            **({"user_line": lines.get(r.item_id, "")} if task is not None else {}),
             "reply": r.text,
             "finish_reason": r.finish_reason,
             "combined": r.combined,
@@ -111,8 +125,8 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
-def write_csv(result: EvalResult, path: Path) -> Path:
-    return write_text(Path(path), item_table(result).to_csv(index=False))
+def write_csv(result: EvalResult, path: Path, task: Task | None = None) -> Path:
+    return write_text(Path(path), item_table(result, task).to_csv(index=False))
 
 
 def bars(frame: pd.DataFrame, columns: list[str], vmax: float = 1.0) -> str:
@@ -157,3 +171,75 @@ def html_report(result: EvalResult, human: pd.DataFrame | None = None, title: st
 
 def write_report(result: EvalResult, path: Path, human: pd.DataFrame | None = None) -> Path:
     return write_text(Path(path), html_report(result, human))
+
+
+# -- past runs, from the store ------------------------------------------------------------------------------
+
+RUN_COLUMNS = ["run", "model", "status", "replies", "task_version", "temperature", "max_new_tokens", "seed", "updated"]
+
+
+def past_runs(store: Store) -> pd.DataFrame:
+    """Every stored evaluation run, newest first: one row per (model, settings), with its reply count."""
+    from rp_eval.evaluate.runner import mark_interrupted
+    from rp_eval.store import evaluation as db
+
+    mark_interrupted(store)
+    counts = db.reply_counts(store)
+    rows = []
+    for run in db.list_runs(store):
+        gen = (run.settings or {}).get("generation", {})
+        rows.append(
+            {
+                "run": run.id,
+                "model": run.model,
+                "status": run.status,
+                "replies": counts.get(run.id, 0),
+                "task_version": run.task_version,
+                "temperature": gen.get("temperature"),
+                "max_new_tokens": gen.get("max_new_tokens"),
+                "seed": (run.settings or {}).get("seed"),
+                "updated": run.updated_at.strftime("%Y-%m-%d %H:%M") if run.updated_at else "",
+            }
+        )
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def latest_runs(runs: pd.DataFrame, task_version: str) -> list[int]:
+    """The newest finished run of each model on this task version (what the tab opens with)."""
+    done = runs[(runs["status"] == "done") & (runs["task_version"] == task_version) & (runs["replies"] > 0)]
+    return [int(r) for r in done.drop_duplicates("model")["run"]]
+
+
+def reopen(store: Store, run_ids: list[int], task: Task | None = None, weights: str | None = None) -> EvalResult:
+    """The stored replies of `run_ids` scored again (with `weights`, default the current ones) as one result.
+    A run made on another task version is listed in `failed` with the reason, not scored against items that
+    may have changed; so is a second run of a model already in the result."""
+    from rp_eval.store import evaluation as db
+
+    task = task or load_task()
+    scoring = load_weights(weights)
+    items = {i.id: i for i in task.items}
+    result = EvalResult([], task_version=task.version)
+    for run_id in run_ids:
+        run = db.get_run(store, int(run_id))
+        if run is None:
+            result.failed[f"#{run_id}"] = "no such run in the store"
+            continue
+        label = f"{run.model} (#{run.id})"
+        if run.task_version != task.version:
+            result.failed[label] = f"made on task version {run.task_version}; the current task is {task.version}"
+            continue
+        if run.model in result.runs:
+            result.failed[label] = f"{run.model} is already shown from run #{result.runs[run.model]}"
+            continue
+        result.runs[run.model] = run.id
+        user = (run.settings or {}).get("user", "あなた")
+        for reply in db.replies(store, run.id):
+            item = items.get(reply.item_id)
+            if item is not None:
+                fields = {k: getattr(reply, k) for k in STORED_FIELDS}
+                result.rows.append(score_row(run.model, item, task, fields, LengthTarget(), scoring, user))
+    return result
+
+
+STORED_FIELDS = ("text", "finish_reason", "cut_mid_sentence", "new_tokens", "seconds", "extras")

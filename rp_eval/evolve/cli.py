@@ -17,7 +17,7 @@ def _evolve(args: argparse.Namespace) -> int:
     if args.action == "run":
         genome = genomes.load_genome(args.genome) if args.genome else None
         if genome is None and not args.resume:
-            raise search.SearchError("evolve run needs --genome (a file or a name in merges/genomes/)")
+            raise search.SearchError("evolve run needs --genome (a file or a name in the workspace's evolve/genomes/)")
         settings = search.SearchSettings(
             population=args.population,
             sigma0=args.sigma0,
@@ -61,9 +61,11 @@ def _evolve(args: argparse.Namespace) -> int:
         from rp_eval.merge.run import MergeProgress
 
         last: MergeProgress | None = None
-        for last in search.export_best(args.run, args.name or f"{args.run}-best"):
+        name = args.name or f"{args.run}-best"
+        for last in search.export_best(args.run, name, args.recipe_dir or None):
             print(last.message, file=sys.stderr)
-        print(json.dumps({"model": last.model, "folder": last.folder}))
+        recipe = str(search.recipe_path(name, args.recipe_dir or None))
+        print(json.dumps({"model": last.model, "folder": last.folder, "recipe": recipe}))
     return 0
 
 
@@ -71,7 +73,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("evolve", help="evolutionary merge: CMA-ES over a genome, role-play fitness")
     p.add_argument("action", choices=["run", "list", "show", "export"])
     p.add_argument("--run", default="evolve", help="the run's name")
-    p.add_argument("--genome", default="", help="run: a genome YAML file or a name in merges/genomes/")
+    p.add_argument("--genome", default="", help="run: a genome YAML file or a name in the workspace's evolve/genomes/")
     p.add_argument("--resume", action="store_true", help="run: continue a killed or stopped run from its checkpoint")
     p.add_argument("--population", type=int, default=8)
     p.add_argument("--sigma0", type=float, default=0.2)
@@ -86,6 +88,7 @@ def add_parser(sub) -> None:
     p.add_argument("--weights", default=None, help="run: the fitness's weights (YAML path or workspace name)")
     p.add_argument("--judge", default=None, help="run: a registered model as the judge metric (weight it)")
     p.add_argument("--name", default="", help="export: the merged model's name (and recipe file)")
+    p.add_argument("--recipe-dir", default="", help="export: folder for NAME.yaml (default: the workspace's merges/)")
     p.add_argument(
         "--ray-address", default="", help="run: evaluate through Ray actors on a running cluster (auto or HOST:PORT)"
     )

@@ -167,11 +167,13 @@ def recipe_yaml(d: Decoded) -> str:
     return recipes.to_yaml(to_recipe(d))
 
 
-# -- genome files: merges/genomes/NAME.yaml ------------------------------------------------------------------
+# -- genome files: <workspace>/evolve/genomes/NAME.yaml (never the source checkout) ----------------------------
 
 
 def genomes_dir() -> Path:
-    path = recipes.recipes_dir() / "genomes"
+    from rp_eval import settings
+
+    path = settings.home() / "evolve" / "genomes"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

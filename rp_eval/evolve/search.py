@@ -322,14 +322,44 @@ def best_candidate(run: str):
     return max(ok, key=lambda r: r.fitness)
 
 
-def export_best(run: str, name: str) -> Iterator:
-    """Write the best candidate's recipe to merges/NAME.yaml and run the full merge with mergekit (registers it).
+def recipes_folder() -> Path:
+    """Where exported recipes go unless the user names a folder: the workspace, never the source checkout."""
+    return app_settings.home() / "merges"
+
+
+def recipe_path(name: str, folder: str | Path | None = None) -> Path:
+    from rp_eval.evolve.genome import NAME
+
+    if not NAME.fullmatch(name or ""):
+        raise SearchError(f"name '{name}': use letters, digits, '-', '_' and '.' only, not starting with '.'")
+    return Path(folder or recipes_folder()).expanduser() / f"{name}.yaml"
+
+
+def save_best_recipe(run: str, name: str, folder: str | Path | None = None) -> Path:
+    """The best candidate's recipe, checked, written atomically to FOLDER/NAME.yaml (default: the workspace)."""
+    from rp_eval.merge import recipe as recipes
+
+    best = best_candidate(run)
+    recipes.validate(best.recipe, check_shapes=False)
+    path = recipe_path(name, folder)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".yaml.tmp")
+        tmp.write_text(best.recipe, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as err:
+        raise SearchError(f"can not write the recipe to {path}: {err.strerror or err}") from err
+    return path
+
+
+def export_best(run: str, name: str, folder: str | Path | None = None) -> Iterator:
+    """Write the best candidate's recipe to FOLDER/NAME.yaml (default: `recipes_folder()`, in the workspace) and
+    run the full merge with mergekit (registers it).
 
     DARE's mask comes from mergekit's own seeded RNG there, so a dare_ties export is a fresh draw of the same
     recipe, not the candidate's exact weights."""
-    from rp_eval.merge import recipe as recipes
     from rp_eval.merge.run import merge
 
     best = best_candidate(run)
-    recipes.save_recipe(name, best.recipe)
+    save_best_recipe(run, name, folder)
     yield from merge(best.recipe, name)

@@ -29,8 +29,8 @@ from pathlib import Path
 from rp_eval import processes
 from rp_eval import settings as paths
 from rp_eval.errors import RpEvalError
-from rp_eval.finetune import data as datalib
 from rp_eval.finetune.config import TARGET_MODULES, FinetuneSettings
+from rp_eval.finetune.plan import PlanError, plan_data
 from rp_eval.models import registry
 from rp_eval.store import finetune as runs
 from rp_eval.store import get_store
@@ -104,7 +104,10 @@ def _check(s: FinetuneSettings, adapter_name: str) -> None:
 def start(s: FinetuneSettings) -> int:
     """Check the request, record the run and start training in a background thread; returns the run id."""
     mark_interrupted()
-    datalib.load_conversations(s.data, s.data_split)  # bad data fails here, before a run is recorded
+    try:  # bad data or a warm-up as long as the run fails here, before a run is recorded
+        plan_data(s)
+    except PlanError as err:
+        raise FinetuneError(str(err)) from err
     _check(s, s.adapter_name or f"{s.base_model}-rp-lora-new")
     if s.merge_full and s.adapter_name and registry.get_store().get_model(f"{s.adapter_name}-merged"):
         raise FinetuneError(f"a model named '{s.adapter_name}-merged' is already registered: choose another name")

@@ -44,6 +44,19 @@ def held_prompts(conversations: list[list[Message]], n: int) -> list[list[Messag
     return prompts
 
 
+def task_prompts(n: int, seed: int = 0) -> list[list[Message]]:
+    """`n` conversations of the evaluation task (its dev split, a seeded subset; the test split too when `n` is
+    larger), each up to the user turn a reply answers: prompts the training never saw, the ones evaluation uses."""
+    from rp_eval.evaluate.task import load_task
+
+    if n <= 0:
+        return []
+    task = load_task()
+    dev = task.select("dev")
+    items = task.select("dev", n, seed) if n <= len(dev) else task.select("all", min(n, len(task.items)), seed)
+    return [item.messages(task.personas[item.persona]) for item in items]
+
+
 def stop_stats(
     model, tokenizer, fmt: PromptFormat, prompts: list[list[Message]], end_text: str, settings: GenerationSettings
 ) -> StopStats:

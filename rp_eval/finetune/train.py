@@ -14,8 +14,9 @@ from rp_eval.finetune import labels
 from rp_eval.finetune.config import ALL_LINEAR, FinetuneSettings
 from rp_eval.finetune.job import FinetuneError, _Job, default_targets, install, remove_tmp, run_folder
 from rp_eval.finetune.memory import checkpointing, gpu_bytes, load_for_training
+from rp_eval.finetune.plan import Plan, PlanError, plan
 from rp_eval.finetune.preview import tokenizer_and_format
-from rp_eval.finetune.stopcheck import held_prompts, stop_stats
+from rp_eval.finetune.stopcheck import stop_stats, task_prompts
 from rp_eval.models import registry
 from rp_eval.store import finetune as runs
 from rp_eval.store import get_store
@@ -97,7 +98,7 @@ def lora_config(s: FinetuneSettings, model, model_type: str):
 
 
 def training_arguments(
-    s: FinetuneSettings, output_dir: str, has_eval: bool, checkpoint_activations: bool
+    s: FinetuneSettings, output_dir: str, has_eval: bool, checkpoint_activations: bool, plan: Plan | None = None
 ) -> TrainingArguments:
     """The Trainer's arguments for a run (also what benchmarks/finetune_speed.py measures). Batches hold
     conversations of similar length (length-grouped sampling; the collator pads to the longest in the batch,
@@ -119,11 +120,12 @@ def training_arguments(
         use_cpu=not cuda,
         seed=s.seed,
         logging_steps=s.logging_steps,
+        logging_first_step=True,  # a loss point at step 1: the plot draws a line from the start
         save_strategy="steps",
-        save_steps=s.save_steps,
+        save_steps=s.save_steps or (plan.save_steps if plan else 50),
         save_total_limit=2,
         eval_strategy="steps" if has_eval else "no",
-        eval_steps=s.eval_steps,
+        eval_steps=s.eval_steps or (plan.eval_steps if plan and plan.eval_steps else 50),
         report_to="none",
         disable_tqdm=True,
         remove_unused_columns=False,
@@ -163,7 +165,13 @@ def train(job: _Job, s: FinetuneSettings, checkpoint: str | None) -> None:
     eval_set = labels.encode_all(tokenizer, fmt, eval_convs, s.max_length, s.overflow) if eval_convs else None
     job.say(f"train: {train_set.summary()}" + (f"; eval: {eval_set.summary()}" if eval_set else ""))
     counts = {"train": train_set.counts(), **({"eval": eval_set.counts()} if eval_set else {})}
-    runs.update_run(store, run_id, metrics={"data": counts})
+    held = len(eval_set.examples) if eval_set else 0
+    try:
+        steps = plan(s, len(train_set.examples) + held, held)
+    except PlanError as err:
+        raise FinetuneError(str(err)) from err
+    job.say(f"plan: {steps.describe()}")
+    runs.update_run(store, run_id, metrics={"data": counts, "total_steps": steps.total_steps})
 
     if s.qlora:  # casts norms to fp32, enables input grads; checkpointing is on unless asked off (memory.py)
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=s.gradient_checkpointing != "off")
@@ -176,7 +184,7 @@ def train(job: _Job, s: FinetuneSettings, checkpoint: str | None) -> None:
     if ckpt.on:
         model.config.use_cache = False
     folder = str(run_folder(run_id) / "checkpoints")
-    args = training_arguments(s, folder, has_eval=eval_set is not None, checkpoint_activations=ckpt.on)
+    args = training_arguments(s, folder, eval_set is not None, ckpt.on, steps)
     trainer = Trainer(
         model=model,
         args=args,
@@ -198,10 +206,10 @@ def train(job: _Job, s: FinetuneSettings, checkpoint: str | None) -> None:
         runs.update_run(store, run_id, status="cancelled", metrics=summary)
         job.progress.status = "cancelled"
         return
-    _finish(job, s, model, tokenizer, fmt, end, eval_convs or train_convs, summary)
+    _finish(job, s, model, tokenizer, fmt, end, summary)
 
 
-def _finish(job: _Job, s: FinetuneSettings, model, tokenizer, fmt, end, held, summary: dict) -> None:
+def _finish(job: _Job, s: FinetuneSettings, model, tokenizer, fmt, end, summary: dict) -> None:
     run_id = job.progress.run_id
     store = get_store()
     name = s.adapter_name or f"{s.base_model}-rp-lora-{run_id}"
@@ -233,14 +241,15 @@ def _finish(job: _Job, s: FinetuneSettings, model, tokenizer, fmt, end, held, su
     if s.stop_check_prompts:
         model.eval()
         gen = GenerationSettings(max_new_tokens=s.stop_check_tokens, temperature=0.7, seed=s.seed)
-        prompts = held_prompts(held, s.stop_check_prompts)
+        prompts = task_prompts(s.stop_check_prompts, s.seed)
         tuned = stop_stats(model, tokenizer, fmt, prompts, end.text, gen)
         with model.disable_adapter():
             base = stop_stats(model, tokenizer, fmt, prompts, end.text, gen)
         metrics["stop_check"] = {"adapter": tuned.to_dict(), "base": base.to_dict()}
         job.say(
             f"natural-stop rate {base.natural_stop_rate:.0%} → {tuned.natural_stop_rate:.0%}, "
-            f"sentences per reply {base.mean_sentences} → {tuned.mean_sentences} (base → adapter, {len(prompts)} prompts)"
+            f"sentences per reply {base.mean_sentences} → {tuned.mean_sentences} "
+            f"(base → adapter, {len(prompts)} prompts of the evaluation task)"
         )
     if s.merge_full:
         metrics.update(_merge(job, name, model))

@@ -109,3 +109,12 @@ def list_runs(store: Store, model: str | None = None) -> list[EvalRunRow]:
 def get_run(store: Store, run_id: int) -> EvalRunRow | None:
     with store.transaction() as s:
         return s.get(EvalRunRow, run_id)
+
+
+def reply_counts(store: Store) -> dict[int, int]:
+    """Run id -> how many replies it has stored (for the list of past runs)."""
+    from sqlalchemy import func
+
+    with store.transaction() as s:
+        query = select(EvalReplyRow.run_id, func.count()).group_by(EvalReplyRow.run_id)
+        return {run_id: n for run_id, n in s.execute(query)}

@@ -40,7 +40,7 @@ def build_app(
             gr.Markdown(f"# {t('title')}")
             switch = locale.language_switch(app)
         if demo_models:
-            gr.Markdown(t("demo_banner"), elem_id="demo-banner")
+            gr.Markdown(_demo_banner(), elem_id="demo-banner")
         with gr.Tabs():
             if only is None or "models_tab" in only:
                 with gr.Tab(t("models_tab"), id="models"):
@@ -56,3 +56,13 @@ def build_app(
                         importlib.import_module(f"rp_eval.ui.{module}").build()
         locale.localize(app, switch)
     return app
+
+
+def _demo_banner() -> str:
+    """What the demo models are, with how this machine built them (steps and seconds) when that is known."""
+    from rp_eval.models import demo
+
+    info = demo.build_info()
+    if info.get("steps") and info.get("seconds") is not None:
+        return t("demo_banner_built", steps=info["steps"], seconds=info["seconds"])
+    return t("demo_banner_plain")

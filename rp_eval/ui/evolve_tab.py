@@ -1,24 +1,29 @@
 """The Evolve tab: set up a genome from the registered models, start / stop / resume a CMA-ES search, watch best
-and mean fitness per generation, browse the candidates, export the best (recipe to merges/, full mergekit merge,
-registered). All work is done by rp_eval.evolve.search."""
+and mean fitness per generation, browse the candidates, export the best (recipe to a folder the user names, by
+default the workspace's merges/; full mergekit merge, registered). Genomes are saved in the workspace too. All
+work is done by rp_eval.evolve.search."""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
+from rp_eval import paths, settings
 from rp_eval.errors import RpEvalError
 from rp_eval.evolve import audit
 from rp_eval.evolve.genome import METHOD_PARAMS, Genome, save_genome
-from rp_eval.evolve.search import SearchSettings, evolve, export_best, stored_settings
+from rp_eval.evolve.search import SearchSettings, evolve, export_best, recipe_path, recipes_folder, stored_settings
 from rp_eval.models import registry
 from rp_eval.store import evolve as db
 from rp_eval.store import get_store
-from rp_eval.ui.locale import axes, t, warn
+from rp_eval.ui import numbers
+from rp_eval.ui.locale import t, warn
+from rp_eval.ui.zerogpu import on_gpu
 
-_STOP = threading.Event()
+_STOPS: dict[str, threading.Event] = {}  # run name -> its stop flag, while this process runs it
 
 
 def _names() -> list[str]:
@@ -26,10 +31,39 @@ def _names() -> list[str]:
 
 
 def _history_frame(history) -> pd.DataFrame:
-    rows = [{"generation": g, "fitness": v, "series": s} for g, b, m in history for s, v in (("best", b), ("mean", m))]
-    # the empty plot names both series: the legend and colours keep the series the first value had
-    empty = [{"generation": 0, "fitness": 0.0, "series": s} for s in ("best", "mean")]
-    return pd.DataFrame(rows or empty)
+    """(generation, fitness, series) with generations counted from 1 and fitness rounded to 4 places."""
+    rows = [
+        {"generation": g + 1, "fitness": round(v, 4), "series": s}
+        for g, b, m in history
+        for s, v in (("best", b), ("mean", m))
+    ]
+    return pd.DataFrame(rows, columns=["generation", "fitness", "series"])
+
+
+def _history_figure(history):
+    """Best-so-far and mean fitness per generation; whole generations on the axis (matplotlib, for `gr.Plot`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    frame = _history_frame(history)
+    with plt.rc_context({"font.family": ["Noto Sans CJK JP", "DejaVu Sans"]}):
+        fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
+        for series, style in (("best", "o-"), ("mean", "s--")):
+            part = frame[frame["series"] == series]
+            ax.plot(part["generation"], part["fitness"], style, label=t(f"evo_series_{series}"))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if frame.empty:
+            ax.set_xlim(0.5, 2.5)
+        ax.set_xlabel(t("evo_axis_generation"))
+        ax.set_ylabel(t("evo_axis_fitness"))
+        ax.grid(alpha=0.3)
+        if not frame.empty:
+            ax.legend(loc="lower right")
+    plt.close(fig)
+    return fig
 
 
 def candidates_frame(run: str) -> pd.DataFrame:
@@ -41,8 +75,8 @@ def candidates_frame(run: str) -> pd.DataFrame:
                 "generation": c.generation,
                 "index": c.index,
                 "status": c.status,
-                "fitness": c.fitness,
-                "test_fitness": c.test_fitness,
+                "fitness": None if c.fitness is None else round(c.fitness, 4),
+                "test_fitness": None if c.test_fitness is None else round(c.test_fitness, 4),
                 **{k: round(v, 4) for k, v in (c.metrics or {}).items()},
                 "build_s": round(c.build_seconds, 3),
                 "eval_s": round(c.eval_seconds, 2),
@@ -55,36 +89,46 @@ def candidates_frame(run: str) -> pd.DataFrame:
 
 def _settings(population, budget, sigma, seed, dev_limit, tokens) -> SearchSettings:
     return SearchSettings(
-        population=int(population), budget=int(budget), sigma0=float(sigma), seed=int(seed),
-        dev_limit=int(dev_limit), max_new_tokens=int(tokens),
-    )  # fmt: skip
+        population=numbers.whole(population, "evo_population", 2, 10_000),
+        budget=numbers.whole(budget, "evo_budget", 1, 10_000_000),
+        sigma0=numbers.real(sigma, "evo_sigma", 1e-6, 100),
+        seed=numbers.whole(seed, "evo_seed", 0, 2**31 - 1),
+        dev_limit=numbers.whole(dev_limit, "evo_dev_limit", 1, 100_000),
+        max_new_tokens=numbers.whole(tokens, "evo_tokens", 1, 4096),
+    )
 
 
 def _stream(genome, settings, run, resume):
-    _STOP.clear()
+    stop_flag = _STOPS[run] = threading.Event()
     try:
-        for p in evolve(genome, settings, run, resume=resume, stop=_STOP):
-            yield p.message, _history_frame(p.history), candidates_frame(run)
+        for p in evolve(genome, settings, run, resume=resume, stop=stop_flag):
+            yield p.message, _history_figure(p.history), candidates_frame(run)
     except RpEvalError as err:
         yield warn(err), gr.skip(), gr.skip()
+    finally:
+        if _STOPS.get(run) is stop_flag:
+            del _STOPS[run]
 
 
+@on_gpu(duration=600)
 def start(models, base, method, granularity, split, run, population, budget, sigma, seed, dev_limit, tokens):
     try:
         if not [m for m in models or [] if m != base]:
             raise RpEvalError(key="err_evolve_no_models")
+        settings = _settings(population, budget, sigma, seed, dev_limit, tokens)
         genome = Genome(
             name=run, models=[m for m in models or [] if m != base], base_model=base or None, method=method,
-            layer_granularity=int(granularity), split_attention_mlp=bool(split),
+            layer_granularity=numbers.whole(granularity, "evo_granularity", 0, 10_000),
+            split_attention_mlp=bool(split),
         )  # fmt: skip
         save_genome(genome)
-        settings = _settings(population, budget, sigma, seed, dev_limit, tokens)
     except (RpEvalError, ValueError) as err:
         yield warn(err), gr.skip(), gr.skip()
         return
     yield from _stream(genome, settings, run, resume=False)
 
 
+@on_gpu(duration=600)
 def resume(run):
     row = db.get_run(get_store(), run)
     if row is None:
@@ -93,15 +137,29 @@ def resume(run):
     yield from _stream(None, stored_settings(row), run, resume=True)
 
 
-def stop():
-    _STOP.set()
-    return t("evo_stopping")
+def stop(run: str) -> str:
+    """Ask the run to stop after its current candidate; a run that is not running here is said to be so."""
+    flag = _STOPS.get(run)
+    if flag is not None:
+        flag.set()
+        return t("evo_stopping")
+    row = db.get_run(get_store(), run)
+    if row is None:
+        return f"⚠ {t('evo_no_run', run=run)}"
+    if row.status == "running":  # another process (the CLI, another server) runs it
+        return t("evo_running_elsewhere", run=run)
+    best = "–" if row.best_fitness is None else f"{row.best_fitness:.4f}"
+    return t("evo_not_running", run=run, status=row.status, best=best)
 
 
-def export(run, name):
+def export(run, name, folder):
     try:
-        steps = list(export_best(run, name))
-        return t("evo_exported", name=steps[-1].model)
+        where = None
+        if (folder or "").strip():  # a relative folder is taken inside the workspace, not the working folder
+            typed = Path(folder.strip()).expanduser()
+            where = str(paths.confine(typed if typed.is_absolute() else settings.home() / typed, "recipe folder"))
+        steps = list(export_best(run, name, where))
+        return t("evo_exported_to", name=steps[-1].model, path=recipe_path(name, where))
     except RpEvalError as err:
         return warn(err)
 
@@ -130,19 +188,19 @@ def build() -> None:
         refresh_btn = gr.Button(t("evo_refresh"), elem_id="ev-refresh")
     status = gr.Markdown(elem_id="ev-status")
     gr.Markdown(audit.describe_meta(audit.default_fitness_meta()), elem_id="ev-fitness-meta")
-    plot = gr.LinePlot(
-        _history_frame([]), x="generation", y="fitness", color="series", title=t("evo_plot"), elem_id="ev-plot",
-        **axes("generation", "fitness", "series"),
-    )  # fmt: skip
+    plot = gr.Plot(label=t("evo_plot"), elem_id="ev-plot")
     table = gr.Dataframe(label=t("evo_candidates"), interactive=False, elem_id="ev-candidates")
     with gr.Row():
         export_name = gr.Textbox("evolved-best", label=t("evo_export_name"), elem_id="ev-export-name")
+        export_folder = gr.Textbox(
+            label=t("evo_export_folder"), placeholder=str(recipes_folder()), elem_id="ev-export-folder"
+        )
         export_btn = gr.Button(t("evo_export"), elem_id="ev-export")
     inputs = [models, base, method, granularity, split, run, population, budget, sigma, seed, dev_limit, tokens]
     start_btn.click(start, inputs, [status, plot, table])
     resume_btn.click(resume, [run], [status, plot, table])
-    stop_btn.click(stop, None, status)
+    stop_btn.click(stop, run, status, queue=False)
     refresh_btn.click(candidates_frame, [run], table)
-    export_btn.click(export, [run, export_name], status)
+    export_btn.click(export, [run, export_name, export_folder], status)
     for picker in (models, base):  # models registered since the page was built (merges, fine-tunes)
         picker.focus(lambda: gr.update(choices=_names()), None, picker, queue=False, show_progress="hidden")

@@ -16,10 +16,12 @@ from rp_eval import paths
 from rp_eval.errors import RpEvalError
 from rp_eval.finetune import job
 from rp_eval.finetune.config import CHECKPOINTING, SCHEDULES, FinetuneSettings
+from rp_eval.finetune.plan import plan_data
 from rp_eval.finetune.preview import preview
 from rp_eval.models import registry
 from rp_eval.store import finetune as runs
 from rp_eval.store import get_store
+from rp_eval.ui import numbers
 from rp_eval.ui.locale import axes, headers, t, warn
 
 _CSS = (
@@ -100,14 +102,19 @@ def _result(p: job.Progress) -> str:
         check = p.metrics.get("stop_check")
         if check:
             b, a = check["base"], check["adapter"]
-            out += "\n\n" + t(
-                "ft_stop_table",
-                base_stop=b["natural_stop_rate"],
-                tuned_stop=a["natural_stop_rate"],
-                base_text=b["end_text_rate"],
-                tuned_text=a["end_text_rate"],
-                base_sent=b["mean_sentences"],
-                tuned_sent=a["mean_sentences"],
+            out += (
+                "\n\n"
+                + t("ft_stop_caption", prompts=b.get("prompts", "?"))
+                + "\n\n"
+                + t(
+                    "ft_stop_table",
+                    base_stop=b["natural_stop_rate"],
+                    tuned_stop=a["natural_stop_rate"],
+                    base_text=b["end_text_rate"],
+                    tuned_text=a["end_text_rate"],
+                    base_sent=b["mean_sentences"],
+                    tuned_sent=a["mean_sentences"],
+                )
             )
         return out
     if p.status == "failed":
@@ -120,37 +127,52 @@ def _watch(run_id: int):
         yield _progress_html(p), _plot(p), "\n".join(p.log[-200:]), _result(p), run_id, _runs_table()
 
 
-def _start(base, data, adapter_name, r, alpha, dropout, targets, qlora, checkpointing, lr, schedule, warmup, epochs,
-           max_steps, batch, accum, seed, eval_fraction, max_length, overflow, merge_full=False):  # fmt: skip
-    if not base:
+def _settings(base, data, adapter_name, r, alpha, dropout, targets, qlora, checkpointing, lr, schedule, warmup,
+              epochs, max_steps, batch, accum, seed, eval_fraction, max_length, overflow, merge_full=False):  # fmt: skip
+    """The form as FinetuneSettings; every number is checked first and a bad one refused naming its field."""
+    return FinetuneSettings(
+        base_model=base or "-",
+        data=paths.confine_source(data or "", "training data"),
+        adapter_name=adapter_name or "",
+        lora_r=numbers.whole(r, "ft_rank", 1, 1024),
+        lora_alpha=numbers.whole(alpha, "ft_alpha", 1, 100_000),
+        lora_dropout=numbers.real(dropout, "ft_dropout", 0, 0.99),
+        target_modules=tuple(x.strip() for x in (targets or "").split(",") if x.strip()),
+        qlora=qlora,
+        gradient_checkpointing=checkpointing,
+        learning_rate=numbers.real(lr, "ft_lr", 1e-9, 1),
+        schedule=schedule,
+        warmup=numbers.real(warmup, "ft_warmup", 0, 1_000_000),
+        epochs=numbers.real(epochs, "ft_epochs", 0.01, 10_000),
+        max_steps=numbers.whole(max_steps, "ft_max_steps", -1, 10_000_000),
+        batch_size=numbers.whole(batch, "ft_batch", 1, 4096),
+        grad_accum=numbers.whole(accum, "ft_accum", 1, 4096),
+        seed=numbers.whole(seed, "ft_seed", 0, 2**32 - 1),
+        eval_fraction=numbers.real(eval_fraction, "ft_eval_fraction", 0, 0.9),
+        max_length=numbers.whole(max_length, "ft_max_length", 8, 1_000_000),
+        overflow=overflow,
+        merge_full=bool(merge_full),
+    )
+
+
+def _plan(*form) -> str:
+    """How long the run on this form will be, said before it starts (or why it would be refused)."""
+    try:
+        s = _settings(*form)
+        p = plan_data(s)
+    except (numbers.BadNumber, RpEvalError, ValidationError) as err:
+        return f"⚠️ {err}"
+    return t("ft_plan", steps=p.total_steps, per_epoch=p.steps_per_epoch, train=p.train, conversations=p.conversations,
+             held=p.held, warmup=p.warmup_steps, checks=s.stop_check_prompts)  # fmt: skip
+
+
+def _start(*form):
+    if not form[0]:
         yield gr.update(), gr.update(), gr.update(), f"⚠️ {t('ft_choose_base')}", gr.update(), gr.update()
         return
     try:
-        s = FinetuneSettings(
-            base_model=base,
-            data=paths.confine_source(data or "", "training data"),
-            adapter_name=adapter_name or "",
-            lora_r=int(r),
-            lora_alpha=int(alpha),
-            lora_dropout=dropout,
-            target_modules=tuple(x.strip() for x in (targets or "").split(",") if x.strip()),
-            qlora=qlora,
-            gradient_checkpointing=checkpointing,
-            learning_rate=lr,
-            schedule=schedule,
-            warmup=warmup,
-            epochs=epochs,
-            max_steps=int(max_steps),
-            batch_size=int(batch),
-            grad_accum=int(accum),
-            seed=int(seed),
-            eval_fraction=eval_fraction,
-            max_length=int(max_length),
-            overflow=overflow,
-            merge_full=bool(merge_full),
-        )
-        run_id = job.start(s)
-    except (RpEvalError, ValidationError) as err:
+        run_id = job.start(_settings(*form))
+    except (numbers.BadNumber, RpEvalError, ValidationError) as err:
         yield gr.update(), gr.update(), gr.update(), warn(err), gr.update(), gr.update()
         return
     yield from _watch(run_id)
@@ -203,18 +225,19 @@ def build() -> None:
         with gr.Row():
             lr = gr.Number(d.learning_rate, label=t("ft_lr"), elem_id="ft-lr")
             schedule = gr.Dropdown(list(SCHEDULES), value=d.schedule, label=t("ft_schedule"))
-            warmup = gr.Number(d.warmup, label=t("ft_warmup"))
+            warmup = gr.Number(d.warmup, label=t("ft_warmup"), elem_id="ft-warmup")
             epochs = gr.Number(d.epochs, label=t("ft_epochs"))
             max_steps = gr.Number(d.max_steps, label=t("ft_max_steps"), precision=0, elem_id="ft-max-steps")
         with gr.Row():
             batch = gr.Number(d.batch_size, label=t("ft_batch"), precision=0, elem_id="ft-batch")
             accum = gr.Number(d.grad_accum, label=t("ft_accum"), precision=0, elem_id="ft-accum")
             seed = gr.Number(d.seed, label=t("ft_seed"), precision=0)
-            eval_fraction = gr.Number(d.eval_fraction, label=t("ft_eval_fraction"))
+            eval_fraction = gr.Number(d.eval_fraction, label=t("ft_eval_fraction_loss"))
             max_length = gr.Number(d.max_length, label=t("ft_max_length"), precision=0)
             overflow = gr.Radio(
                 [(t(f"ft_overflow_{k}"), k) for k in ("truncate", "drop")], value=d.overflow, label=t("ft_overflow")
             )
+    plan = gr.Markdown(elem_id="ft-plan")
     preview_html = gr.HTML(elem_id="ft-preview")
     progress = gr.HTML(f"<p>{t('ft_progress_idle')}</p>", elem_id="ft-progress")
     result = gr.Markdown(elem_id="ft-result")
@@ -237,6 +260,11 @@ def build() -> None:
     watched = [progress, plot, log, result, run_id, table]
     preview_button.click(_preview, [base, data, max_length], preview_html)
     start.click(_start, form, watched, concurrency_limit=None)
+    for box in form[3:]:  # the plan follows every setting as it is typed or picked
+        if hasattr(box, "change"):
+            box.change(_plan, form, plan, show_progress="hidden", trigger_mode="always_last")
+    data.blur(_plan, form, plan, show_progress="hidden")
+    gr.context.Context.root_block.load(_plan, form, plan, show_progress="hidden")
     cancel.click(_cancel, run_id, result, concurrency_limit=None)
     resume.click(_resume, run_id, watched, concurrency_limit=None)
     refresh.click(lambda: (_runs_table(), gr.update(choices=_bases())), None, [table, base])

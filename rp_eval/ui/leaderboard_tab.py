@@ -150,6 +150,9 @@ def build() -> None:
     outputs = [summary, arena_table, scores_plot, rates_table, rates_plot, likert_table, likert_plot, agreement_table]
     outputs += [seen, persona, rater, exclude]
     refresh_button.click(refresh, filters, outputs, api_name="leaderboard_refresh")
+    tab = gr.context.Context.block  # the tab this is built in: filled when it is opened, no Refresh needed
+    opened = tab.select if isinstance(tab, gr.Tab) else gr.context.Context.root_block.load
+    opened(refresh, filters, outputs, show_progress="minimal")
     auto.change(lambda on: gr.Timer(active=on), auto, timer)
     timer.tick(poll, [auto, seen, *filters], outputs, show_progress="hidden")
     export_button.click(export, [kind, fmt, *filters], [files, export_status], api_name="leaderboard_export")

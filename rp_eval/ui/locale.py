@@ -468,6 +468,64 @@ STRINGS: dict[str, str] = {
     "col_weight": "weight",
     "col_layer_range": "layer range",
     "col_other": "other",
+    # -- Evaluate tab: past runs, heat map, number checks (rp_eval/ui/evaluate_tab.py, rp_eval/ui/numbers.py) --
+    "ev_past": "Past evaluations (kept in the workspace)",
+    "ev_runs": "Stored runs, newest first (one per model and settings)",
+    "ev_pick": "Runs to show (the newest finished run of each model is chosen when the page opens)",
+    "ev_open": "Show these runs",
+    "ev_pick_runs": "Choose one or more stored runs to show.",
+    "ev_no_runs": "No evaluation is stored yet: choose models above and press **Evaluate**.",
+    "ev_run_label": "#{run} · {model} · {status} · {replies} replies · {when} · temperature {temperature} · seed {seed}",
+    "ev_reopened": "Showing **{runs}** stored runs: {replies} replies, scored with the current weights (task version `{version}`).",
+    "ev_not_started": "Not started",
+    "ev_group": "Metrics shown",
+    "ev_group_all": "All",
+    "ev_group_ending": "How replies end",
+    "ev_group_length": "Length",
+    "ev_group_leakage": "Leaks",
+    "ev_group_japanese": "Japanese",
+    "ev_group_character": "Character",
+    "ev_heatmap_scale": "1 = the good end (no leaks = 1)",
+    "ev_detail_turns": "**The conversation the reply answers**",
+    "num_missing": "**{field}** is empty: type a number.",
+    "num_not_number": "**{field}**: `{value}` is not a number.",
+    "num_not_whole": "**{field}** must be a whole number (got {value}).",
+    "num_too_small": "**{field}** must be at least {low} (got {value}).",
+    "num_too_large": "**{field}** must be at most {high} (got {value}).",
+    # -- Fine-tune tab: the run's plan and its stop check (rp_eval/ui/finetune_tab.py) --
+    "ft_plan": (
+        "**This run: {steps} optimizer steps** ({per_epoch} per epoch) on {train} of {conversations} conversations; "
+        "{held} held out for the eval loss; warm-up {warmup} steps. Afterwards the adapter and its base answer "
+        "{checks} prompts of the evaluation task, to compare how often each ends its reply by itself."
+    ),
+    "ft_eval_fraction_loss": "Held-out fraction (eval loss)",
+    "ft_stop_caption": "Before and after, on {prompts} prompts of the evaluation task:",
+    # -- Evolve tab: stop, plot, export folder (rp_eval/ui/evolve_tab.py) --
+    "evo_no_run": "There is no evolve run named '{run}'.",
+    "evo_not_running": "Run '{run}' is not running (status: {status}; best fitness {best}): there is nothing to stop.",
+    "evo_running_elsewhere": "Run '{run}' is running in another process (the command line or another server): stop it there.",
+    "evo_series_best": "best so far",
+    "evo_series_mean": "mean of the generation",
+    "evo_axis_generation": "generation",
+    "evo_axis_fitness": "fitness",
+    "evo_export_folder": "Folder for the recipe (empty: the workspace's merges/; a relative folder is inside the workspace)",
+    "evo_exported_to": "Wrote `{path}` and registered **{name}**: it is ready in the Chat and Rate tabs.",
+    # -- Models, Merge, Rate and Leaderboard tabs: smaller fixes --
+    "format_when_loaded": "auto (decided when first loaded)",
+    "rate_missing_scores": "Give a score from 1 to 5 for: {axes}.",
+    "demo_banner_built": (
+        "**Offline demo models.** `demo-llama-a`, `demo-llama-b` and `demo-mistral` are tiny models (about a million "
+        "parameters) trained on this machine at the app's first start, {steps} optimizer steps in {seconds} seconds, "
+        "on a small Japanese role-play corpus, so the whole app can be tried with no network and no GPU. Their "
+        "Japanese is rough because they are so small; register real models below (a Hugging Face id or a folder) for "
+        "real work."
+    ),
+    "demo_banner_plain": (
+        "**Offline demo models.** `demo-llama-a`, `demo-llama-b` and `demo-mistral` are tiny models (about a million "
+        "parameters) trained briefly on a small Japanese role-play corpus, so the whole app can be tried with no "
+        "network and no GPU. Their Japanese is rough because they are so small; register real models below (a Hugging "
+        "Face id or a folder) for real work."
+    ),
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."

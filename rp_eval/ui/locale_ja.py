@@ -478,4 +478,60 @@ JA: dict[str, str] = {
     "err_card_too_big": "{source}: ファイルが {mb} MB あります。読み込めるカードは {limit} MB までです",
     "err_card_bad": "カード '{name}': {detail}",
     "err_card_book": "{source}: 'data.character_book' 欄は 'entries' のリストを持つオブジェクトである必要があります",
+    # -- Evaluate tab: past runs, heat map, number checks (rp_eval/ui/evaluate_tab.py, rp_eval/ui/numbers.py) --
+    "ev_past": "過去の評価（ワークスペースに保存済み）",
+    "ev_runs": "保存された実行（新しい順、モデルと設定の組ごとに 1 行）",
+    "ev_pick": "表示する実行（ページを開くと、各モデルの最新の完了済み実行が選ばれます）",
+    "ev_open": "選んだ実行を表示",
+    "ev_pick_runs": "表示する実行を 1 つ以上選んでください。",
+    "ev_no_runs": "保存された評価はまだありません。上でモデルを選び、**評価を実行** を押してください。",
+    "ev_run_label": "#{run} · {model} · {status} · 応答 {replies} 件 · {when} · 温度 {temperature} · シード {seed}",
+    "ev_reopened": "保存済みの実行 **{runs}** 件を表示中：応答 {replies} 件を現在の重みで採点しました（タスク版 `{version}`）。",
+    "ev_not_started": "未開始",
+    "ev_group": "表示する指標",
+    "ev_group_all": "すべて",
+    "ev_group_ending": "応答の終わり方",
+    "ev_group_length": "長さ",
+    "ev_group_leakage": "漏れ",
+    "ev_group_japanese": "日本語",
+    "ev_group_character": "キャラクター",
+    "ev_heatmap_scale": "1 が良い側（漏れなし = 1）",
+    "ev_detail_turns": "**この応答が答えている会話**",
+    "num_missing": "**{field}** が空です。数値を入力してください。",
+    "num_not_number": "**{field}**：`{value}` は数値ではありません。",
+    "num_not_whole": "**{field}** は整数で入力してください（入力値 {value}）。",
+    "num_too_small": "**{field}** は {low} 以上にしてください（入力値 {value}）。",
+    "num_too_large": "**{field}** は {high} 以下にしてください（入力値 {value}）。",
+    # -- Fine-tune tab: the run's plan and its stop check (rp_eval/ui/finetune_tab.py) --
+    "ft_plan": (
+        "**この設定での学習：最適化ステップ {steps} 回**（1 エポックあたり {per_epoch} 回）。会話 {conversations} 件のうち "
+        "{train} 件で学習し、{held} 件を評価損失用に取り分けます。ウォームアップは {warmup} ステップ。学習後、アダプタと"
+        "ベースモデルが評価タスクのプロンプト {checks} 件に応答し、自分で応答を終えられる割合を比べます。"
+    ),
+    "ft_eval_fraction_loss": "取り分ける割合（評価損失用）",
+    "ft_stop_caption": "学習前と学習後（評価タスクのプロンプト {prompts} 件）：",
+    # -- Evolve tab: stop, plot, export folder (rp_eval/ui/evolve_tab.py) --
+    "evo_no_run": "'{run}' という名前の進化的マージの実行はありません。",
+    "evo_not_running": "実行 '{run}' は動いていません（状態：{status}、最良の適合度 {best}）。止めるものはありません。",
+    "evo_running_elsewhere": "実行 '{run}' は別のプロセス（コマンドラインや別のサーバー）で動いています。そちらで止めてください。",
+    "evo_series_best": "これまでの最良",
+    "evo_series_mean": "世代の平均",
+    "evo_axis_generation": "世代",
+    "evo_axis_fitness": "適合度",
+    "evo_export_folder": "レシピの保存先フォルダ（空欄：ワークスペースの merges/、相対パスはワークスペース内）",
+    "evo_exported_to": "`{path}` を書き出し、**{name}** を登録しました。チャットと人手評価のタブですぐに使えます。",
+    # -- Models, Merge, Rate and Leaderboard tabs: smaller fixes --
+    "format_when_loaded": "auto（初回の読み込み時に決定）",
+    "rate_missing_scores": "次の項目に 1〜5 の点をつけてください：{axes}。",
+    "demo_banner_built": (
+        "**オフラインのデモモデルです。** `demo-llama-a`・`demo-llama-b`・`demo-mistral` は約 100 万パラメータの極小モデルで、"
+        "アプリの初回起動時にこのマシンで、小さな日本語ロールプレイコーパスを使って学習しました（最適化ステップ {steps} 回、"
+        "{seconds} 秒）。ネットワークも GPU もなしにアプリ全体を試せます。小さすぎて日本語はぎこちないので、実際の研究には"
+        "下で本物のモデル（Hugging Face の ID かフォルダ）を登録してください。"
+    ),
+    "demo_banner_plain": (
+        "**オフラインのデモモデルです。** `demo-llama-a`・`demo-llama-b`・`demo-mistral` は、小さな日本語ロールプレイ"
+        "コーパスで短時間だけ学習した約 100 万パラメータの極小モデルで、ネットワークも GPU もなしにアプリ全体を試せます。"
+        "小さすぎて日本語はぎこちないので、実際の研究には下で本物のモデル（Hugging Face の ID かフォルダ）を登録してください。"
+    ),
 }

@@ -145,7 +145,12 @@ def build() -> None:
         check_status = gr.Markdown()
     gr.Markdown(f"### {t('mg_builder_heading')}")
     with gr.Row():
-        files = gr.Dropdown(recipe.list_recipes(), label=t("mg_recipe_file"), allow_custom_value=True, scale=3)
+        # nothing chosen while the form is empty (a Dropdown shows its first choice unless told None); choosing a
+        # preset loads it into the form at once
+        files = gr.Dropdown(
+            recipe.list_recipes(), value=None, label=t("mg_recipe_file"), allow_custom_value=True, scale=3,
+            elem_id="merge-recipe-file",
+        )  # fmt: skip
         load_button = gr.Button(t("mg_load"), scale=1)
         save_button = gr.Button(t("mg_save"), scale=1)
         dup_button = gr.Button(t("mg_duplicate"), scale=1)
@@ -190,6 +195,7 @@ def build() -> None:
         w.input(form_to_yaml, all_form, [yaml_box, problems_md])
     yaml_box.input(yaml_to_form, yaml_box, [*widgets, problems_md])
     load_button.click(load, files, [*widgets, yaml_box, status])
+    files.select(load, files, [*widgets, yaml_box, status])
     save_button.click(lambda n, y: save(n, y, False), [files, yaml_box], [files, status])
     dup_button.click(lambda n, y: save(n, y, True), [files, yaml_box], [files, status])
     job = run_button.click(run, [yaml_box, out_name], status)

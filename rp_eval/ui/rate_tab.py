@@ -7,6 +7,7 @@ names stay in the store until the judgement is saved, then come back in the stat
 from __future__ import annotations
 
 import random
+import re
 
 import gradio as gr
 
@@ -16,6 +17,7 @@ from rp_eval.ratings import arena, hub_sync
 from rp_eval.ratings.records import AXES
 from rp_eval.store import get_store
 from rp_eval.ui.locale import t, warn
+from rp_eval.ui.zerogpu import on_gpu
 
 VOTES = [("model_a", "rate_vote_a"), ("model_b", "rate_vote_b"), ("tie", "rate_vote_tie"), ("bothbad", "rate_vote_bad")]
 
@@ -24,6 +26,15 @@ def _who(name: str, request: gr.Request | None) -> str:
     """The logged-in user when the app runs with auth, else the name typed in this browser session."""
     user = getattr(request, "username", None) if request is not None else None
     return user or (name or "").strip()
+
+
+RATER_KEY = "rp_eval_rater"
+
+
+def _ja() -> bool:
+    from rp_eval.ui.locale import language
+
+    return language() == "ja"
 
 
 def _shows_result(status: str | None) -> bool:
@@ -59,6 +70,7 @@ def _pair_outputs(view: arena.PairView, status: str):
     return view.item_id, a, b, status
 
 
+@on_gpu(duration=120)
 def new_pair(name, persona, message, max_new_tokens, temperature, request: gr.Request):
     try:
         view = arena.open_pair(
@@ -69,6 +81,7 @@ def new_pair(name, persona, message, max_new_tokens, temperature, request: gr.Re
     return _pair_outputs(view, t("rate_pair_ready", persona=view.persona_name or "-"))
 
 
+@on_gpu(duration=120)
 def continue_pair(item_id, message):
     if not item_id:
         return gr.skip(), gr.skip(), gr.skip(), f"⚠️ {t('rate_no_pair')}", gr.skip()
@@ -94,6 +107,7 @@ def _vote(winner: str):
     return handler
 
 
+@on_gpu(duration=120)
 def new_single(name, persona, message, source, max_new_tokens, temperature, request: gr.Request):
     rater = _who(name, request)
     clear = [gr.update(value=None)] * len(AXES)
@@ -123,6 +137,9 @@ def save_scores(request: gr.Request, item_id, name, status, comment, *values):
     if not item_id:
         return "", gr.skip() if _shows_result(status) else f"⚠️ {t('rate_no_single')}"
     scores = {axis.name: (int(v) if v not in (None, "") else None) for axis, v in zip(AXES, values, strict=True)}
+    missing = [re.split(r"[:：]", t(f"rate_axis_{name}"))[0] for name, v in scores.items() if v is None]
+    if missing:  # named as the page names them, not by the axes' names in the data
+        return item_id, f"⚠️ {t('rate_missing_scores', axes='、'.join(missing) if _ja() else ', '.join(missing))}"
     try:
         reveal = arena.score(get_store(), item_id, _who(name, request), scores, comment or "")
     except RpEvalError as err:
@@ -141,6 +158,9 @@ def build() -> None:
     hub_sync.start_from_env()  # off unless RP_EVAL_RATINGS_HUB_REPO is set (a Space keeping its ratings)
     gr.Markdown(t("rate_intro"))
     rater = gr.Textbox(label=t("rate_rater"), placeholder=t("rate_rater_placeholder"), elem_id="rate-rater")
+    # the name is kept in the browser (localStorage), so a rater types it once, not at every page load
+    gr.context.Context.root_block.load(None, None, rater, js=f"() => localStorage.getItem('{RATER_KEY}') || ''")
+    rater.change(None, rater, None, js=f"(name) => {{ localStorage.setItem('{RATER_KEY}', name || ''); }}")
     with gr.Tabs():
         with gr.Tab(t("rate_pair_tab"), id="rate-pair"):
             item = gr.State("")

@@ -33,6 +33,16 @@ def test_trim_to_last_whole_sentence():
     assert t.trim_to_sentence("そうだね。」次") == "そうだね。」"
 
 
+def test_an_apostrophe_or_a_quote_alone_is_no_sentence_end():
+    assert t.trim_to_sentence("I don't know what you mean and") == ""
+    assert t.trim_to_sentence("Don’t go. I won’t") == "Don’t go."
+    assert t.trim_to_sentence('He said "Yes." and then') == 'He said "Yes."'
+    assert t.trim_to_sentence("I like it (a lot) and") == ""
+    assert t.trim_to_sentence("(Nods.) And") == "(Nods.)"
+    assert t.trim_to_sentence("それは「本当？」と") == "それは「本当？」"
+    assert not t.ends_sentence("don'") and not t.ends_sentence("version 3.'")
+
+
 def test_ends_sentence():
     assert t.ends_sentence("はい。")
     assert t.ends_sentence("「はい」 ")

@@ -49,7 +49,8 @@ def test_short_search_on_the_demo_models_and_export(demo_workspace, monkeypatch,
     assert seconds < 60, seconds
     steps = list(export_best("demo-search", "demo-evolved"))
     assert steps[-1].stage == "done" and get_store().get_model("demo-evolved").kind == "merged"
-    assert (tmp_path / "merges" / "demo-evolved.yaml").exists()
+    assert (demo_workspace / "merges" / "demo-evolved.yaml").exists()  # in the workspace, not the checkout
+    assert not (tmp_path / "merges" / "demo-evolved.yaml").exists()
 
 
 def test_a_killed_run_resumes_with_the_same_results(tiny_family, workspace, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from rp_eval.models.registry import add_model
 from tests.conftest import save_tiny
 
-PEER = Path(__file__).resolve().parents[3] / "shared" / "peer"
+DATA = Path(__file__).resolve().parents[1] / "data"  # published config shapes and mergekit examples (see its README)
 SEED = {
     "elyza": "elyza--ELYZA-japanese-Llama-2-7b-instruct",
     "beta": "stabilityai--japanese-stablelm-instruct-beta-7b",
@@ -45,14 +45,12 @@ def registered(workspace, tiny_models, tmp_path, monkeypatch) -> dict[str, Path]
 @pytest.fixture(scope="session")
 def seed_configs(tmp_path_factory) -> dict[str, Path]:
     """Config-only folders (no weights, no tokenizer) of the six seed models."""
-    if not PEER.exists():
-        pytest.fail(f"the peer test data is missing: {PEER}")
     root = tmp_path_factory.mktemp("seed-configs")
     out = {}
     for key, stem in SEED.items():
         folder = root / stem
         folder.mkdir()
-        config = json.loads((PEER / "model-configs" / f"{stem}.config.json").read_text())
+        config = json.loads((DATA / "model-configs" / f"{stem}.config.json").read_text())
         (folder / "config.json").write_text(json.dumps(config))
         out[key] = folder
     return out

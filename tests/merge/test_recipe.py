@@ -10,9 +10,9 @@ import pytest
 from rp_eval.merge import form, recipe
 from rp_eval.merge.methods import method_names, methods
 from tests.conftest import save_tiny
-from tests.merge.conftest import PEER
+from tests.merge.conftest import DATA
 
-EXAMPLES = sorted((PEER / "mergekit-examples").glob("*.yml"))
+EXAMPLES = sorted((DATA / "mergekit-examples").glob("*.yml"))
 PRESETS = sorted((Path(__file__).resolve().parents[2] / "merges").glob("*.yaml"))
 
 
