@@ -255,6 +255,7 @@ def _extra(result: GenerationResult) -> dict:
         "stop": result.stop,
         "first_token_seconds": result.first_token_seconds,
         "tokens_per_second": result.tokens_per_second,
+        "dropped_turns": result.dropped_turns,  # oldest messages left out to fit the model's context
     }
 
 

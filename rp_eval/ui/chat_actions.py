@@ -81,10 +81,12 @@ _FINISH_KEYS = {f"finish_{r}" for r in session.FINISH_WORDS}
 def footer(turn_or_result, model: str) -> str:
     """The line under a reply: why it ended, tokens, speed, and the model that wrote it."""
     n, reason = turn_or_result.new_tokens, reason_words(turn_or_result)
+    dropped = getattr(turn_or_result, "dropped_turns", 0)  # a reply to a conversation longer than the context
+    note = " · " + t("chat_dropped_turns", n=dropped) if dropped else ""
     if n:
         tps = f"{turn_or_result.tokens_per_second:.1f}"
-        return t("chat_footer", model=model, reason=reason, tokens=n, tps=tps)
-    return t("chat_footer_short", model=model, reason=reason)
+        return t("chat_footer", model=model, reason=reason, tokens=n, tps=tps) + note
+    return t("chat_footer_short", model=model, reason=reason) + note
 
 
 def side_turns(turns: list, side: str) -> list:

@@ -102,6 +102,7 @@ STRINGS: dict[str, str] = {
     "chat_side_label": "{side}: {model}",
     "chat_footer": "{reason} · {tokens} tokens · {tps} tokens/s · {model}",
     "chat_footer_short": "{reason} · {model}",
+    "chat_dropped_turns": "the oldest {n} messages were left out to fit the model's context",
     "finish_eos": "ended",
     "finish_stop_string": "stop string",
     "finish_length_trimmed": "trimmed at the cap",

@@ -84,6 +84,7 @@ JA: dict[str, str] = {
     "chat_side_label": "{side}: {model}",
     "chat_footer": "{reason} · {tokens} トークン · 毎秒 {tps} トークン · {model}",
     "chat_footer_short": "{reason} · {model}",
+    "chat_dropped_turns": "モデルが読める長さに収めるため、古いメッセージ {n} 件を省きました",
     "finish_eos": "自然に終了",
     "finish_stop_string": "停止文字列で終了",
     "finish_length_trimmed": "上限に達したため文末まで切り詰め",
