@@ -112,9 +112,24 @@ def serve(args: argparse.Namespace) -> int:
     from rp_eval.guard import Guard
 
     guarded = Guard(server, {path: set(page.fns) for path, page in mounted.items()})
+    _quiet_shutdown()
     # SIGTERM: open event streams are not waited for more than a few seconds
     uvicorn.run(guarded, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3)
     return 0
+
+
+def _quiet_shutdown() -> None:
+    """A page's event stream still open when the server stops is cancelled after the grace period; uvicorn logs
+    that as an error with a traceback, which is no error of the app: it is left out of the log."""
+    import asyncio
+    import logging
+
+    class _Cancelled(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+    for name in ("uvicorn.error", "uvicorn"):
+        logging.getLogger(name).addFilter(_Cancelled())
 
 
 def _private(blocks) -> None:

@@ -20,7 +20,7 @@ from rp_eval.evaluate.task import load_task
 from rp_eval.models import registry
 from rp_eval.store import get_store
 from rp_eval.ui import meta_section, numbers
-from rp_eval.ui.locale import axes, t, warn
+from rp_eval.ui.locale import axes, headers, t, warn
 from rp_eval.ui.zerogpu import on_gpu
 
 DRILL_COLUMNS = ["model", "item", "persona", "user_line", "reply", "finish_reason", "combined", "chars"]
@@ -148,7 +148,7 @@ def _runs(selected: list[int] | None = None):
     choices = [(_run_label(r), int(r["run"])) for _, r in runs.iterrows()]
     if selected is None:
         selected = report.latest_runs(runs, load_task().version)
-    return runs, gr.update(choices=choices, value=selected)
+    return headers(runs), gr.update(choices=choices, value=selected)
 
 
 def _open(run_ids, group):

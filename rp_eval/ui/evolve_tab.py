@@ -98,6 +98,17 @@ def _settings(population, budget, sigma, seed, dev_limit, tokens) -> SearchSetti
     )
 
 
+def _fitness_meta_line(meta: dict) -> str:
+    """How often the fitness prefers the better reply of the meta-evaluation pairs, in the page's language."""
+    if not meta or "error" in meta:
+        return t("evo_meta_none")
+    cats = ", ".join(f"{c} {v:.0%}" for c, v in meta["by_category"].items() if v is not None)
+    return t(
+        "evo_meta_line", weights=meta["weights"], judge=meta.get("judge") or "-", accuracy=f"{meta['accuracy']:.1%}",
+        pairs=meta["pairs"], lo=f"{meta['lo']:.1%}", hi=f"{meta['hi']:.1%}", categories=cats,
+    )  # fmt: skip
+
+
 def _stream(genome, settings, run, resume):
     stop_flag = _STOPS[run] = threading.Event()
     try:
@@ -187,7 +198,7 @@ def build() -> None:
         resume_btn = gr.Button(t("evo_resume"), elem_id="ev-resume")
         refresh_btn = gr.Button(t("evo_refresh"), elem_id="ev-refresh")
     status = gr.Markdown(elem_id="ev-status")
-    gr.Markdown(audit.describe_meta(audit.default_fitness_meta()), elem_id="ev-fitness-meta")
+    gr.Markdown(_fitness_meta_line(audit.default_fitness_meta()), elem_id="ev-fitness-meta")
     plot = gr.Plot(label=t("evo_plot"), elem_id="ev-plot")
     table = gr.Dataframe(label=t("evo_candidates"), interactive=False, elem_id="ev-candidates")
     with gr.Row():

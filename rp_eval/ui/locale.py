@@ -102,6 +102,14 @@ STRINGS: dict[str, str] = {
     "chat_side_label": "{side}: {model}",
     "chat_footer": "{reason} · {tokens} tokens · {tps} tokens/s · {model}",
     "chat_footer_short": "{reason} · {model}",
+    "evo_meta_none": "The fitness's meta-evaluation: not measured.",
+    "evo_meta_line": (
+        "The fitness (weights `{weights}`, judge {judge}) prefers the better reply in **{accuracy}** of {pairs} "
+        "meta-evaluation pairs (95% {lo}–{hi}; {categories})"
+    ),
+    "col_seed": "seed",
+    "col_temperature": "temperature",
+    "col_updated": "updated",
     "chat_dropped_turns": "the oldest {n} messages were left out to fit the model's context",
     "finish_eos": "ended",
     "finish_stop_string": "stop string",

@@ -84,6 +84,14 @@ JA: dict[str, str] = {
     "chat_side_label": "{side}: {model}",
     "chat_footer": "{reason} · {tokens} トークン · 毎秒 {tps} トークン · {model}",
     "chat_footer_short": "{reason} · {model}",
+    "evo_meta_none": "適応度のメタ評価: 未測定",
+    "evo_meta_line": (
+        "適応度（重み `{weights}`、ジャッジ {judge}）は、メタ評価の {pairs} 組のうち **{accuracy}** で良い方の応答を選びます"
+        "（95% 区間 {lo}–{hi}。{categories}）"
+    ),
+    "col_seed": "シード",
+    "col_temperature": "温度",
+    "col_updated": "更新日時",
     "chat_dropped_turns": "モデルが読める長さに収めるため、古いメッセージ {n} 件を省きました",
     "finish_eos": "自然に終了",
     "finish_stop_string": "停止文字列で終了",

@@ -234,8 +234,10 @@ def test_every_path_in_a_merge_recipe_is_confined_and_parents_list_every_source(
 
 
 def _chat_inputs(message: str) -> list:
-    # message, conversation (state), persona, model a, model b, side by side, user, system, show raw, sampling
-    return [message, None, "samurai", MODELS[0], None, False, "あなた", "", False, 0.7, 0.9, 0, 1.0, 16, 1]
+    # message, conversation (state), persona, model a, model b, side by side, user, system, greeting, frame,
+    # show raw, then temperature, top-p, top-k, min-p, repetition penalty, max new tokens, seed, stop strings
+    return [message, None, "samurai", MODELS[0], None, False, "あなた", "", 0, "auto", False,
+            0.7, 0.9, 0, 0.0, 1.0, 16, 1, ""]  # fmt: skip
 
 
 def test_a_rater_can_not_open_or_undo_another_raters_chat(lab):

@@ -39,7 +39,13 @@ def _text(message: dict) -> str:
 def _chat_turn(client: Client, message: str, max_new: int) -> tuple[float | None, str]:
     """One streamed turn; (seconds to the first token shown, final status line)."""
     start, first = time.perf_counter(), None
-    job = client.submit(message, api_name="/respond", param_13=max_new, param_14=-1)
+    # the page's inputs in order (its events are not documented, so they go by position; the conversation is a
+    # State, which the client does not send): message, persona, model a, model b, side by side, user, system,
+    # greeting, frame, show raw, then temperature, top-p, top-k, min-p, repetition penalty, max new tokens, seed
+    # (-1: random), stop strings
+    inputs = [message, "samurai", "demo-llama-a", None, False, "あなた", "", 0, "auto", False,
+              0.7, 0.9, 0, 0.0, 1.0, max_new, -1, ""]  # fmt: skip
+    job = client.submit(*inputs, api_name="/respond")
     for out in job:
         box = out[0]
         mine = len(box) >= 2 and box[-1]["role"] == "assistant" and _text(box[-2]) == message
@@ -140,7 +146,7 @@ def test_a_long_job_in_one_session_does_not_hold_up_another_sessions_chat(shared
     long_session, chat_session = Client(url, verbose=False), Client(url, verbose=False)
     models = ["demo-llama-a", "demo-llama-b", "demo-mistral"]
     # an evaluation of three models, generating in batches for many seconds: the longest generation the app runs
-    job = long_session.submit(models, "all", 60, 0, 48, 0.7, 2, None, "", "", api_name="/_run")
+    job = long_session.submit(models, "all", 60, 0, 48, 0.7, 2, None, "", "", "all", api_name="/_run")
     while len(job.outputs()) < 2:  # generating: a batch's progress came back
         assert not job.done(), "the evaluation ended before it could be overlapped"
         time.sleep(0.05)
