@@ -665,7 +665,7 @@ def localize(app: gr.Blocks, switch: gr.Radio) -> None:
         if isinstance(title, str) and "__i18n__" in title and hasattr(block, "label") and not block.label:
             block.label, block.title, block.show_label = title, None, True
     tabs = [b for b in app.blocks.values() if isinstance(b, gr.Tab) and "__i18n__" in str(b.label)]
-    keys = [json.loads(str(tab.label).removeprefix("__i18n__"))["key"] for tab in tabs]
+    tab_keys = [json.loads(str(tab.label).removeprefix("__i18n__"))["key"] for tab in tabs]
     # axis and legend titles of plots: the front end would show their keys in tooltips, so they are set as text,
     # in English first, then in the page's language whenever the switch gets its value (on load, and on a change)
     titled = {}
@@ -697,7 +697,7 @@ def localize(app: gr.Blocks, switch: gr.Radio) -> None:
             )
     if tabs:
         switch.change(
-            lambda lang: [gr.update(label=_built_text(k, lang)) for k in keys],
+            lambda lang, tab_keys=tab_keys: [gr.update(label=_built_text(k, lang)) for k in tab_keys],
             switch,
             tabs,
             show_progress="hidden",
