@@ -19,6 +19,7 @@ model code, while this service reuses the project's engine, stop rules and sente
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import queue
 import threading
@@ -153,11 +154,15 @@ class GenerationService:
         engine = self.static_engine()
         return engine.warm_up() if engine is not None else 0.0
 
-    def close(self) -> None:
-        """Refuse new requests and end the waiting and running ones with a message (the model is unloaded)."""
+    def close(self, wait: float = 0.0) -> None:
+        """Refuse new requests and end the waiting and running ones with a message (the model is unloaded);
+        with `wait`, give the scheduler thread that many seconds to end."""
         with self._cond:
             self.closed = True
+            thread = self._thread
             self._cond.notify_all()
+        if wait and thread is not None and thread is not threading.current_thread():
+            thread.join(wait)
 
     # -- the scheduler thread ------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -429,6 +434,17 @@ def service_for(model) -> GenerationService:
         while len(_unowned) > UNOWNED_KEPT:  # let go (a running request keeps its service until it ends)
             _unowned.popitem(last=False)
         return service
+
+
+@atexit.register
+def _close_all() -> None:
+    """At interpreter exit, end every scheduler thread before torch is torn down: a daemon thread still inside
+    a torch call while the interpreter finalizes aborts the process ("terminate called without an active
+    exception"), which a one-shot `rp-eval generate` hit."""
+    with _lock:
+        services = list(_services.values()) + list(_unowned.values())
+    for service in services:
+        service.close(wait=5.0)
 
 
 def own(model, service: GenerationService) -> None:
