@@ -13,6 +13,14 @@ process or (`--ray-actors K`) through a pool of K Ray actors, one per GPU, each 
     python benchmarks/evolve.py --tiny --search 8 --dev-items 4 --new-tokens 8 [--ray-actors 2]
 Prints one JSON line: candidates per hour (steady state, after the sources are loaded), wall seconds in all,
 the mean build and evaluation seconds per candidate, peak GPU memory of this process (in-process only).
+
+Worker processes on one machine (`--workers K`, rp_eval.evolve.pool.LocalPool, one per GPU, no Ray) with
+`--compare`: the pool is started once (each worker loads its sources), then the same search runs with 1 worker
+and with K, each as its own run from the same seed; prints one JSON line a run (candidates per hour, where the
+time went per candidate: build, generation, metrics, transfer, queued; each worker's busy share) and one with
+the speed-up and whether the two runs' candidates and fitness are identical:
+    python benchmarks/evolve.py --search 16 --population 8 --workers 2 --compare
+    python benchmarks/evolve.py --tiny --search 8 --population 4 --dev-items 4 --new-tokens 8 --workers 2 --compare
 """
 
 from __future__ import annotations
@@ -101,18 +109,94 @@ def search(args, device: str, dtype: torch.dtype) -> None:
         }), flush=True)  # fmt: skip
 
 
+class Recording:
+    """An evaluator that keeps every outcome it passes on (for the per-stage table)."""
+
+    def __init__(self, evaluator) -> None:
+        self.evaluator, self.num_layers, self.outcomes = evaluator, evaluator.num_layers, []
+
+    def map(self, jobs):
+        for outcome in self.evaluator.map(jobs):
+            self.outcomes.append(outcome)
+            yield outcome
+
+    def close(self) -> None:
+        self.evaluator.close()
+
+
+def stage_means(outcomes) -> dict:
+    ok = [o for o in outcomes if o.fitness is not None]
+    keys = ("generation", "metrics", "transfer", "queued")
+    means = {"build": statistics.mean(o.build_seconds for o in ok), "eval": statistics.mean(o.eval_seconds for o in ok)}
+    means |= {k: statistics.mean(o.stages.get(k, 0.0) for o in ok) for k in keys}
+    return {f"{k}_s": round(v, 4) for k, v in means.items()}
+
+
+def compare(args, device: str, dtype: torch.dtype) -> None:
+    """The same search through 1 worker process and through --workers, one pool started once."""
+    from functools import partial
+
+    from benchmarks.eval_runner import byte_bpe
+    from rp_eval.evolve.pool import LocalPool
+    from rp_eval.evolve.search import SearchSettings, evolve, role_play_fitness
+    from rp_eval.store import evolve as db
+    from rp_eval.store import get_store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["RP_EVAL_HOME"] = str(Path(tmp) / "workspace")  # a store of its own (workers get it too)
+        t0 = time.perf_counter()
+        src = make_sources(Path(tmp), TINY if args.tiny else SEVEN_B, dtype, byte_bpe(1000 if args.tiny else 4000))
+        genome = Genome(models=[src["a"], src["b"]], base_model=src["base"], method="dare_ties",
+                        dtype="float32" if args.tiny else "bfloat16")  # fmt: skip
+        settings = SearchSettings(population=args.population, budget=args.search, dev_limit=args.dev_items,
+                                  max_new_tokens=args.new_tokens, test_top=0)  # fmt: skip
+        t1 = time.perf_counter()
+        pool = LocalPool(genome, partial(role_play_fitness, max_new_tokens=args.new_tokens), args.workers)
+        print(json.dumps({"sources_written_s": round(t1 - t0, 1), "workers_ready_s": round(time.perf_counter() - t1, 1),
+                          "workers": args.workers, "device": device}), flush=True)  # fmt: skip
+        runs = {}
+        try:
+            for use in (1, args.workers):
+                pool.use, pool.busy = use, [0.0] * len(pool.busy)
+                recorder, stamps = Recording(pool), []
+                start = time.perf_counter()
+                for event in evolve(genome, settings, f"workers-{use}", evaluator=recorder):
+                    if "candidate" in event.message:
+                        stamps.append(time.perf_counter())
+                wall = time.perf_counter() - start
+                rows = db.candidates(get_store(), db.get_run(get_store(), f"workers-{use}").id)
+                runs[use] = rows
+                steady = (len(stamps) - 1) / (stamps[-1] - stamps[0]) * 3600 if len(stamps) > 1 else None
+                print(json.dumps({
+                    "workers": use, "candidates": len(rows), "failed": sum(r.status != "ok" for r in rows),
+                    "candidates_per_hour": round(len(rows) / wall * 3600, 1),
+                    "steady_candidates_per_hour": round(steady, 1) if steady else None, "wall_s": round(wall, 1),
+                    **stage_means(recorder.outcomes),
+                    "worker_busy_share": [round(b / wall, 3) for b in pool.busy[:use]],
+                }), flush=True)  # fmt: skip
+        finally:
+            pool.close()
+        one, many = runs[1], runs[args.workers]
+        same = [(r.genotype, r.fitness) for r in one] == [(r.genotype, r.fitness) for r in many]
+        print(json.dumps({"identical_candidates_and_fitness": same, "workers": args.workers}), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tiny", action="store_true", help="tiny models on the CPU (a check that it runs)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--search", type=int, default=0, help="run a search of this many candidates end to end instead")
     ap.add_argument("--ray-actors", type=int, default=0, help="--search through a pool of this many Ray actors")
+    ap.add_argument("--workers", type=int, default=2, help="--compare: worker processes (one per GPU)")
+    ap.add_argument("--compare", action="store_true", help="--search with 1 worker process, then --workers")
     ap.add_argument("--population", type=int, default=8)
     ap.add_argument("--dev-items", type=int, default=64)
     ap.add_argument("--new-tokens", type=int, default=64)
     args = ap.parse_args()
     device = "cpu" if args.tiny else "cuda"
     dtype = torch.float32 if args.tiny else torch.bfloat16
+    if args.search and args.compare:
+        return compare(args, device, dtype)
     if args.search:
         return search(args, device, dtype)
     from mergekit.config import MergeConfiguration

@@ -8,6 +8,8 @@ evaluation; nothing is stored.
 
 from __future__ import annotations
 
+import time
+
 from rp_eval.chat.generate import GenerationSettings
 from rp_eval.evaluate.extras import judge as judge_replies
 from rp_eval.evaluate.metrics import LengthTarget
@@ -33,14 +35,20 @@ def fitness_rows(
     target: LengthTarget = LengthTarget(),
     name: str = "candidate",
     judge=None,
+    seconds: dict[str, float] | None = None,
 ) -> list[EvalRow]:
     """Every scored reply behind the fitness (for a candidate's drill-down). `judge`: a `Judge` (judge.py) that
-    grades each batch's replies as the `judge` metric, weighted as the weights say."""
+    grades each batch's replies as the `judge` metric, weighted as the weights say. `seconds`, if given, gets
+    the time spent generating and scoring (keys "generation" and "metrics", added to what is there)."""
     task = task or load_task()
     weights = weights or load_weights()
     items = task.select(split, limit, seed)
     rows = []
+    seconds = {} if seconds is None else seconds
+    clock = time.perf_counter()
     for batch, results in generate_items(model, tokenizer, fmt, task, items, generation, batch_size, seed):
+        now = time.perf_counter()
+        seconds["generation"] = seconds.get("generation", 0.0) + now - clock
         grades = judge_replies(judge, batch, task, [r.text for r in results]) if judge else [None] * len(batch)
         for item, r, grade in zip(batch, results, grades, strict=True):
             stored = {
@@ -52,6 +60,8 @@ def fitness_rows(
                 "extras": {} if grade is None else {"judge": grade},
             }
             rows.append(score_row(name, item, task, stored, target, weights, "あなた"))
+        clock = time.perf_counter()
+        seconds["metrics"] = seconds.get("metrics", 0.0) + clock - now
     return rows
 
 

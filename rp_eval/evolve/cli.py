@@ -37,7 +37,7 @@ def _evolve(args: argparse.Namespace) -> int:
             if row is not None:
                 settings = search.stored_settings(row, max_seconds=args.max_seconds)
         last = None
-        pool = PoolSettings(address=args.ray_address, actors=args.ray_actors)
+        pool = PoolSettings(address=args.ray_address, actors=args.ray_actors, workers=args.workers)
         for last in search.evolve(genome, settings, args.run, resume=args.resume, pool=pool):
             print(last.message, file=sys.stderr, flush=True)
         out = {"run": last.run, "evaluated": last.evaluated, "best": last.best, "done": last.done}
@@ -89,6 +89,11 @@ def add_parser(sub) -> None:
     p.add_argument("--judge", default=None, help="run: a registered model as the judge metric (weight it)")
     p.add_argument("--name", default="", help="export: the merged model's name (and recipe file)")
     p.add_argument("--recipe-dir", default="", help="export: folder for NAME.yaml (default: the workspace's merges/)")
+    p.add_argument(
+        "--workers", type=int, default=0,
+        help="run: worker processes on this machine, each with its own copy of the sources (default: one per GPU "
+        "where there are several, else none: candidates are evaluated in this process)",
+    )  # fmt: skip
     p.add_argument(
         "--ray-address", default="", help="run: evaluate through Ray actors on a running cluster (auto or HOST:PORT)"
     )

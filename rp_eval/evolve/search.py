@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +86,7 @@ def role_play_fitness(
     judge = _resident_judge(judge_model) if judge_model else None
     rows = fitness_rows(
         resident.model, resident.tokenizer, resident.format, split=split, limit=limit, seed=seed, generation=gen,
-        weights=load_weights(weights), judge=judge,
+        weights=load_weights(weights), judge=judge, seconds=getattr(resident, "seconds", None),
     )  # fmt: skip
     if not rows:
         return float("nan"), {}
@@ -170,8 +170,11 @@ def evolve(
     fitness_fn: FitnessFn | None = None,
     device: str | None = None,
     pool: PoolSettings | None = None,
+    evaluator: Evaluator | None = None,
 ) -> Iterator[EvolveProgress]:
-    """`pool`: evaluate through a Ray actor pool (None: in this process); the results are the same."""
+    """`pool`: where candidates are evaluated (rp_eval.evolve.pool.make_evaluator: in this process, worker
+    processes, one per GPU, or a Ray pool); the results are the same. `evaluator`: one made by the caller for
+    this genome and fitness (kept open afterwards, so several runs can share its loaded sources)."""
     import cma
 
     store, stop = get_store(), stop or threading.Event()
@@ -192,16 +195,18 @@ def evolve(
         raise SearchError(f"an evolve run named '{run}' exists already: resume it or choose another name")
     if fitness_fn is None:
         _check_fitness(search)
-        fitness_fn = lambda r, split, limit, seed: role_play_fitness(  # noqa: E731
-            r, split, limit, seed, search.max_new_tokens, search.weights, search.judge_model
-        )
+        fitness_fn = partial(  # a partial, not a lambda: worker processes receive it pickled
+            role_play_fitness, max_new_tokens=search.max_new_tokens, weights=search.weights,
+            judge_model=search.judge_model,
+        )  # fmt: skip
     path = checkpoint_path(run)
     state = _load_checkpoint(path, genome, search) if resume and path.exists() else None
     # measured once per run, with the fitness's own weights and judge; kept once the run exists
     meta = (audit.load_meta(path.parent) if resume else {}) or audit.measure_meta(search.weights, search.judge_model)
     yield EvolveProgress(run, 0, 0, search.budget, None, f"loading the source models; {audit.describe_meta(meta)}",
                          meta=meta)  # fmt: skip
-    evaluator = make_evaluator(genome, fitness_fn, pool, device)  # closed in the `finally` below
+    owned = evaluator is None
+    evaluator = evaluator or make_evaluator(genome, fitness_fn, pool, device)  # closed in the `finally` below
     num_layers = evaluator.num_layers
     dims = genome.x0(num_layers).size
     if state is not None:
@@ -214,8 +219,8 @@ def evolve(
             row = db.create_run(store, run, genome.to_yaml(), search.model_dump(), str(path))
     if "error" not in meta:
         audit.save_meta(path.parent, meta)
-    owned = {**(db.get_run(store, run).settings or {}), "owner": processes.owner()}
-    db.update_run(store, run, status="running", message="", settings=owned)
+    stamped = {**(db.get_run(store, run).settings or {}), "owner": processes.owner()}
+    db.update_run(store, run, status="running", message="", settings=stamped)
     start = time.perf_counter()
     try:
         while True:
@@ -260,7 +265,8 @@ def evolve(
         db.update_run(store, run, status="failed" if isinstance(err, Exception) else "stopped", message=str(err))
         raise
     finally:
-        evaluator.close()
+        if owned:
+            evaluator.close()
 
 
 def _describe_best(rows) -> str:
