@@ -114,8 +114,10 @@ class Recording:
 
     def __init__(self, evaluator) -> None:
         self.evaluator, self.num_layers, self.outcomes = evaluator, evaluator.num_layers, []
+        self.started = None  # when the first job was given (the search's set-up before it is not the pool's)
 
     def map(self, jobs):
+        self.started = self.started or time.perf_counter()
         for outcome in self.evaluator.map(jobs):
             self.outcomes.append(outcome)
             yield outcome
@@ -137,7 +139,7 @@ def compare(args, device: str, dtype: torch.dtype) -> None:
     from functools import partial
 
     from benchmarks.eval_runner import byte_bpe
-    from rp_eval.evolve.pool import LocalPool
+    from rp_eval.evolve.pool import Job, LocalPool
     from rp_eval.evolve.search import SearchSettings, evolve, role_play_fitness
     from rp_eval.store import evolve as db
     from rp_eval.store import get_store
@@ -154,8 +156,17 @@ def compare(args, device: str, dtype: torch.dtype) -> None:
         pool = LocalPool(genome, partial(role_play_fitness, max_new_tokens=args.new_tokens), args.workers)
         print(json.dumps({"sources_written_s": round(t1 - t0, 1), "workers_ready_s": round(time.perf_counter() - t1, 1),
                           "workers": args.workers, "device": device}), flush=True)  # fmt: skip
-        runs = {}
+        runs, outcomes = {}, {}
         try:
+            # one unstored candidate on each worker first: a worker's first fitness pays one-time costs (kernels
+            # loaded on first use) that would otherwise land inside the timed runs, unevenly
+            pool.use = args.workers
+            x0 = [float(v) for v in genome.x0(pool.num_layers)]
+            warm = [Job(x0, 0, "dev", args.dev_items, 1) for _ in range(args.workers)]
+            t2 = time.perf_counter()
+            warmed = list(pool.map(warm))
+            print(json.dumps({"warm_up_s": round(time.perf_counter() - t2, 1),
+                              "workers_warmed": sorted({o.worker for o in warmed})}), flush=True)  # fmt: skip
             for use in (1, args.workers):
                 pool.use, pool.busy = use, [0.0] * len(pool.busy)
                 recorder, stamps = Recording(pool), []
@@ -163,22 +174,32 @@ def compare(args, device: str, dtype: torch.dtype) -> None:
                 for event in evolve(genome, settings, f"workers-{use}", evaluator=recorder):
                     if "candidate" in event.message:
                         stamps.append(time.perf_counter())
-                wall = time.perf_counter() - start
+                end = time.perf_counter()
+                wall, searching = end - start, end - recorder.started
                 rows = db.candidates(get_store(), db.get_run(get_store(), f"workers-{use}").id)
-                runs[use] = rows
+                runs[use], outcomes[use] = rows, recorder.outcomes
                 steady = (len(stamps) - 1) / (stamps[-1] - stamps[0]) * 3600 if len(stamps) > 1 else None
                 print(json.dumps({
                     "workers": use, "candidates": len(rows), "failed": sum(r.status != "ok" for r in rows),
-                    "candidates_per_hour": round(len(rows) / wall * 3600, 1),
+                    "candidates_per_hour": round(len(rows) / searching * 3600, 1), "search_s": round(searching, 1),
                     "steady_candidates_per_hour": round(steady, 1) if steady else None, "wall_s": round(wall, 1),
                     **stage_means(recorder.outcomes),
-                    "worker_busy_share": [round(b / wall, 3) for b in pool.busy[:use]],
+                    "worker_busy_share": [round(b / searching, 3) for b in pool.busy[:use]],
                 }), flush=True)  # fmt: skip
         finally:
             pool.close()
         one, many = runs[1], runs[args.workers]
         same = [(r.genotype, r.fitness) for r in one] == [(r.genotype, r.fitness) for r in many]
-        print(json.dumps({"identical_candidates_and_fitness": same, "workers": args.workers}), flush=True)
+        first = next((i for i, (a, b) in enumerate(zip(one, many, strict=True)) if (a.genotype, a.fitness) != (b.genotype, b.fitness)),
+                     None)  # fmt: skip
+        where = None
+        if first is not None:  # the first candidate that differs, and which worker made each
+            a, b = one[first], many[first]
+            where = {"generation": a.generation, "index": a.index, "same_genotype": a.genotype == b.genotype,
+                     "fitness": [a.fitness, b.fitness],
+                     "worker": [outcomes[1][first].worker, outcomes[args.workers][first].worker]}  # fmt: skip
+        print(json.dumps({"identical_candidates_and_fitness": same, "workers": args.workers,
+                          "first_difference": where}), flush=True)  # fmt: skip
 
 
 def main() -> None:

@@ -152,6 +152,10 @@ def _worker_main(conn, index: int, genome_yaml: str, fitness: bytes, gpu: int | 
     """A `LocalPool` worker process: its GPU chosen before CUDA starts, its sources loaded once, then jobs from
     the pipe until the pipe closes or says None."""
     os.environ.update(env)
+    # inductor (the compiled decode step, rp_eval/chat/fused.py) may pick a kernel's configuration by timing it
+    # on first use, and two processes can time it differently: then the same candidate scores differently on
+    # two workers. Its deterministic mode picks without timing where numerics depend on it.
+    os.environ.setdefault("TORCHINDUCTOR_DETERMINISTIC", "1")
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)  # "cuda" is this worker's own GPU from here on
     import torch
