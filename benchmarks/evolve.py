@@ -33,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -89,9 +90,17 @@ def search(args, device: str, dtype: torch.dtype) -> None:
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         start, stamps, last = time.perf_counter(), [], None
-        for last in evolve(genome, settings, "bench", pool=pool, device=None if pool else device):
-            if "candidate" in last.message:
-                stamps.append(time.perf_counter())
+        from rp_eval.evolve.pool import make_evaluator
+        from rp_eval.evolve.search import role_play_fitness
+
+        fitness = partial(role_play_fitness, max_new_tokens=args.new_tokens)
+        recorder = Recording(make_evaluator(genome, fitness, pool, None if pool else device))
+        try:
+            for last in evolve(genome, settings, "bench", evaluator=recorder):
+                if "candidate" in last.message:
+                    stamps.append(time.perf_counter())
+        finally:
+            recorder.close()
         wall = time.perf_counter() - start
         from rp_eval.store import evolve as db
         from rp_eval.store import get_store
@@ -105,6 +114,7 @@ def search(args, device: str, dtype: torch.dtype) -> None:
             "first_candidate_after_s": round(stamps[0] - start, 1) if stamps else None,
             "build_s_mean": round(statistics.mean(r.build_seconds for r in rows), 3),
             "eval_s_mean": round(statistics.mean(r.eval_seconds for r in rows), 3),
+            "stages": stage_means(recorder.outcomes),
             "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1) if device == "cuda" and not pool else None,
         }), flush=True)  # fmt: skip
 
@@ -136,8 +146,6 @@ def stage_means(outcomes) -> dict:
 
 def compare(args, device: str, dtype: torch.dtype) -> None:
     """The same search through 1 worker process and through --workers, one pool started once."""
-    from functools import partial
-
     from benchmarks.eval_runner import byte_bpe
     from rp_eval.evolve.pool import Job, LocalPool
     from rp_eval.evolve.search import SearchSettings, evolve, role_play_fitness
