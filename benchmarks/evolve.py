@@ -130,7 +130,10 @@ class Recording:
         self.started = self.started or time.perf_counter()
         for outcome in self.evaluator.map(jobs):
             self.outcomes.append(outcome)
+            handed = time.perf_counter()
             yield outcome
+            # the search's own work on it before it asks for the next: store the row, report progress
+            outcome.stages["store"] = time.perf_counter() - handed
 
     def close(self) -> None:
         self.evaluator.close()
@@ -138,9 +141,10 @@ class Recording:
 
 def stage_means(outcomes) -> dict:
     ok = [o for o in outcomes if o.fitness is not None]
-    keys = ("generation", "metrics", "transfer", "queued")
+    keys = ("generation", "prefill", "metrics", "store", "transfer", "queued")
     means = {"build": statistics.mean(o.build_seconds for o in ok), "eval": statistics.mean(o.eval_seconds for o in ok)}
     means |= {k: statistics.mean(o.stages.get(k, 0.0) for o in ok) for k in keys}
+    means["decode"] = means["generation"] - means["prefill"]
     return {f"{k}_s": round(v, 4) for k, v in means.items()}
 
 

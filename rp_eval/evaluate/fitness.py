@@ -39,7 +39,8 @@ def fitness_rows(
 ) -> list[EvalRow]:
     """Every scored reply behind the fitness (for a candidate's drill-down). `judge`: a `Judge` (judge.py) that
     grades each batch's replies as the `judge` metric, weighted as the weights say. `seconds`, if given, gets
-    the time spent generating and scoring (keys "generation" and "metrics", added to what is there)."""
+    the time spent generating and scoring (keys "generation", "prefill" (a part of generation) and "metrics",
+    added to what is there)."""
     task = task or load_task()
     weights = weights or load_weights()
     items = task.select(split, limit, seed)
@@ -49,6 +50,9 @@ def fitness_rows(
     for batch, results in generate_items(model, tokenizer, fmt, task, items, generation, batch_size, seed):
         now = time.perf_counter()
         seconds["generation"] = seconds.get("generation", 0.0) + now - clock
+        # the batch's prefill: until its last row had its first token (the rows are prefilled together)
+        prefill = max((r.first_token_seconds for r in results), default=0.0)
+        seconds["prefill"] = seconds.get("prefill", 0.0) + min(prefill, now - clock)
         grades = judge_replies(judge, batch, task, [r.text for r in results]) if judge else [None] * len(batch)
         for item, r, grade in zip(batch, results, grades, strict=True):
             stored = {

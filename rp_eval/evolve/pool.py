@@ -253,12 +253,16 @@ class LocalPool:
         start, waiting, done = time.time(), list(enumerate(jobs)), {}
         free, running = list(range(min(self.use, len(self.conns)))), {}  # worker -> sent at
         following = 0
+
+        def give() -> None:
+            while free and waiting:
+                w, (position, job) = free.pop(0), waiting.pop(0)
+                running[w] = time.time()
+                self._send(w, (position, job, running[w]))
+
         try:
             while following < len(jobs):
-                while free and waiting:
-                    w, (position, job) = free.pop(0), waiting.pop(0)
-                    running[w] = time.time()
-                    self._send(w, (position, job, running[w]))
+                give()
                 for conn in wait_for([self.conns[w] for w in running]):
                     w = self.conns.index(conn)
                     kind, position, outcome, replied = self._receive(w)
@@ -270,6 +274,7 @@ class LocalPool:
                     outcome.stages["transfer"] = outcome.stages.get("transfer", 0.0) + max(0.0, back - replied)
                     outcome.stages["queued"] = sent - start
                     done[position] = outcome
+                give()  # the freed workers start their next job before the caller stores this one
                 while following in done:  # in the order asked
                     yield done.pop(following)
                     following += 1

@@ -241,7 +241,7 @@ def evolve(
                         search.dev_seed) for i in todo]  # fmt: skip
             for i, outcome in zip(todo, evaluator.map(jobs), strict=True):
                 done[i] = _store_candidate(store, row.id, genome, num_layers, generation, i, xs[i], outcome)
-                rows = db.candidates(store, row.id)
+                rows.append(done[i])  # not read back: rereading every row per candidate grew with the run
                 yield EvolveProgress(
                     run, generation, len(rows), search.budget, _best(rows),
                     f"generation {generation} candidate {i}: {_describe(done[i])}", _history(rows),
