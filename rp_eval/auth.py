@@ -177,10 +177,17 @@ def audit(event: str, name: str, address: str) -> None:
     print(f"{stamp} auth: {event} for name {ascii(name)[:80]} from {ascii(address)}", file=sys.stderr, flush=True)
 
 
+HASHING = max(1, (os.cpu_count() or 2) // 2)  # password checks run at once on a server
+_HASHING = None  # their anyio.CapacityLimiter
+
+
 class Login:
     """The check Gradio calls at login; `admins_only` for the admin page. Reads the file at every login, so
     adding a user needs no restart. A wrong name and a wrong password look the same to the person and take
-    the same time (an unknown name is checked against a dummy hash); repeated failures slow down (Throttle)."""
+    the same time (an unknown name is checked against a dummy hash); repeated failures slow down (Throttle).
+
+    The server is given `check`, the same test run in a worker thread: Gradio calls a plain function on its
+    event loop, where the hash (a few tenths of a second by design) would hold up every other request."""
 
     def __init__(self, path: str | Path, admins_only: bool = False, throttle: Throttle | None = None) -> None:
         from rp_eval import settings
@@ -191,8 +198,19 @@ class Login:
         self.throttle = throttle or Throttle(settings.config().limit_login_failures)
         _ACTIVE[:] = [self.path]
 
-    def __call__(self, username: str, password: str) -> bool:
-        address = CLIENT_ADDRESS.get()
+    async def check(self, username: str, password: str) -> bool:
+        """`self(username, password)` off the event loop; at most `HASHING` hashes at once, so a burst of logins
+        leaves cores for everything else (the logins wait their turn, other requests do not)."""
+        import anyio
+
+        global _HASHING
+        if _HASHING is None:  # made on the server's event loop
+            _HASHING = anyio.CapacityLimiter(HASHING)
+        address = CLIENT_ADDRESS.get()  # read here: the worker thread has no request
+        return await anyio.to_thread.run_sync(self.__call__, username, password, address, limiter=_HASHING)
+
+    def __call__(self, username: str, password: str, address: str | None = None) -> bool:
+        address = address or CLIENT_ADDRESS.get()
         wait = self.throttle.wait(username, address)
         if wait > 0:
             audit(f"login refused (too many failures, {wait:.0f} s to wait)", username, address)

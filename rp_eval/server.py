@@ -96,8 +96,9 @@ def serve(args: argparse.Namespace) -> int:
             "": (raters, both("login")),
         }
         for path, page in mounted.items():
-            check, message = logins[path]
-            server = _mount(server, page, path, auth=check, auth_message=message)
+            login, message = logins[path]
+            # the async check: a password hash on Gradio's event loop would hold up every other request
+            server = _mount(server, page, path, auth=login.check, auth_message=message)
         print(f"login required ({users}); raters at / (blind rating alone at /rate), admins at /admin")
     else:
         mounted["/rate"], mounted[""] = blind_page, build_app(problems, demo_models=use_demo)
@@ -162,11 +163,12 @@ def _mount(server, blocks, path: str, **login):
     folders (plus the export folders, see `_export_folders`)."""
     import gradio as gr
 
-    from rp_eval import settings
+    from rp_eval import event_limit, settings
 
     config = settings.config()
     _private(blocks)
     blocks.queue(default_concurrency_limit=4, max_size=64)
+    event_limit.install(blocks)  # one login can not fill the queue for everyone
     server = gr.mount_gradio_app(
         server,
         blocks,

@@ -49,8 +49,9 @@ class Config(BaseModel):
     limit_stop_chars: int = Field(64, ge=1, description="longest stop string, in characters")
     limit_upload_mb: float = Field(10.0, gt=0, description="largest file the page accepts as an upload, in MB")
     limit_in_flight_api: int = Field(8, ge=1, description="API requests generating at once (more: 429, Retry-After)")
-    limit_in_flight_per_user: int = Field(
-        2, ge=1, description="API requests at once from one key or address, and page events queued per login"
+    limit_in_flight_per_user: int = Field(2, ge=1, description="API requests at once from one key or address")
+    limit_events_per_login: int = Field(
+        2, ge=1, description="page events generating text (chat, rating) queued or running at once per login"
     )
     limit_login_failures: int = Field(
         5, ge=1, description="failed logins of one name before each try waits longer (an address: four times as many)"

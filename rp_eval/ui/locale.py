@@ -535,6 +535,10 @@ STRINGS: dict[str, str] = {
         "network and no GPU. Their Japanese is rough because they are so small; register real models below (a Hugging "
         "Face id or a folder) for real work."
     ),
+    "busy_per_login": (
+        "You have {count} replies being written or waiting already (at most {limit} at once for one login); "
+        "wait for one to finish, then try again."
+    ),
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."

@@ -45,7 +45,8 @@ def lab(demo_build, tmp_path_factory):
     users = _users(root / "users.yaml")
     secret = {"name": "漏れた", "first_mes": "やあ", "private_key": "PRIVATE-KEY-MARKER"}
     (root / "outside.json").write_text(json.dumps(secret, ensure_ascii=False), encoding="utf-8")
-    env = {"RP_EVAL_API_KEY": "", "RP_EVAL_LIMIT_UPLOAD_MB": "1"}
+    # Gradio's cache in a folder of this test, so the test can look for copies of what a file event named
+    env = {"RP_EVAL_API_KEY": "", "RP_EVAL_LIMIT_UPLOAD_MB": "1", "GRADIO_TEMP_DIR": str(root / "gradio-cache")}
     with running_app(workspace, root / "app.log", "--auth", str(users), env=env) as url:
         yield url, workspace, root
 
@@ -135,14 +136,28 @@ def test_no_file_input_takes_a_server_path(lab):
 
 
 def test_the_database_and_users_file_are_never_served(lab):
+    """Findings 1 and 2: the database and the users file asked for by URL, also after a rater named them in a file
+    event: Gradio copied a file named there into its cache before any check, and `/file=` served the copy."""
     url, workspace, root = lab
     sato = _login(url, "sato", "/admin")
+    rin = _login(url, "rin")
     anyone = httpx.Client(base_url=url, timeout=30)
-    for target in (workspace / "rp_eval.sqlite", root / "users.yaml", workspace / "rp_eval.sqlite-wal"):
-        for client, path in ((sato, "/admin"), (sato, ""), (anyone, ""), (anyone, "/rate")):
+    private = (workspace / "rp_eval.sqlite", root / "users.yaml", workspace / "rp_eval.sqlite-wal")
+    config = _config(rin)
+    fn, position, _ = _file_events(config)[0]
+    n_inputs = next(len(d["inputs"]) for d in config["dependencies"] if d["id"] == fn)
+    for target in private[:2]:
+        data: list = [None] * n_inputs
+        data[position] = _file(target)
+        _event(rin, fn, data, uuid.uuid4().hex)
+    cache = root / "gradio-cache"
+    copies = [p for p in cache.rglob("*") if p.is_file() and p.name in {t.name for t in private}]
+    for target in (*private, *copies):
+        for client, path in ((sato, "/admin"), (sato, ""), (rin, ""), (anyone, ""), (anyone, "/rate")):
             r = client.get(f"{path}/gradio_api/file={target}")
             assert r.status_code in (401, 403, 404), (path, target, r.status_code)
             assert b"SQLite format" not in r.content and b"pbkdf2" not in r.content
+    assert not copies, copies  # never opened, so never copied
 
 
 def test_nothing_before_a_login_names_an_endpoint_a_model_or_a_path(lab):
@@ -271,9 +286,9 @@ def _vote(c: httpx.Client, fns: dict, session: str) -> None:
 
 
 def test_acknowledged_votes_survive_a_file_event_naming_the_database_a_backup_and_a_kill(demo_build, tmp_path):
-    """Finding 1, the whole sequence: a rater names the database in the card import, an online backup runs
-    (`rp-eval backup`) while votes are being written, more votes, then SIGKILL: every acknowledged vote is on
-    disk, the database and the backup pass their integrity checks."""
+    """Finding 1, the whole sequence: a rater names the database in the card import, online backups run while
+    votes are being written (another program's, as the README used to advise, and `rp-eval backup`), more votes,
+    then SIGKILL: every acknowledged vote is on disk, the database and the backups pass their integrity checks."""
     workspace = tmp_path / "workspace"
     shutil.copytree(demo_build, workspace)
     users = _users(tmp_path / "users.yaml")
@@ -287,15 +302,16 @@ def test_acknowledged_votes_survive_a_file_event_naming_the_database_a_backup_an
         acknowledged = 0
         _vote(rin, fns, session)
         acknowledged += 1
-        backups: list[Path] = []
+        backups: list[tuple[Path, int, str]] = []
 
         def back_up() -> None:
-            for i in range(3):
+            for i in range(4):  # another program's online backup, then rp-eval backup, twice
                 out = tmp_path / f"backup-{i}.sqlite"
                 cmd = [sys.executable, "-m", "rp_eval", "backup", str(out)]
+                if i % 2 == 0:
+                    cmd = [sys.executable, "-c", PLAIN_BACKUP, str(workspace / "rp_eval.sqlite"), str(out)]
                 done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-                assert done.returncode == 0, done.stderr
-                backups.append(out)
+                backups.append((out, done.returncode, done.stderr[-800:]))
 
         backer = threading.Thread(target=back_up)
         backer.start()
@@ -309,16 +325,24 @@ def test_acknowledged_votes_survive_a_file_event_naming_the_database_a_backup_an
         pid = int(subprocess.check_output(["pgrep", "-f", f"app.py --port {url.rsplit(':', 1)[1]}"]).split()[0])
         os.kill(pid, signal.SIGKILL)
         time.sleep(1)
-    assert len(backups) == 3
-    for b in backups:
+    votes = _sql(workspace, "SELECT count(*) FROM rating_votes WHERE rater = 'rin'")[0][0]
+    assert votes == acknowledged  # the finding: acknowledged votes gone after the kill
+    (ok,) = _sql_file(workspace / "rp_eval.sqlite", "PRAGMA integrity_check")
+    assert ok == ("ok",)
+    assert [(b.name, rc) for b, rc, _ in backups] == [(f"backup-{i}.sqlite", 0) for i in range(4)], backups
+    for b, _, _ in backups:
         (ok,) = _sql_file(b, "PRAGMA integrity_check")
         assert ok == ("ok",)
         (n,) = _sql_file(b, "SELECT count(*) FROM rating_votes")
         assert 1 <= n[0] <= acknowledged
-    (ok,) = _sql_file(workspace / "rp_eval.sqlite", "PRAGMA integrity_check")
-    assert ok == ("ok",)
-    votes = _sql(workspace, "SELECT count(*) FROM rating_votes WHERE rater = 'rin'")[0][0]
-    assert votes == acknowledged
+
+
+# What any other program's online backup does (the sqlite3 shell's .backup, a script): its connection's close is
+# what deleted the log the server was still writing to, once the server had lost its locks on the file.
+PLAIN_BACKUP = (
+    "import sqlite3, sys; s = sqlite3.connect(sys.argv[1]); d = sqlite3.connect(sys.argv[2]); s.backup(d); "
+    "d.close(); s.close()"
+)
 
 
 def _sql_file(path: Path, query: str) -> list[tuple]:
