@@ -81,3 +81,57 @@ def test_incompatible_models_are_refused_with_the_reason(tiny_llama, tiny_family
     genome = Genome(models=[str(tiny_llama), str(tiny_family["a"])], method="linear")
     with pytest.raises(CompatibilityError, match="num_hidden_layers 2 vs 4"):
         Resident(genome, device="cpu")
+
+
+def _straightforward(r: Resident, d, name: str, seed: int) -> torch.Tensor:
+    """The formulation that mirrors mergekit's code (stacked deltas, float masks, mergekit's own DARE rescale),
+    which rp_eval's merge_tensor rewrote for speed: the two must agree."""
+    import zlib
+
+    from mergekit.sparsify import RescaleNorm, rescaled_masked_tensor
+
+    from rp_eval.evolve.inmemory import _group_and_set, _magnitude
+
+    group, set_ = _group_and_set(d, name)
+    method = d.genome.method
+    base = r.base[name].float()
+    xs = [s[name].float() for s in r.sources]
+    weights = torch.tensor([d.value(group, i, set_, "weight") for i in range(len(xs))])
+    deltas = torch.stack([x - base for x in xs])
+    for i in range(len(xs)):
+        density = d.value(group, i, set_, "density") if method != "task_arithmetic" else 1.0
+        if method == "ties":
+            deltas[i] = _magnitude(deltas[i], density)
+        elif method == "dare_ties" and density < 1:
+            gen = torch.Generator().manual_seed(zlib.crc32(f"{seed}/{i}/{name}".encode()))
+            mask = (torch.rand(deltas[i].shape, generator=gen) < density).to(deltas.dtype)
+            deltas[i] = rescaled_masked_tensor(deltas[i], mask, RescaleNorm.l1)
+    weights = weights.reshape(-1, *([1] * base.dim()))
+    deltas = deltas * weights
+    if method == "task_arithmetic":
+        mixed, divisor = deltas.sum(0), weights.sum(0)
+        divisor = torch.where(divisor.abs() < 1e-8, torch.ones_like(divisor), divisor)
+    else:
+        majority = (deltas.sum(0) >= 0).float() * 2 - 1
+        mask = (deltas.sign() == majority).float()
+        mixed, divisor = (deltas * mask).sum(0), (weights * mask).sum(0)
+        divisor = torch.where(divisor == 0, torch.ones_like(divisor), divisor)
+    if d.normalize:
+        mixed = mixed / divisor
+    return base + mixed
+
+
+@pytest.mark.parametrize("method", ["task_arithmetic", "ties", "dare_ties"])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_the_fast_formulation_equals_the_straightforward_one(method, normalize, tiny_family, workspace):
+    genome = Genome(
+        models=[str(tiny_family["a"]), str(tiny_family["b"])], base_model=str(tiny_family["base"]), method=method,
+        dtype="float32", layer_granularity=2, normalize=normalize,
+    )  # fmt: skip
+    resident = Resident(genome, device="cpu", dtype=torch.float32)
+    x = np.random.default_rng(5).uniform(0.2, 0.8, genome.x0(4).size)
+    x[0] = -0.4  # a negative weight: its delta's sign flips in the consensus
+    decoded = decode(genome, 4, x)
+    for name in resident.names:
+        ours, reference = merge_tensor(resident, decoded, name, 11), _straightforward(resident, decoded, name, 11)
+        torch.testing.assert_close(ours, reference, rtol=1e-6, atol=1e-7, msg=name)
