@@ -7,6 +7,10 @@ locale table in the page's language (`rp_eval.ui.locale.error_text`, Japanese in
 is itself an `RpEvalError` is rendered in the same language. An error raised with plain text (older code,
 messages from other libraries) is shown as it is.
 
+Words of the library that are not errors but reach the page (progress lines, the merge matrix's verdicts, plot
+labels) use the same table through `Said`: a `str` (its English text, so logs and the CLI are unchanged) that also
+carries its key and values, so the UI can say it again in the page's language.
+
 Adding a message: one line here (English), one in `rp_eval/ui/locale_ja.py` (Japanese, same placeholders).
 """
 
@@ -47,7 +51,108 @@ MESSAGES: dict[str, str] = {
     "err_card_too_big": "{source}: the file is {mb} MB; cards up to {limit} MB are accepted",
     "err_card_bad": "card '{name}': {detail}",
     "err_card_book": "{source}: field 'data.character_book' must be an object with a list of 'entries'",
+    # evaluation (rp_eval/evaluate/runner.py): progress lines and refusals
+    "progress_loading": "{model}: loading",
+    "progress_replies": "{model}: {done}/{total} replies",
+    "progress_replies_empty": "{model}: {done}/{total} replies, {empty} empty",
+    "progress_failed": "{model} failed: {reason}",
+    "err_eval_split_empty": "the '{split}' split has no items",
+    "reopen_missing": "no such run in the store",
+    "reopen_task_version": "made on task version {made}; the current task is {current}",
+    "reopen_shown": "{model} is already shown from run #{run}",
+    # merge compatibility (rp_eval/merge/compat.py): the matrix's verdicts, reasons and notes
+    "compat_same_model": "same model",
+    "compat_all_methods": "all methods",
+    "compat_passthrough_only": "passthrough only",
+    "compat_not_mergeable": "not mergeable",
+    "compat_architectures": "{a} vs {b}: different architectures; parameter-space merging is impossible",
+    "compat_layer_shapes": "different layer shapes ({differences}): no merge can mix their layers",
+    "compat_layer_count": (
+        "num_hidden_layers {a} vs {b}: parameter-space methods need the same layer count "
+        "(passthrough slices can still stack them)"
+    ),
+    "compat_vocab": "different vocabularies (vocab_size {a} vs {b}): set a tokenizer source (base or union)",
+    "compat_vocab_tokens": (
+        "different vocabularies (vocab_size {a} vs {b}, different tokens): set a tokenizer source (base or union)"
+    ),
+    "compat_no_tokenizer": "tokenizer not found for one of them: only the vocabulary size was compared",
+    "compat_rope": "different rope settings ({a} vs {b}): the merge takes the first model's",
+    "compat_incompatible": "incompatible",
+    "err_compat_config": "the config of '{name}' can not be read: {detail}",
+    "err_compat_method": "'{a}' and '{b}' can not be merged with {method}: {why}",
+    # running a merge (rp_eval/merge/run.py)
+    "err_merge_no_name": "give the merged model a name",
+    "err_merge_name_taken": "a model named '{name}' is already registered: choose another name",
+    "err_merge_folder_exists": "the folder {folder} exists already: choose another name or remove it",
+    "err_merge_disk": "not enough disk space in {folder}: the merge needs about {needed} GiB, {free} GiB are free",
+    "merge_checking": "checking the recipe and the models (configs only)",
+    "merge_loading": "merging on the {device} with {method}",
+    "merge_tensors": "tensor task {done}/{total}",
+    "merge_saving": "writing the recipe and model card, registering",
+    "merge_done": "merged into {name} in {seconds} s",
+    # merge recipes (rp_eval/merge/recipe.py): the problems listed under the YAML box
+    "err_recipe": "{message}",
+    "err_recipe_field": "{field}: {message}",
+    "recipe_and_more": "{first}; {rest}",
+    "recipe_yaml_at": "malformed YAML at line {line}, column {column}: {problem}",
+    "recipe_yaml": "malformed YAML: {problem}",
+    "recipe_yaml_deep": "malformed YAML: nested too deeply",
+    "recipe_not_mapping": "a recipe is a YAML mapping with at least merge_method and models (or slices)",
+    "recipe_not_number": "'{value}' is not a valid {name} (a number is expected)",
+    "recipe_unknown_method": "unknown method '{method}'; mergekit offers {known}",
+    "recipe_needs_base": "{method} needs a base model",
+    "recipe_too_few": "{method} needs at least {low} models, got {n}",
+    "recipe_too_many": "{method} takes at most {high} models, got {n}",
+    "recipe_needs_for": "{method} needs '{name}' for {model}",
+    "recipe_needs": "{method} needs '{name}'",
+    "recipe_layer_range": "layer range {range} is beyond '{model}' ({layers} layers)",
+    "recipe_cell_value": "'{text}' is not a value (a number, [a, b, c] or [{{filter: mlp, value: 0.5}}])",
+    "recipe_form_key": "the form can not show '{key}' yet: edit this recipe in the YAML box",
+    "recipe_form_slice": "the form can not show slice-level {extra}: edit it in the YAML box",
+    "recipe_other_mapping": "other parameters are a mapping such as {{gamma: 0.01, epsilon: 0.1}}",
+    "recipe_layer_range_form": "a layer range is [first, end], e.g. [0, 16]",
+    "recipe_no_name": "a recipe needs a file name",
+    "recipe_missing": "no recipe named '{name}' in {folder} (recipes: {known})",
+    "recipe_exists": "a recipe named '{name}' exists already: choose another name",
+    # plots (rp_eval/evaluate/plots.py, rp_eval/ratings/plots.py)
+    "plot_combined": "combined",
+    "plot_bt_axis": "Bradley-Terry score (Elo scale) with 95% bootstrap interval",
+    "plot_model_votes": "{model} ({votes} votes)",
+    "plot_opponent": "opponent",
+    "plot_model": "model",
+    "plot_win_rate": "win rate of the row model\n(ties half; votes in brackets)",
+    "plot_likert_axis": "mean score (1-5) with 95% interval",
+    "plot_axis_naturalness": "Natural Japanese",
+    "plot_axis_consistency": "In character",
+    "plot_axis_length_fit": "Turn length",
+    "plot_axis_overall": "Overall",
 }
+
+
+class Said(str):
+    """A library message as English text that keeps its key and values: `Said("progress_loading", model="m")`."""
+
+    key: str
+    values: dict[str, object]
+
+    def __new__(cls, key: str, **values: object) -> Said:
+        if key not in MESSAGES:
+            raise KeyError(f"unknown message key {key!r}")
+        said = super().__new__(cls, format_message(key, values, MESSAGES))
+        said.key, said.values = key, values
+        return said
+
+
+def english(key: str, **values: object) -> str:
+    """`key` of MESSAGES in English, as a `Said` (the default wording of library functions that take a `say`)."""
+    return Said(key, **values)
+
+
+def said(err: BaseException) -> str:
+    """An error's message as a `Said` when it has a key (so the UI can translate it later), else its text."""
+    if isinstance(err, RpEvalError) and err.key:
+        return Said(err.key, **err.values)
+    return str(err)
 
 
 class RpEvalError(ValueError):
@@ -65,6 +170,14 @@ class RpEvalError(ValueError):
 
 
 def format_message(key: str, values: dict[str, object], table: dict[str, str], render=str) -> str:
-    """`table[key]` (English where the table lacks it) with `values`; nested errors go through `render`."""
-    filled = {k: render(v) if isinstance(v, RpEvalError) else v for k, v in values.items()}
+    """`table[key]` (English where the table lacks it) with `values`; nested errors and `Said` messages (alone or
+    in a tuple) go through `render`."""
+    filled = {k: _filled(v, render) for k, v in values.items()}
     return (table.get(key) or MESSAGES[key]).format(**filled)
+
+
+def _filled(value: object, render) -> object:
+    # a nested error or message in the same language; a tuple of them (reasons) as one "; "-separated text
+    if isinstance(value, tuple):
+        return "; ".join(str(_filled(v, render)) for v in value)
+    return render(value) if isinstance(value, RpEvalError | Said) else value
