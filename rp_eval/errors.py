@@ -34,6 +34,26 @@ MESSAGES: dict[str, str] = {
     "err_number_range": "{field}: {value} is outside the allowed range {low} to {high}",
     "err_stop_strings": "Stop strings: at most {n} strings of up to {chars} characters each",
     "err_unexpected": "the request failed ({kind}); nothing was stored",
+    # paths typed into the page (rp_eval/paths.py); {what} is one of the path_ nouns below, or as the caller wrote it
+    "err_path_too_long": "{what} is {n} characters long; a path is at most 4096",
+    "err_path_none": "no {what} given",
+    "err_path_nul": "{what} {text} contains a NUL character",
+    "err_path_unusable": "{what} '{text}' can not be used as a path: {detail}",
+    "err_path_outside": (
+        "{what} '{text}' is outside the folders this server may read and write: {roots} "
+        "(add a folder to the allowed_roots setting to allow it)"
+    ),
+    "err_path_outside_resolved": (
+        "{what} '{text}' (resolves to '{resolved}') is outside the folders this server may read and write: {roots} "
+        "(add a folder to the allowed_roots setting to allow it)"
+    ),
+    "path_path": "path",
+    "path_model_folder": "model folder",
+    "path_model": "model",
+    "path_weights_file": "weights file",
+    "path_training_data": "training data",
+    "path_recipe_folder": "recipe folder",
+    "path_pairs_file": "pairs file",
     # models, ratings, evolution
     "err_registry_no_source": "no model given: type a Hugging Face id (owner/name) or a folder path",
     "err_rating_no_name": "type your name (or log in) before rating: every rating is signed",

@@ -92,6 +92,11 @@ JA: dict[str, str] = {
     "run_status_running": "実行中",
     "run_status_done": "完了",
     "run_status_failed": "失敗",
+    "run_status_stopped": "停止済み",
+    "run_status_ok": "成功",
+    "run_status_cancelled": "中止",
+    "ft_series_train": "学習",
+    "ft_series_eval": "検証",
     "col_seed": "シード",
     "col_temperature": "温度",
     "col_updated": "更新日時",
@@ -618,4 +623,23 @@ JA: dict[str, str] = {
     "plot_axis_consistency": "キャラクターの一貫性",
     "plot_axis_length_fit": "ターンの長さ",
     "plot_axis_overall": "総合",
+    "err_path_too_long": "{what}が {n} 文字もあります。パスは 4096 文字までです",
+    "err_path_none": "{what}が指定されていません",
+    "err_path_nul": "{what} {text} に NUL 文字が含まれています",
+    "err_path_unusable": "{what} '{text}' はパスとして使えません: {detail}",
+    "err_path_outside": (
+        "{what} '{text}' は、このサーバーが読み書きできるフォルダの外にあります。使えるのは {roots} です"
+        "（ほかのフォルダを使うには allowed_roots 設定に追加してください）"
+    ),
+    "err_path_outside_resolved": (
+        "{what} '{text}'（実際の場所は '{resolved}'）は、このサーバーが読み書きできるフォルダの外にあります。"
+        "使えるのは {roots} です（ほかのフォルダを使うには allowed_roots 設定に追加してください）"
+    ),
+    "path_path": "パス",
+    "path_model_folder": "モデルのフォルダ",
+    "path_model": "モデル",
+    "path_weights_file": "重みファイル",
+    "path_training_data": "学習データ",
+    "path_recipe_folder": "レシピの保存先フォルダ",
+    "path_pairs_file": "ペアファイル",
 }
