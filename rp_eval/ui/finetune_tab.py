@@ -161,7 +161,7 @@ def _plan(*form) -> str:
         s = _settings(*form)
         p = plan_data(s)
     except (numbers.BadNumber, RpEvalError, ValidationError) as err:
-        return f"⚠️ {err}"
+        return warn(err)
     return t("ft_plan", steps=p.total_steps, per_epoch=p.steps_per_epoch, train=p.train, conversations=p.conversations,
              held=p.held, warmup=p.warmup_steps, checks=s.stop_check_prompts)  # fmt: skip
 
