@@ -97,6 +97,7 @@ MESSAGES: dict[str, str] = {
     "err_card_too_big": "{source}: the file is {mb} MB; cards up to {limit} MB are accepted",
     "err_card_bad": "card '{name}': {detail}",
     "err_card_book": "{source}: field 'data.character_book' must be an object with a list of 'entries'",
+    "sep_reasons": "; ",  # between the reasons of one message (a tuple of them as a value)
     # evaluation (rp_eval/evaluate/runner.py): progress lines and refusals
     "progress_loading": "{model}: loading",
     "progress_replies": "{model}: {done}/{total} replies",
@@ -172,6 +173,7 @@ MESSAGES: dict[str, str] = {
     "plot_axis_consistency": "In character",
     "plot_axis_length_fit": "Turn length",
     "plot_axis_overall": "Overall",
+    "plot_axis_vote": "Blind A/B votes",
 }
 
 
@@ -218,12 +220,13 @@ class RpEvalError(ValueError):
 def format_message(key: str, values: dict[str, object], table: dict[str, str], render=str) -> str:
     """`table[key]` (English where the table lacks it) with `values`; nested errors and `Said` messages (alone or
     in a tuple) go through `render`."""
-    filled = {k: _filled(v, render) for k, v in values.items()}
+    sep = table.get("sep_reasons") or MESSAGES["sep_reasons"]
+    filled = {k: _filled(v, render, sep) for k, v in values.items()}
     return (table.get(key) or MESSAGES[key]).format(**filled)
 
 
-def _filled(value: object, render) -> object:
-    # a nested error or message in the same language; a tuple of them (reasons) as one "; "-separated text
+def _filled(value: object, render, sep: str) -> object:
+    # a nested error or message in the same language; a tuple of them (reasons) as one text, joined by `sep`
     if isinstance(value, tuple):
-        return "; ".join(str(_filled(v, render)) for v in value)
+        return sep.join(str(_filled(v, render, sep)) for v in value)
     return render(value) if isinstance(value, RpEvalError | Said) else value

@@ -12,6 +12,7 @@ import pytest
 from rp_eval.ui import TABS
 from rp_eval.ui.locale import JA, STRINGS
 from tests.conftest import CHROMIUM, FLAGS
+from tests.japanese import LATIN_TERMS
 
 TAB_KEYS = ["models_tab", *(label for _, label in TABS)]
 # English sentences long enough not to turn up by chance in data (model names, personas)
@@ -135,20 +136,6 @@ def test_login_page_in_both_languages_then_the_raters_page_in_japanese(demo_work
 
 # -- every tab in Japanese: no English sentence, label or header left ------------------------------------------
 
-# What may stay in Latin letters on the Japanese page: names of methods, formats, libraries and settings that are
-# written this way in Japanese too. A word of the page is English when it is none of these, no model or persona
-# name, no number and no code (identifiers with _ / . or digits, CamelCase, ALL CAPS, text inside code blocks).
-# fmt: off
-LATIN_TERMS = {
-    "lora", "qlora", "top-p", "top-k", "min-p", "top", "min", "alpha", "dtype", "sigma0", "yaml", "json", "jsonl",
-    "csv", "html", "png", "cma-es", "cma", "es", "likert", "bradley", "terry", "bradley-terry", "krippendorff",
-    "spearman", "kendall", "elo", "gpu", "cpu", "cuda", "mergekit", "hugging", "face", "hub", "id", "mlp", "mb",
-    "dev", "test", "sillytavern", "v2", "v3", "ties", "dare", "slerp", "llm", "rp", "eval", "ja", "en", "a", "b",
-    "p", "k", "t", "r", "n", "s", "ai", "ok", "demo", "llama", "mistral", "gradio", "enter", "shift", "tokens",
-    "normalize", "int8", "mask", "lambda", "filter", "value", "slice", "layer", "range", "other", "gamma", "english",
-    "or", "ccv3",
-}
-# fmt: on
 # Code on the page: code blocks, editors, and the merge form's tables, whose headers are mergekit's YAML keys
 CODE = "code, pre, textarea, .cm-editor, #merge-inputs, #merge-params"
 # Gradio's own widgets (upload boxes, table tools) that Gradio itself leaves untranslated in Japanese

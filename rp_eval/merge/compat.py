@@ -65,7 +65,7 @@ class PairCheck:
             verdict = say("compat_passthrough_only")
         else:
             verdict = say("compat_not_mergeable")
-        return "; ".join([verdict, *(render(r) for r in [*self.reasons, *self.notes])])
+        return say("sep_reasons").join([verdict, *(render(r) for r in [*self.reasons, *self.notes])])
 
 
 def _source_of(model: str) -> tuple[str, str]:

@@ -77,7 +77,8 @@ def _preview(base: str | None, data: str, max_length: float) -> str:
 
 def _progress_html(p: job.Progress) -> str:
     eta = "–" if p.eta_seconds is None else f"{p.eta_seconds:.0f} s"
-    words = t("ft_progress", run=p.run_id, status=word("run_status_", p.status), step=p.step, total=p.total or "?", epoch=p.epoch, eta=eta)
+    status = word("run_status_", p.status)
+    words = t("ft_progress", run=p.run_id, status=status, step=p.step, total=p.total or "?", epoch=p.epoch, eta=eta)
     value = f'value="{p.step}" max="{p.total}"' if p.total else ""
     return f'<progress id="ft-bar" {value} style="width:100%"></progress><p id="ft-progress-text">{words}</p>'
 

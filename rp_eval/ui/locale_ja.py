@@ -552,6 +552,7 @@ JA: dict[str, str] = {
         "小さすぎて日本語はぎこちないので、実際の研究には下で本物のモデル（Hugging Face の ID かフォルダ）を登録してください。"
     ),
     # -- The library's progress lines, merge verdicts and plot labels (rp_eval/errors.py, same keys) --
+    "sep_reasons": "。",
     "progress_loading": "{model}: モデルを読み込んでいます",
     "progress_replies": "{model}: {done}/{total} 件の応答を生成済み",
     "progress_replies_empty": "{model}: {done}/{total} 件の応答を生成済み（うち {empty} 件は空）",
@@ -591,7 +592,7 @@ JA: dict[str, str] = {
     "merge_done": "{seconds} 秒で {name} にマージしました",
     "err_recipe": "{message}",
     "err_recipe_field": "{field}: {message}",
-    "recipe_and_more": "{first}; {rest}",
+    "recipe_and_more": "{first}。{rest}",
     "recipe_yaml_at": "YAML の書き方に誤りがあります（{line} 行 {column} 文字目）: {problem}",
     "recipe_yaml": "YAML の書き方に誤りがあります: {problem}",
     "recipe_yaml_deep": "YAML の入れ子が深すぎて読めません",
@@ -623,6 +624,7 @@ JA: dict[str, str] = {
     "plot_axis_consistency": "キャラクターの一貫性",
     "plot_axis_length_fit": "ターンの長さ",
     "plot_axis_overall": "総合",
+    "plot_axis_vote": "ブラインド A/B の投票",
     "err_path_too_long": "{what}が {n} 文字もあります。パスは 4096 文字までです",
     "err_path_none": "{what}が指定されていません",
     "err_path_nul": "{what} {text} に NUL 文字が含まれています",
