@@ -98,6 +98,7 @@ MESSAGES: dict[str, str] = {
     "err_card_bad": "card '{name}': {detail}",
     "err_card_book": "{source}: field 'data.character_book' must be an object with a list of 'entries'",
     "sep_reasons": "; ",  # between the reasons of one message (a tuple of them as a value)
+    "sep_list": ", ",  # between the items of a list value
     # evaluation (rp_eval/evaluate/runner.py): progress lines and refusals
     "progress_loading": "{model}: loading",
     "progress_replies": "{model}: {done}/{total} replies",
@@ -114,6 +115,7 @@ MESSAGES: dict[str, str] = {
     "compat_not_mergeable": "not mergeable",
     "compat_architectures": "{a} vs {b}: different architectures; parameter-space merging is impossible",
     "compat_layer_shapes": "different layer shapes ({differences}): no merge can mix their layers",
+    "compat_field": "{field} {a} vs {b}",
     "compat_layer_count": (
         "num_hidden_layers {a} vs {b}: parameter-space methods need the same layer count "
         "(passthrough slices can still stack them)"
@@ -138,8 +140,8 @@ MESSAGES: dict[str, str] = {
     "merge_saving": "writing the recipe and model card, registering",
     "merge_done": "merged into {name} in {seconds} s",
     # merge recipes (rp_eval/merge/recipe.py): the problems listed under the YAML box
-    "err_recipe": "{message}",
-    "err_recipe_field": "{field}: {message}",
+    "err_recipe": "{text}",
+    "err_recipe_field": "{field}: {text}",
     "recipe_and_more": "{first}; {rest}",
     "recipe_yaml_at": "malformed YAML at line {line}, column {column}: {problem}",
     "recipe_yaml": "malformed YAML: {problem}",
@@ -220,13 +222,15 @@ class RpEvalError(ValueError):
 def format_message(key: str, values: dict[str, object], table: dict[str, str], render=str) -> str:
     """`table[key]` (English where the table lacks it) with `values`; nested errors and `Said` messages (alone or
     in a tuple) go through `render`."""
-    sep = table.get("sep_reasons") or MESSAGES["sep_reasons"]
-    filled = {k: _filled(v, render, sep) for k, v in values.items()}
+    seps = {kind: table.get(f"sep_{kind}") or MESSAGES[f"sep_{kind}"] for kind in ("reasons", "list")}
+    filled = {k: _filled(v, render, seps) for k, v in values.items()}
     return (table.get(key) or MESSAGES[key]).format(**filled)
 
 
-def _filled(value: object, render, sep: str) -> object:
-    # a nested error or message in the same language; a tuple of them (reasons) as one text, joined by `sep`
-    if isinstance(value, tuple):
-        return sep.join(str(_filled(v, render, sep)) for v in value)
+def _filled(value: object, render, seps: dict[str, str]) -> object:
+    # a nested error or message in the same language; a tuple of them (reasons) or a list (items of one reason) as
+    # one text, joined by the language's separator
+    if isinstance(value, tuple | list):
+        sep = seps["reasons" if isinstance(value, tuple) else "list"]
+        return sep.join(str(_filled(v, render, seps)) for v in value)
     return render(value) if isinstance(value, RpEvalError | Said) else value

@@ -28,8 +28,8 @@ def japanese(text: str) -> bool:
 
 def english_words(text: str, allowed: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """The English words of `text`: Latin words that are no code (identifiers with _ / . or digits, CamelCase, ALL
-    CAPS), none of LATIN_TERMS and none of `allowed` (model names, option values the text quotes)."""
-    words = re.findall(r"[A-Za-z][A-Za-z0-9_./'-]*", str(text))
+    CAPS, Markdown `code`), none of LATIN_TERMS and none of `allowed` (model names, option values the text quotes)."""
+    words = re.findall(r"[A-Za-z][A-Za-z0-9_./'-]*", re.sub(r"`[^`]*`", "", str(text)))  # `code` is code
     return [
         w
         for w in words

@@ -121,7 +121,11 @@ def read_shape(model: str) -> ModelShape:
 
 
 def _differences(a: ModelShape, b: ModelShape, fields: tuple[str, ...]) -> list[str]:
-    return [f"{f} {getattr(a, f)} vs {getattr(b, f)}" for f in fields if getattr(a, f) != getattr(b, f)]
+    return [
+        Said("compat_field", field=f, a=getattr(a, f), b=getattr(b, f))
+        for f in fields
+        if getattr(a, f) != getattr(b, f)
+    ]
 
 
 def check_pair(a: ModelShape, b: ModelShape) -> PairCheck:
@@ -132,7 +136,7 @@ def check_pair(a: ModelShape, b: ModelShape) -> PairCheck:
     if not same_arch:
         reasons.append(Said("compat_architectures", a=a.architecture, b=b.architecture))
     if layer_diff:
-        reasons.append(Said("compat_layer_shapes", differences=", ".join(layer_diff)))
+        reasons.append(Said("compat_layer_shapes", differences=layer_diff))
     if a.num_hidden_layers != b.num_hidden_layers:
         reasons.append(Said("compat_layer_count", a=a.num_hidden_layers, b=b.num_hidden_layers))
     other_tokens = bool(a.tokenizer and b.tokenizer and a.tokenizer != b.tokenizer)

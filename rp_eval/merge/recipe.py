@@ -28,7 +28,7 @@ class RecipeError(RpEvalError):
 
     def __init__(self, message: str, field: str = "") -> None:
         # keyed, so that a `Said` message is worded again in the page's language (plain text is shown as it is)
-        super().__init__(key="err_recipe_field" if field else "err_recipe", field=field, message=message)
+        super().__init__(key="err_recipe_field" if field else "err_recipe", field=field, text=message)
         self.field, self.message = field, message
 
 
@@ -253,7 +253,7 @@ def validate(data: dict | str, check_shapes: bool = True, resolve=None):
     if found:
         if len(found) == 1:
             raise RecipeError(found[0].message, found[0].field)
-        rest = tuple(Said("err_recipe_field", field=p.field, message=p.message) for p in found[1:])
+        rest = tuple(Said("err_recipe_field", field=p.field, text=p.message) for p in found[1:])
         raise RecipeError(Said("recipe_and_more", first=found[0].message, rest=rest), found[0].field)
     return parse(data)
 

@@ -553,6 +553,7 @@ JA: dict[str, str] = {
     ),
     # -- The library's progress lines, merge verdicts and plot labels (rp_eval/errors.py, same keys) --
     "sep_reasons": "。",
+    "sep_list": "、",
     "progress_loading": "{model}: モデルを読み込んでいます",
     "progress_replies": "{model}: {done}/{total} 件の応答を生成済み",
     "progress_replies_empty": "{model}: {done}/{total} 件の応答を生成済み（うち {empty} 件は空）",
@@ -567,6 +568,7 @@ JA: dict[str, str] = {
     "compat_not_mergeable": "マージ不可",
     "compat_architectures": "{a} と {b} はアーキテクチャが違うため、パラメータ空間でのマージはできません",
     "compat_layer_shapes": "層の形が違います（{differences}）。どの手法でも層を混ぜられません",
+    "compat_field": "{field} {a} と {b}",
     "compat_layer_count": (
         "層の数が違います（num_hidden_layers {a} と {b}）。パラメータ空間の手法は層数がそろっている必要があります"
         "（passthrough のスライスなら積み重ねられます）"
@@ -590,8 +592,8 @@ JA: dict[str, str] = {
     "merge_tensors": "テンソルの処理 {done}/{total}",
     "merge_saving": "レシピとモデルカードを書き出し、登録しています",
     "merge_done": "{seconds} 秒で {name} にマージしました",
-    "err_recipe": "{message}",
-    "err_recipe_field": "{field}: {message}",
+    "err_recipe": "{text}",
+    "err_recipe_field": "{field}: {text}",
     "recipe_and_more": "{first}。{rest}",
     "recipe_yaml_at": "YAML の書き方に誤りがあります（{line} 行 {column} 文字目）: {problem}",
     "recipe_yaml": "YAML の書き方に誤りがあります: {problem}",
