@@ -55,7 +55,7 @@ def _heatmap(result: EvalResult | None, group: str | None):
 def _outputs(result: EvalResult, group: str | None = "all"):
     """Table, heat map, finish and length plots, drill-down: what a result fills (a run's or a reopened one's)."""
     human = report.human_table(get_store())
-    table = report.model_table(result, human)
+    table = headers(report.model_table(result, human))
     heat = plots.metric_heatmap(report.model_table(result), group or "all", colorbar=t("ev_heatmap_scale"), say=t)
     finish = words(report.finish_table(result), "finish_reason", "finish_")
     return table, heat, finish, report.length_table(result), _drill(result, None)
@@ -112,14 +112,14 @@ def _drill(result: EvalResult | None, model: str | None):
     items = report.item_table(result, load_task())
     if model:
         items = items[items["model"] == model]
-    return words(items[[c for c in DRILL_COLUMNS if c in items]], "finish_reason", "finish_")
+    return headers(words(items[[c for c in DRILL_COLUMNS if c in items]], "finish_reason", "finish_"))
 
 
 def _detail(result: EvalResult | None, drill: pd.DataFrame, evt: gr.SelectData) -> str:
     if result is None or drill is None or drill.empty:
         return ""
-    row = drill.iloc[evt.index[0]]
-    match = next((r for r in result.rows if r.model == row["model"] and r.item_id == row["item"]), None)
+    model, item_id = drill.iloc[evt.index[0], :2]  # model and item, under headers in the page's language
+    match = next((r for r in result.rows if r.model == model and r.item_id == item_id), None)
     if match is None:
         return ""
     task = load_task()

@@ -485,6 +485,9 @@ STRINGS: dict[str, str] = {
     "col_weight": "weight",
     "col_layer_range": "layer range",
     "col_other": "other",
+    "col_sentences": "sentences",
+    "col_overlong": "overlong",
+    "col_user_line": "user_line",
     # -- Evaluate tab: past runs, heat map, number checks (rp_eval/ui/evaluate_tab.py, rp_eval/ui/numbers.py) --
     "ev_past": "Past evaluations (kept in the workspace)",
     "ev_runs": "Stored runs, newest first (one per model and settings)",

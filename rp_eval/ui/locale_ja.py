@@ -463,6 +463,9 @@ JA: dict[str, str] = {
     "col_weight": "重み",
     "col_layer_range": "層の範囲",
     "col_other": "その他",
+    "col_sentences": "文数",
+    "col_overlong": "長すぎ",
+    "col_user_line": "ユーザーのセリフ",
     # -- Error messages of the library (rp_eval/errors.py), same keys --
     "err_chat_empty": "メッセージが空です。キャラクターに話しかける言葉を入力してください",
     "err_chat_no_persona": "先にペルソナを選んでください",
