@@ -192,3 +192,25 @@ def test_plots_stay_english_on_the_english_page():
     assert "opponent" in texts["win_rates"] and "win rate of the row model" in texts["win_rates"]
     assert "Natural Japanese" in texts["likert"] and "mean score (1-5) with 95% interval" in texts["likert"]
     assert "combined" in texts["heatmap"] and "generation" in texts["evolve"]
+
+
+def test_the_evolve_status_line_in_japanese_and_english(monkeypatch):
+    from rp_eval.evolve.search import EvolveProgress
+    from rp_eval.ui import evolve_tab
+    from tests.japanese import english_words, japanese
+
+    meta = {"weights": "default", "judge": None, "accuracy": 0.9, "pairs": 8, "lo": 0.7, "hi": 1.0,
+            "by_category": {"voice": 1.0}}  # fmt: skip
+    steps = [
+        EvolveProgress("r", 0, 0, 8, None, "loading the source models; meta", meta=meta),
+        EvolveProgress("r", 0, 1, 8, 0.61234, "generation 0 candidate 0: fitness 0.6123", [(0, 0.61, 0.6)]),
+        EvolveProgress("r", 0, 3, 8, 0.6, "stopped", [(0, 0.61, 0.6)]),
+        EvolveProgress("r", -1, 0, 8, 0.6, "scoring 2 best on the test split"),
+        EvolveProgress("r", 1, 8, 8, 0.7, "done; meta; best", [(0, 0.61, 0.6)], True, meta),
+    ]
+    assert [evolve_tab._status_line(p) for p in steps] == [p.message for p in steps]  # English: the library's own
+    monkeypatch.setattr(locale, "language", lambda: "ja")
+    for p in steps:
+        line = evolve_tab._status_line(p)
+        assert japanese(line) and english_words(line, {"default", "voice"}) == [], line
+    assert "第 1 世代" in evolve_tab._status_line(steps[1]) and "0.6123" in evolve_tab._status_line(steps[1])

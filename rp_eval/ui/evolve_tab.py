@@ -19,7 +19,7 @@ from rp_eval.evolve.search import SearchSettings, evolve, export_best, recipe_pa
 from rp_eval.models import registry
 from rp_eval.store import evolve as db
 from rp_eval.store import get_store
-from rp_eval.ui import numbers
+from rp_eval.ui import locale, numbers
 from rp_eval.ui.locale import headers, t, warn, word, words
 from rp_eval.ui.zerogpu import on_gpu
 
@@ -114,11 +114,28 @@ def _fitness_meta_line(meta: dict) -> str:
     )  # fmt: skip
 
 
+def _status_line(p) -> str:
+    """The search's status line: the library's own (English) line on an English page; in another language, the same
+    news worded from the progress's fields (the candidate's own result is in the table below)."""
+    if (locale.language() or "en") == "en":
+        return p.message
+    best = "–" if p.best is None else f"{p.best:.4f}"
+    if p.done:
+        return t("evo_line_done", evaluated=p.evaluated, best=best) + "\n\n" + _fitness_meta_line(p.meta)
+    if p.generation < 0:
+        return t("evo_line_test", best=best)
+    if p.message == "stopped":
+        return t("evo_line_stopped", evaluated=p.evaluated, budget=p.budget, best=best)
+    if p.evaluated == 0 and not p.history:
+        return t("evo_line_loading") + ("\n\n" + _fitness_meta_line(p.meta) if p.meta else "")
+    return t("evo_line_progress", generation=p.generation + 1, evaluated=p.evaluated, budget=p.budget, best=best)
+
+
 def _stream(genome, settings, run, resume):
     stop_flag = _STOPS[run] = threading.Event()
     try:
         for p in evolve(genome, settings, run, resume=resume, stop=stop_flag):
-            yield p.message, _history_figure(p.history), _shown(run)
+            yield _status_line(p), _history_figure(p.history), _shown(run)
     except RpEvalError as err:
         yield warn(err), gr.skip(), gr.skip()
     finally:

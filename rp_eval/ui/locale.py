@@ -528,6 +528,11 @@ STRINGS: dict[str, str] = {
     "evo_series_mean": "mean of the generation",
     "evo_axis_generation": "generation",
     "evo_axis_fitness": "fitness",
+    "evo_line_loading": "Loading the source models…",
+    "evo_line_progress": "Generation {generation}: {evaluated} of {budget} candidates evaluated; best fitness {best}",
+    "evo_line_stopped": "Stopped after {evaluated} of {budget} candidates (best fitness {best}); Resume continues it.",
+    "evo_line_test": "Scoring the best candidates on the test split (best dev fitness {best})…",
+    "evo_line_done": "Done: {evaluated} candidates evaluated; best fitness {best}.",
     "evo_export_folder": "Folder for the recipe (empty: the workspace's merges/; a relative folder is inside the workspace)",
     "evo_exported_to": "Wrote `{path}` and registered **{name}**: it is ready in the Chat and Rate tabs.",
     # -- Models, Merge, Rate and Leaderboard tabs: smaller fixes --

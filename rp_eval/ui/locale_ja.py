@@ -538,6 +538,11 @@ JA: dict[str, str] = {
     "evo_series_mean": "世代の平均",
     "evo_axis_generation": "世代",
     "evo_axis_fitness": "適合度",
+    "evo_line_loading": "マージ元のモデルを読み込んでいます…",
+    "evo_line_progress": "第 {generation} 世代: 候補 {budget} 件中 {evaluated} 件を評価済み。最良の適合度は {best}",
+    "evo_line_stopped": "候補 {budget} 件中 {evaluated} 件を評価したところで止めました（最良の適合度 {best}）。「再開」で続きから進められます。",
+    "evo_line_test": "最良の候補を test 分割で採点しています（dev での最良の適合度 {best}）…",
+    "evo_line_done": "完了しました。評価した候補は {evaluated} 件、最良の適合度は {best} です。",
     "evo_export_folder": "レシピの保存先フォルダ（空欄：ワークスペースの merges/、相対パスはワークスペース内）",
     "evo_exported_to": "`{path}` を書き出し、**{name}** を登録しました。チャットと人手評価のタブですぐに使えます。",
     # -- Models, Merge, Rate and Leaderboard tabs: smaller fixes --
