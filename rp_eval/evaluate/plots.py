@@ -46,7 +46,9 @@ def metric_heatmap(table: pd.DataFrame, group: str = "all", colorbar: str = "", 
     rows, cols = frame.shape
     columns = [say("plot_combined") if c == "combined" else c for c in frame.columns]
     with plt.rc_context(plotfonts.rc()):
-        fig, ax = plt.subplots(figsize=(2.2 + 0.62 * cols, 1.3 + 0.5 * rows), layout="constrained")
+        height = 1.7 + 0.5 * rows
+        fig, ax = plt.subplots(figsize=(2.2 + 0.62 * cols, height), layout="constrained")
+        fig.get_layout_engine().set(rect=(0, 0, 1, 1 - 0.4 / height))  # the top 0.4 in: under the page's plot label
         image = ax.imshow(frame.to_numpy(), cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
         for i in range(rows):
             for j in range(cols):
