@@ -7,6 +7,10 @@ locale table in the page's language (`rp_eval.ui.locale.error_text`, Japanese in
 is itself an `RpEvalError` is rendered in the same language. An error raised with plain text (older code,
 messages from other libraries) is shown as it is.
 
+Words of the library that are not errors but reach the page (progress lines, the merge matrix's verdicts, plot
+labels) use the same table through `Said`: a `str` (its English text, so logs and the CLI are unchanged) that also
+carries its key and values, so the UI can say it again in the page's language.
+
 Adding a message: one line here (English), one in `rp_eval/ui/locale_ja.py` (Japanese, same placeholders).
 """
 
@@ -30,8 +34,54 @@ MESSAGES: dict[str, str] = {
     "err_number_range": "{field}: {value} is outside the allowed range {low} to {high}",
     "err_stop_strings": "Stop strings: at most {n} strings of up to {chars} characters each",
     "err_unexpected": "the request failed ({kind}); nothing was stored",
+    # paths typed into the page (rp_eval/paths.py); {what} is one of the path_ nouns below, or as the caller wrote it
+    "err_path_too_long": "{what} is {n} characters long; a path is at most 4096",
+    "err_path_none": "no {what} given",
+    "err_path_nul": "{what} {text} contains a NUL character",
+    "err_path_unusable": "{what} '{text}' can not be used as a path: {detail}",
+    "err_path_outside": (
+        "{what} '{text}' is outside the folders this server may read and write: {roots} "
+        "(add a folder to the allowed_roots setting to allow it)"
+    ),
+    "err_path_outside_resolved": (
+        "{what} '{text}' (resolves to '{resolved}') is outside the folders this server may read and write: {roots} "
+        "(add a folder to the allowed_roots setting to allow it)"
+    ),
+    "path_path": "path",
+    "path_model_folder": "model folder",
+    "path_model": "model",
+    "path_weights_file": "weights file",
+    "path_training_data": "training data",
+    "path_recipe_folder": "recipe folder",
+    "path_pairs_file": "pairs file",
     # models, ratings, evolution
     "err_registry_no_source": "no model given: type a Hugging Face id (owner/name) or a folder path",
+    "err_registry_no_folder": "folder '{source}' does not exist",
+    "err_registry_file": "'{source}' is a file, not a model folder",
+    "err_registry_no_config": "'{source}' is not a model folder: it has no config.json (nor adapter_config.json)",
+    "err_registry_bad_config": "the config.json in '{source}' can not be read: {detail}",
+    "err_registry_offline": "'{source}' is not a local folder, and the Hugging Face hub is off (HF_HUB_OFFLINE=1): download it first or give a folder",
+    "err_registry_hub": "could not read '{source}' from the Hugging Face hub: {detail}",
+    "err_registry_not_causal": "'{source}' is not a causal language model transformers knows (architectures: {architectures})",
+    "err_registry_tokenizer": "'{source}' has no usable tokenizer: {detail}",
+    "err_registry_adapter_config": "adapter_config.json in '{path}' can not be read: {detail}",
+    "err_registry_adapter_base": "the adapter in '{path}' does not name its base model (base_model_name_or_path)",
+    "err_registry_base_missing": "the adapter's base model '{base}' is not registered: add the base model first",
+    "err_registry_format": "unknown prompt format '{format}'; choose auto or one of {known}",
+    "err_registry_parent": "parent model '{name}' is not registered",
+    "err_registry_unknown": "no registered model named '{name}' (registered: {known})",
+    "err_registry_has_adapters": "'{name}' is the base of {children}: remove those adapters first",
+    "err_registry_outside": "'{name}' lives outside the workspace ({folder}); rp_eval only deletes files it made. Remove it from the registry without deleting files, then delete the folder yourself",
+    "err_rating_persona": "unknown persona '{persona}' (personas: {known})",
+    "err_rating_no_message": "type a message to continue the conversation",
+    "err_rating_closed": "this item was already judged: start a new one",
+    "err_rating_winner": "a vote is one of {known}, not '{winner}'",
+    "err_rating_single": "this item is a single reply: give it scores, not a vote",
+    "err_rating_no_models": "no models are registered: add one in the Models tab",
+    "err_rating_stored_reply": "a stored reply to score must end with the model's (assistant) message",
+    "err_rating_pair": "this item is a blind pair: vote A, B, tie or both bad",
+    "err_rating_missing": "give a score from 1 to 5 for: {axes}",
+    "err_rating_score": "the score for {axis} must be a whole number from 1 to 5, not {value}",
     "err_rating_no_name": "type your name (or log in) before rating: every rating is signed",
     "err_evolve_no_models": "choose the models to merge (besides the base model) first",
     # cards (rp_eval/chat/cards.py)
@@ -47,7 +97,141 @@ MESSAGES: dict[str, str] = {
     "err_card_too_big": "{source}: the file is {mb} MB; cards up to {limit} MB are accepted",
     "err_card_bad": "card '{name}': {detail}",
     "err_card_book": "{source}: field 'data.character_book' must be an object with a list of 'entries'",
+    "sep_reasons": "; ",  # between the reasons of one message (a tuple of them as a value)
+    "sep_list": ", ",  # between the items of a list value
+    # evaluation (rp_eval/evaluate/runner.py): progress lines and refusals
+    "progress_loading": "{model}: loading",
+    "progress_replies": "{model}: {done}/{total} replies",
+    "progress_replies_empty": "{model}: {done}/{total} replies, {empty} empty",
+    "progress_failed": "{model} failed: {reason}",
+    "err_eval_split_empty": "the '{split}' split has no items",
+    "reopen_missing": "no such run in the store",
+    "reopen_task_version": "made on task version {made}; the current task is {current}",
+    "reopen_shown": "{model} is already shown from run #{run}",
+    # fine-tuning (rp_eval/finetune/): refusals before a run starts
+    "err_ft_warmup": "the warm-up ({warm} steps) is not shorter than the run ({total} optimizer steps): lower the warm-up (a value below 1 is a share of the steps, e.g. 0.05) or train for more epochs or steps",
+    "err_ft_adapter_base": "'{model}' is an adapter; fine-tune its base or a merged model instead",
+    "err_ft_name_taken": "a model named '{name}' is already registered: choose another adapter name",
+    "err_ft_qlora_gpu": "QLoRA (4-bit) needs a CUDA GPU and this machine has none: untick QLoRA to train LoRA",
+    "err_ft_bitsandbytes": "QLoRA needs bitsandbytes: pip install bitsandbytes",
+    "err_as_is": "{error}",
+    "err_ft_no_run": "no fine-tuning run {run}",
+    "err_ft_finished": "run {run} is finished; its adapter is '{adapter}'",
+    "err_ft_no_checkpoint": "run {run} has no checkpoint to resume from: start a new run",
+    "err_ft_not_utf8": "'{path}' is not UTF-8 text (is it a JSONL file?)",
+    "err_ft_not_json": "'{name}' line {line} is not JSON ({detail}): the file must be JSONL",
+    "err_ft_no_conversations": "'{path}' has no conversations",
+    "err_ft_dataset": "could not load the dataset '{source}': {detail}",
+    "err_ft_data_missing": "training data '{source}' not found: give a .jsonl file, a saved dataset folder or a hub id",
+    # scoring weights, calibration and the LLM judge (rp_eval/evaluate/)
+    "err_weights_metric": "weights '{name}': '{metric}' is not a metric with a direction",
+    "err_weights_negative": "weights '{name}': '{metric}' has a negative weight ({weight})",
+    "err_weights_zero": "weights '{name}': every weight is zero",
+    "err_weights_missing": "weights '{source}' not found (a YAML path, or a name in {folder})",
+    "err_weights_file": "weights file {path}: {detail}",
+    "calibrate_no_variation": "no metric varies over the rated replies: nothing to fit",
+    "calibrate_no_predictor": "no metric predicts the human scores (every fitted weight is zero)",
+    "err_calibrate_few": "calibration needs at least 10 Likert-scored replies; the ratings hold {n}",
+    "err_calibrate_failed": "calibration failed: {reason}",
+    "err_judge_model": "judge model '{name}': {error}",
+    "err_judge_unknown": "judge model: {error}",
+    "err_judge_same_token": "this tokenizer maps different grades to the same token ({ids}): it can not be a judge",
+    "err_judge_grade": "this tokenizer has no single token for the grade '{grade}' (it spells it as {n} tokens {tokens}): it can not be a one-pass judge; choose a model whose tokenizer has the digits",
+    # merge compatibility (rp_eval/merge/compat.py): the matrix's verdicts, reasons and notes
+    "compat_same_model": "same model",
+    "compat_all_methods": "all methods",
+    "compat_passthrough_only": "passthrough only",
+    "compat_not_mergeable": "not mergeable",
+    "compat_architectures": "{a} vs {b}: different architectures; parameter-space merging is impossible",
+    "compat_layer_shapes": "different layer shapes ({differences}): no merge can mix their layers",
+    "compat_field": "{field} {a} vs {b}",
+    "compat_layer_count": (
+        "num_hidden_layers {a} vs {b}: parameter-space methods need the same layer count "
+        "(passthrough slices can still stack them)"
+    ),
+    "compat_vocab": "different vocabularies (vocab_size {a} vs {b}): set a tokenizer source (base or union)",
+    "compat_vocab_tokens": (
+        "different vocabularies (vocab_size {a} vs {b}, different tokens): set a tokenizer source (base or union)"
+    ),
+    "compat_no_tokenizer": "tokenizer not found for one of them: only the vocabulary size was compared",
+    "compat_rope": "different rope settings ({a} vs {b}): the merge takes the first model's",
+    "compat_incompatible": "incompatible",
+    "err_compat_config": "the config of '{name}' can not be read: {detail}",
+    "err_compat_method": "'{a}' and '{b}' can not be merged with {method}: {why}",
+    # running a merge (rp_eval/merge/run.py)
+    "err_merge_no_name": "give the merged model a name",
+    "err_merge_name_taken": "a model named '{name}' is already registered: choose another name",
+    "err_merge_folder_exists": "the folder {folder} exists already: choose another name or remove it",
+    "err_merge_disk": "not enough disk space in {folder}: the merge needs about {needed} GiB, {free} GiB are free",
+    "merge_checking": "checking the recipe and the models (configs only)",
+    "merge_loading": "merging on the {device} with {method}",
+    "merge_tensors": "tensor task {done}/{total}",
+    "merge_saving": "writing the recipe and model card, registering",
+    "merge_done": "merged into {name} in {seconds} s",
+    # merge recipes (rp_eval/merge/recipe.py): the problems listed under the YAML box
+    "err_recipe": "{text}",
+    "err_recipe_field": "{field}: {text}",
+    "recipe_and_more": "{first}; {rest}",
+    "recipe_yaml_at": "malformed YAML at line {line}, column {column}: {problem}",
+    "recipe_yaml": "malformed YAML: {problem}",
+    "recipe_yaml_deep": "malformed YAML: nested too deeply",
+    "recipe_not_mapping": "a recipe is a YAML mapping with at least merge_method and models (or slices)",
+    "recipe_not_number": "'{value}' is not a valid {name} (a number is expected)",
+    "recipe_unknown_method": "unknown method '{method}'; mergekit offers {known}",
+    "recipe_needs_base": "{method} needs a base model",
+    "recipe_too_few": "{method} needs at least {low} models, got {n}",
+    "recipe_too_many": "{method} takes at most {high} models, got {n}",
+    "recipe_needs_for": "{method} needs '{name}' for {model}",
+    "recipe_needs": "{method} needs '{name}'",
+    "recipe_layer_range": "layer range {range} is beyond '{model}' ({layers} layers)",
+    "recipe_cell_value": "'{text}' is not a value (a number, [a, b, c] or [{{filter: mlp, value: 0.5}}])",
+    "recipe_form_key": "the form can not show '{key}' yet: edit this recipe in the YAML box",
+    "recipe_form_slice": "the form can not show slice-level {extra}: edit it in the YAML box",
+    "recipe_other_mapping": "other parameters are a mapping such as {{gamma: 0.01, epsilon: 0.1}}",
+    "recipe_layer_range_form": "a layer range is [first, end], e.g. [0, 16]",
+    "recipe_no_name": "a recipe needs a file name",
+    "recipe_missing": "no recipe named '{name}' in {folder} (recipes: {known})",
+    "recipe_exists": "a recipe named '{name}' exists already: choose another name",
+    # plots (rp_eval/evaluate/plots.py, rp_eval/ratings/plots.py)
+    "plot_combined": "combined",
+    "plot_bt_axis": "Bradley-Terry score (Elo scale) with 95% bootstrap interval",
+    "plot_model_votes": "{model} ({votes} votes)",
+    "plot_opponent": "opponent",
+    "plot_model": "model",
+    "plot_win_rate": "win rate of the row model\n(ties half; votes in brackets)",
+    "plot_likert_axis": "mean score (1-5) with 95% interval",
+    "plot_axis_naturalness": "Natural Japanese",
+    "plot_axis_consistency": "In character",
+    "plot_axis_length_fit": "Turn length",
+    "plot_axis_overall": "Overall",
+    "plot_axis_vote": "Blind A/B votes",
 }
+
+
+class Said(str):
+    """A library message as English text that keeps its key and values: `Said("progress_loading", model="m")`."""
+
+    key: str
+    values: dict[str, object]
+
+    def __new__(cls, key: str, **values: object) -> Said:
+        if key not in MESSAGES:
+            raise KeyError(f"unknown message key {key!r}")
+        said = super().__new__(cls, format_message(key, values, MESSAGES))
+        said.key, said.values = key, values
+        return said
+
+
+def english(key: str, **values: object) -> str:
+    """`key` of MESSAGES in English, as a `Said` (the default wording of library functions that take a `say`)."""
+    return Said(key, **values)
+
+
+def said(err: BaseException) -> str:
+    """An error's message as a `Said` when it has a key (so the UI can translate it later), else its text."""
+    if isinstance(err, RpEvalError) and err.key:
+        return Said(err.key, **err.values)
+    return str(err)
 
 
 class RpEvalError(ValueError):
@@ -65,6 +249,17 @@ class RpEvalError(ValueError):
 
 
 def format_message(key: str, values: dict[str, object], table: dict[str, str], render=str) -> str:
-    """`table[key]` (English where the table lacks it) with `values`; nested errors go through `render`."""
-    filled = {k: render(v) if isinstance(v, RpEvalError) else v for k, v in values.items()}
+    """`table[key]` (English where the table lacks it) with `values`; nested errors and `Said` messages (alone or
+    in a tuple) go through `render`."""
+    seps = {kind: table.get(f"sep_{kind}") or MESSAGES[f"sep_{kind}"] for kind in ("reasons", "list")}
+    filled = {k: _filled(v, render, seps) for k, v in values.items()}
     return (table.get(key) or MESSAGES[key]).format(**filled)
+
+
+def _filled(value: object, render, seps: dict[str, str]) -> object:
+    # a nested error or message in the same language; a tuple of them (reasons) or a list (items of one reason) as
+    # one text, joined by the language's separator
+    if isinstance(value, tuple | list):
+        sep = seps["reasons" if isinstance(value, tuple) else "list"]
+        return sep.join(str(_filled(v, render, seps)) for v in value)
+    return render(value) if isinstance(value, RpEvalError | Said) else value

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rp_eval import settings
-from rp_eval.errors import RpEvalError
+from rp_eval.errors import MESSAGES, RpEvalError, Said
 
 PROJECT = Path(__file__).resolve().parents[1]
 DATA_FOLDERS = ("prompts", "merges")  # shipped data the forms offer (tasks, personas, recipes, training sets)
@@ -37,24 +37,28 @@ def confine(path: str | Path, what: str = "path") -> Path:
     """`path` resolved (symlinks followed, relative to the working folder), or PathNotAllowed if it lies outside
     every allowed root. The file need not exist yet (a path to write to is checked the same way)."""
     text = str(path).strip()
+    what = _noun(what)
     if len(text) > 4096:
-        raise PathNotAllowed(f"{what} is {len(text)} characters long; a path is at most 4096")
+        raise PathNotAllowed(key="err_path_too_long", what=what, n=len(text))
     if not text:
-        raise PathNotAllowed(f"no {what} given")
+        raise PathNotAllowed(key="err_path_none", what=what)
     if "\x00" in text:
-        raise PathNotAllowed(f"{what} {text!r} contains a NUL character")
+        raise PathNotAllowed(key="err_path_nul", what=what, text=repr(text))
     try:
         resolved = Path(text).expanduser().resolve()
     except (OSError, RuntimeError) as err:  # a name too long, a symlink loop
-        raise PathNotAllowed(f"{what} '{text[:200]}' can not be used as a path: {err}") from err
+        raise PathNotAllowed(key="err_path_unusable", what=what, text=text[:200], detail=err) from err
     roots = allowed_roots()
     if not any(resolved.is_relative_to(root) for root in roots):
-        shown = f"'{text}'" if str(resolved) == text else f"'{text}' (resolves to '{resolved}')"
-        raise PathNotAllowed(
-            f"{what} {shown} is outside the folders this server may read and write: "
-            f"{', '.join(str(r) for r in roots)} (add a folder to the allowed_roots setting to allow it)"
-        )
+        key = "err_path_outside" if str(resolved) == text else "err_path_outside_resolved"
+        raise PathNotAllowed(key=key, what=what, text=text, resolved=resolved, roots=", ".join(map(str, roots)))
     return resolved
+
+
+def _noun(what: str) -> str:
+    # what the path is for, as a message the page words in its own language when it is one of the known ones
+    key = "path_" + what.replace(" ", "_")
+    return Said(key) if key in MESSAGES else what
 
 
 def is_local(source: str) -> bool:

@@ -12,6 +12,7 @@ import pytest
 from rp_eval.ui import TABS
 from rp_eval.ui.locale import JA, STRINGS
 from tests.conftest import CHROMIUM, FLAGS
+from tests.japanese import LATIN_TERMS
 
 TAB_KEYS = ["models_tab", *(label for _, label in TABS)]
 # English sentences long enough not to turn up by chance in data (model names, personas)
@@ -135,20 +136,6 @@ def test_login_page_in_both_languages_then_the_raters_page_in_japanese(demo_work
 
 # -- every tab in Japanese: no English sentence, label or header left ------------------------------------------
 
-# What may stay in Latin letters on the Japanese page: names of methods, formats, libraries and settings that are
-# written this way in Japanese too. A word of the page is English when it is none of these, no model or persona
-# name, no number and no code (identifiers with _ / . or digits, CamelCase, ALL CAPS, text inside code blocks).
-# fmt: off
-LATIN_TERMS = {
-    "lora", "qlora", "top-p", "top-k", "min-p", "top", "min", "alpha", "dtype", "sigma0", "yaml", "json", "jsonl",
-    "csv", "html", "png", "cma-es", "cma", "es", "likert", "bradley", "terry", "bradley-terry", "krippendorff",
-    "spearman", "kendall", "elo", "gpu", "cpu", "cuda", "mergekit", "hugging", "face", "hub", "id", "mlp", "mb",
-    "dev", "test", "sillytavern", "v2", "v3", "ties", "dare", "slerp", "llm", "rp", "eval", "ja", "en", "a", "b",
-    "p", "k", "t", "r", "n", "s", "ai", "ok", "demo", "llama", "mistral", "gradio", "enter", "shift", "tokens",
-    "normalize", "int8", "mask", "lambda", "filter", "value", "slice", "layer", "range", "other", "gamma", "english",
-    "or", "ccv3",
-}
-# fmt: on
 # Code on the page: code blocks, editors, and the merge form's tables, whose headers are mergekit's YAML keys
 CODE = "code, pre, textarea, .cm-editor, #merge-inputs, #merge-params"
 # Gradio's own widgets (upload boxes, table tools) that Gradio itself leaves untranslated in Japanese
@@ -254,3 +241,85 @@ def test_every_tab_in_japanese_shows_no_english(app_url, demo_workspace, monkeyp
             if found:
                 left[key] = found
         assert left == {}, left
+
+
+# -- the Japanese page at work: an evaluation running, the merge matrix, the leaderboard's figures -------------
+
+
+def _seed_ratings(workspace: Path, monkeypatch) -> None:
+    """Votes and scores for the demo models, stored before the app starts (the leaderboard then has figures)."""
+    from rp_eval.ratings import arena
+    from rp_eval.store import get_store
+    from tests.conftest import use_workspace
+    from tests.ratings.conftest import fake_reply
+
+    use_workspace(workspace, monkeypatch)
+    store = get_store()
+    models = ["demo-llama-a", "demo-llama-b", "demo-mistral"]
+    for n, winner in enumerate(["model_a", "model_b", "tie", "model_a", "bothbad", "model_a"]):
+        view = arena.open_pair(store, f"r{n % 2}", models=models, reply=fake_reply)
+        arena.vote(store, view.item_id, f"r{n % 2}", winner)
+    for n in range(4):
+        view = arena.open_single(store, f"r{n % 2}", models=models, reply=fake_reply)
+        arena.score(
+            store, view.item_id, f"r{n % 2}", {"naturalness": 3, "consistency": 4, "length_fit": 2, "overall": 3}
+        )
+    store.engine.dispose()
+
+
+def test_japanese_page_at_work_evaluate_merge_leaderboard(demo_workspace, tmp_path, monkeypatch, artifacts):
+    from playwright.sync_api import expect
+
+    from tests.conftest import running_app
+    from tests.japanese import english_words, japanese
+
+    _seed_ratings(demo_workspace, monkeypatch)
+    with running_app(demo_workspace, tmp_path / "app.log") as url, browser_page("ja-JP") as page:
+        names = _names_on_the_page(url)
+        _open(page, url)
+
+        # Evaluate: every progress line the bar shows while the run goes, then the finished tab
+        page.get_by_role("tab", name=JA["evaluate_tab"], exact=True).click()
+        page.locator("#ev-limit input").fill("2")
+        page.locator("#ev-run").click()
+        lines: list[str] = []
+        for _ in range(1200):  # up to 4 minutes on a busy machine
+            text = page.locator("#ev-progress-text").inner_text()
+            if text not in lines:
+                lines.append(text)
+            if JA["ev_finished"] in text:
+                break
+            page.wait_for_timeout(200)
+        assert any(JA["ev_finished"] in line for line in lines), lines
+        assert len(lines) >= 3, lines  # at least one line per model was seen besides idle and finished
+        assert [line for line in lines if not japanese(line) or english_words(line, names)] == [], lines
+        page.locator("#ev-status").get_by_text(JA["ev_done"].split("**")[-1][:6]).wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)
+        left = _english(_visible_texts(page), names)
+        assert left == [], left
+        page.screenshot(path=str(artifacts / "i18n-evaluate-ja.png"), full_page=True)
+
+        # Merge: the matrix says which pairs merge and why not, in Japanese
+        page.get_by_role("tab", name=JA["merge_tab"], exact=True).click()
+        picker = page.locator("#merge-check-models input").first
+        for name in ("demo-llama-a", "demo-llama-b", "demo-mistral"):
+            picker.click()
+            picker.fill(name)
+            page.get_by_role("option", name=name, exact=True).first.click()
+        page.locator("#merge-check").click()
+        expect(page.locator("#merge-matrix")).to_contain_text("マージ不可", timeout=60_000)
+        cells = [c.strip() for c in re.split(r"[\t\n]", page.locator("#merge-matrix").inner_text())]
+        reasons = [c for c in cells if len(c) > 12]
+        assert reasons and all(japanese(c) and english_words(c, names | {"passthrough"}) == [] for c in reasons), cells
+        left = _english(_visible_texts(page), names)
+        assert left == [], left
+        page.screenshot(path=str(artifacts / "i18n-merge-ja.png"), full_page=True)
+
+        # Leaderboard: filled on opening; its figures are images (their words are checked in test_locale.py)
+        page.get_by_role("tab", name=JA["leaderboard_tab"], exact=True).click()
+        page.locator("#lb-summary").get_by_text("投票", exact=False).wait_for(timeout=60_000)
+        page.locator("#lb-scores-plot img").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)
+        left = _english(_visible_texts(page), names)
+        assert left == [], left
+        page.screenshot(path=str(artifacts / "i18n-leaderboard-ja.png"), full_page=True)

@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from rp_eval.chat.personas import StyleMarkers
+from rp_eval.errors import Said
 from rp_eval.evaluate.metrics import Reply, measure
 from rp_eval.evaluate.score import OPTIONAL, Weights, combined, directed
 from rp_eval.evaluate.task import Task
@@ -136,13 +137,13 @@ def fit_weights(frame: pd.DataFrame, human: str = "human", ridge: float = 1.0, n
     good = directed_frame(frame)
     good = good[[c for c in good.columns if good[c].std() > 0]]
     if good.empty:
-        raise ValueError("no metric varies over the rated replies: nothing to fit")
+        raise ValueError(Said("calibrate_no_variation"))
     x = good.to_numpy() - good.to_numpy().mean(axis=0)
     y = frame[human].to_numpy(float) - frame[human].mean()
     k = x.shape[1]
     w, _ = optimize.nnls(np.vstack([x, math.sqrt(ridge) * np.eye(k)]), np.concatenate([y, np.zeros(k)]))
     if not (w > 0).any():
-        raise ValueError("no metric predicts the human scores (every fitted weight is zero)")
+        raise ValueError(Said("calibrate_no_predictor"))
     w = 10 * w / w.sum()
     fitted = {c: round(float(v), 4) for c, v in zip(good.columns, w, strict=True)}
     fitted.update({o: 0.0 for o in OPTIONAL if o not in fitted})
@@ -229,9 +230,9 @@ def calibrate_store(
 
     frame = rated_replies(store, load_task())
     if len(frame) < 10:
-        raise RpEvalError(f"calibration needs at least 10 Likert-scored replies; the ratings hold {len(frame)}")
+        raise RpEvalError(key="err_calibrate_few", n=len(frame))
     try:
         cal = calibrate(frame, load_weights(weights), ridge=ridge, rounds=rounds, seed=seed)
     except ValueError as err:
-        raise RpEvalError(f"calibration failed: {err}") from None
+        raise RpEvalError(key="err_calibrate_failed", reason=err.args[0] if err.args else str(err)) from None
     return cal, save_weights(cal.weights.model_copy(update={"name": save_as}))

@@ -109,13 +109,10 @@ def grade_ids(tokenizer) -> list[int]:
         full = tokenizer(ANSWER + grade, add_special_tokens=False)["input_ids"]
         if full[: len(base)] != base or len(full) != len(base) + 1 or full[-1] == tokenizer.unk_token_id:
             spelled = full[len(base) :] if full[: len(base)] == base else full
-            raise JudgeError(
-                f"this tokenizer has no single token for the grade '{grade}' (it spells it as {len(spelled)} "
-                f"tokens {spelled}): it can not be a one-pass judge; choose a model whose tokenizer has the digits"
-            )
+            raise JudgeError(key="err_judge_grade", grade=grade, n=len(spelled), tokens=spelled)
         ids.append(full[-1])
     if len(set(ids)) != len(ids):
-        raise JudgeError(f"this tokenizer maps different grades to the same token ({ids}): it can not be a judge")
+        raise JudgeError(key="err_judge_same_token", ids=ids)
     return ids
 
 
@@ -152,7 +149,7 @@ class Judge:
         try:
             self.ids = grade_ids(tokenizer)
         except JudgeError as err:
-            raise JudgeError(f"judge model '{name}': {err}") from None
+            raise JudgeError(key="err_judge_model", name=name, error=err) from None
         limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
         self.max_tokens = int(limit) if limit else None
         pad = tokenizer.pad_token_id
@@ -230,6 +227,6 @@ def load_judge(name: str, batch_size: int = 8) -> Judge:
     try:
         row = get_model(name)
     except RegistryError as err:
-        raise JudgeError(f"judge model: {err}") from None
+        raise JudgeError(key="err_judge_unknown", error=err) from None
     loaded = model_cache().get(row)
     return Judge(loaded.model, loaded.tokenizer, loaded.format, name=name, batch_size=batch_size)

@@ -15,10 +15,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from rp_eval import plotfonts  # noqa: E402
+from rp_eval.errors import english  # noqa: E402
 from rp_eval.evaluate.metrics import METRICS  # noqa: E402
 
 GROUPS: list[str] = list(dict.fromkeys(m.group for m in METRICS if m.good is not None))
-FONTS = ["Noto Sans CJK JP", "Noto Serif CJK JP", "DejaVu Sans"]  # Japanese titles need a CJK font
 
 
 def heatmap_frame(table: pd.DataFrame, group: str = "all") -> pd.DataFrame:
@@ -35,14 +36,19 @@ def heatmap_frame(table: pd.DataFrame, group: str = "all") -> pd.DataFrame:
     return frame
 
 
-def metric_heatmap(table: pd.DataFrame, group: str = "all", colorbar: str = "") -> Figure | None:
-    """The heat map of `heatmap_frame`, each cell written with its value; None when there is nothing to draw."""
+def metric_heatmap(table: pd.DataFrame, group: str = "all", colorbar: str = "", say=english) -> Figure | None:
+    """The heat map of `heatmap_frame`, each cell written with its value; None when there is nothing to draw.
+    `say(key, **values)` words the labels (default English; the UI passes its own, in the page's language);
+    metric names stay as they are, they are the names the weights file and the CSV use."""
     frame = heatmap_frame(table, group)
     if frame.empty or frame.shape[1] == 0:
         return None
     rows, cols = frame.shape
-    with plt.rc_context({"font.family": FONTS}):
-        fig, ax = plt.subplots(figsize=(2.2 + 0.62 * cols, 1.3 + 0.5 * rows), layout="constrained")
+    columns = [say("plot_combined") if c == "combined" else c for c in frame.columns]
+    with plt.rc_context(plotfonts.rc()):
+        height = 1.7 + 0.5 * rows
+        fig, ax = plt.subplots(figsize=(2.2 + 0.62 * cols, height), layout="constrained")
+        fig.get_layout_engine().set(rect=(0, 0, 1, 1 - 0.4 / height))  # the top 0.4 in: under the page's plot label
         image = ax.imshow(frame.to_numpy(), cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
         for i in range(rows):
             for j in range(cols):
@@ -50,7 +56,7 @@ def metric_heatmap(table: pd.DataFrame, group: str = "all", colorbar: str = "") 
                 if not np.isnan(value):
                     color = "white" if value < 0.2 or value > 0.85 else "black"
                     ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color=color)
-        ax.set_xticks(range(cols), frame.columns, rotation=40, ha="right", fontsize=9)
+        ax.set_xticks(range(cols), columns, rotation=40, ha="right", fontsize=9)
         ax.set_yticks(range(rows), frame.index, fontsize=9)
         fig.colorbar(image, ax=ax, label=colorbar, fraction=0.04)
     plt.close(fig)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rp_eval.errors import Said
 from rp_eval.evaluate.metrics import BY_NAME, METRICS, LengthTarget
 from rp_eval.evaluate.runner import EvalResult, score_row
 from rp_eval.evaluate.score import load_weights
@@ -223,14 +224,14 @@ def reopen(store: Store, run_ids: list[int], task: Task | None = None, weights: 
     for run_id in run_ids:
         run = db.get_run(store, int(run_id))
         if run is None:
-            result.failed[f"#{run_id}"] = "no such run in the store"
+            result.failed[f"#{run_id}"] = Said("reopen_missing")
             continue
         label = f"{run.model} (#{run.id})"
         if run.task_version != task.version:
-            result.failed[label] = f"made on task version {run.task_version}; the current task is {task.version}"
+            result.failed[label] = Said("reopen_task_version", made=run.task_version, current=task.version)
             continue
         if run.model in result.runs:
-            result.failed[label] = f"{run.model} is already shown from run #{result.runs[run.model]}"
+            result.failed[label] = Said("reopen_shown", model=run.model, run=result.runs[run.model])
             continue
         result.runs[run.model] = run.id
         user = (run.settings or {}).get("user", "あなた")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, Field
 
 from rp_eval.chat.generate import GenerationResult, GenerationSettings, generate_batch
-from rp_eval.errors import RpEvalError
+from rp_eval.errors import RpEvalError, Said, said
 from rp_eval.evaluate.metrics import LengthTarget, Reply, measure
 from rp_eval.evaluate.score import Weights, combined, load_weights
 from rp_eval.evaluate.task import Item, Split, Task, load_task
@@ -60,7 +60,7 @@ class EvalRow:
 class Progress:
     done: int  # replies finished, all models together
     total: int
-    message: str
+    message: str  # English; a `Said`, so the page can show it in its own language
     model: str = ""
 
 
@@ -189,11 +189,11 @@ def _run_evaluation(config: EvalConfig, store, task: Task | None, who: dict) -> 
         load_judge(config.judge_model)
     items = task.select(config.split, config.limit, config.seed)
     if not items:
-        raise RpEvalError(f"the '{config.split}' split has no items")
+        raise RpEvalError(key="err_eval_split_empty", split=config.split)
     total, done = len(items) * len(config.models), 0
     result = EvalResult([], task_version=task.version, config=config)
     for name in config.models:
-        yield Progress(done, total, f"{name}: loading", name)
+        yield Progress(done, total, Said("progress_loading", model=name), name)
         run_id = None
         try:
             row = get_model(name)
@@ -220,8 +220,8 @@ def _run_evaluation(config: EvalConfig, store, task: Task | None, who: dict) -> 
                     db.add_replies(store, run_id, fresh)
                     done += len(batch)
                     empty = sum(1 for r in results if not r.text)
-                    note = f", {empty} empty" if empty else ""
-                    yield Progress(done, total, f"{name}: {done}/{total} replies{note}", name)
+                    key = "progress_replies_empty" if empty else "progress_replies"
+                    yield Progress(done, total, Said(key, model=name, done=done, total=total, empty=empty), name)
             extras.add_optional(store, run_id, name, items, task, config)
             stored = {r.item_id: r for r in db.replies(store, run_id)}
             for item in items:
@@ -233,11 +233,12 @@ def _run_evaluation(config: EvalConfig, store, task: Task | None, who: dict) -> 
                 result.rows.append(score_row(name, item, task, fields, config.target, weights, config.user))
             db.finish_run(store, run_id)
         except Exception as err:  # noqa: BLE001 - one model failing must not stop the others; the reason is kept
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            reason = said(err) if str(err) else type(err).__name__
+            reason = reason if isinstance(reason, Said) else reason.splitlines()[0]
             result.failed[name] = reason
             if run_id is not None:
                 db.finish_run(store, run_id, reason)
-            yield Progress(done, total, f"{name} failed: {reason}", name)
+            yield Progress(done, total, Said("progress_failed", model=name, reason=reason), name)
     yield result
 
 

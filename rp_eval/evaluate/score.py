@@ -35,11 +35,11 @@ class Weights(BaseModel, frozen=True):
     def check(self) -> Weights:
         for metric, w in self.weights.items():
             if metric not in OPTIONAL and (metric not in BY_NAME or BY_NAME[metric].good is None):
-                raise WeightsError(f"weights '{self.name}': '{metric}' is not a metric with a direction")
+                raise WeightsError(key="err_weights_metric", name=self.name, metric=metric)
             if w < 0:
-                raise WeightsError(f"weights '{self.name}': '{metric}' has a negative weight ({w})")
+                raise WeightsError(key="err_weights_negative", name=self.name, metric=metric, weight=w)
         if not any(w > 0 for w in self.weights.values()):
-            raise WeightsError(f"weights '{self.name}': every weight is zero")
+            raise WeightsError(key="err_weights_zero", name=self.name)
         return self
 
 
@@ -55,11 +55,11 @@ def load_weights(source: str | Path | None = None) -> Weights:
     if source and not path.exists() and (weights_dir() / f"{source}.yaml").exists():
         path = weights_dir() / f"{source}.yaml"
     if not path.exists():
-        raise WeightsError(f"weights '{source}' not found (a YAML path, or a name in {weights_dir()})")
+        raise WeightsError(key="err_weights_missing", source=source, folder=weights_dir())
     try:
         return Weights.model_validate(yaml.safe_load(path.read_text(encoding="utf-8"))).check()
     except (yaml.YAMLError, ValidationError) as err:
-        raise WeightsError(f"weights file {path}: {str(err).splitlines()[0]}") from None
+        raise WeightsError(key="err_weights_file", path=path, detail=str(err).splitlines()[0]) from None
 
 
 def save_weights(weights: Weights, path: Path | None = None) -> Path:

@@ -69,7 +69,7 @@ def read_jsonl(path: Path) -> list[list[Message]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as err:
-        raise DataError(f"'{path}' is not UTF-8 text (is it a JSONL file?)") from err
+        raise DataError(key="err_ft_not_utf8", path=path) from err
     conversations = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -77,10 +77,10 @@ def read_jsonl(path: Path) -> list[list[Message]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise DataError(f"'{path.name}' line {number} is not JSON ({err.msg}): the file must be JSONL") from err
+            raise DataError(key="err_ft_not_json", name=path.name, line=number, detail=err.msg) from err
         conversations.append(to_messages(record, f"'{path.name}' line {number}"))
     if not conversations:
-        raise DataError(f"'{path}' has no conversations")
+        raise DataError(key="err_ft_no_conversations", path=path)
     return conversations
 
 
@@ -96,7 +96,7 @@ def read_dataset(source: str, split: str = "train") -> list[list[Message]]:
         else:
             data = datasets.load_dataset(source, split=split)
     except (OSError, ValueError, KeyError, FileNotFoundError) as err:
-        raise DataError(f"could not load the dataset '{source}': {str(err).splitlines()[0]}") from err
+        raise DataError(key="err_ft_dataset", source=source, detail=str(err).splitlines()[0]) from err
     return [to_messages(dict(r), f"'{source}' row {i}") for i, r in enumerate(data)]
 
 
@@ -108,7 +108,7 @@ def load_conversations(source: str = "", split: str = "train") -> list[list[Mess
         return read_jsonl(path)
     if path.is_dir() or "/" in source and not source.startswith((".", "/", "~")):
         return read_dataset(str(path) if path.is_dir() else source, split)
-    raise DataError(f"training data '{source}' not found: give a .jsonl file, a saved dataset folder or a hub id")
+    raise DataError(key="err_ft_data_missing", source=source)
 
 
 def split_eval(

@@ -87,18 +87,18 @@ def adapters_dir() -> Path:
 def _check(s: FinetuneSettings, adapter_name: str) -> None:
     base = registry.get_model(s.base_model)
     if base.kind == "adapter":
-        raise FinetuneError(f"'{s.base_model}' is an adapter; fine-tune its base or a merged model instead")
+        raise FinetuneError(key="err_ft_adapter_base", model=s.base_model)
     if registry.get_store().get_model(adapter_name) is not None:
-        raise FinetuneError(f"a model named '{adapter_name}' is already registered: choose another adapter name")
+        raise FinetuneError(key="err_ft_name_taken", name=adapter_name)
     if s.qlora:
         import torch
 
         if not torch.cuda.is_available():
-            raise FinetuneError("QLoRA (4-bit) needs a CUDA GPU and this machine has none: untick QLoRA to train LoRA")
+            raise FinetuneError(key="err_ft_qlora_gpu")
         try:
             import bitsandbytes  # noqa: F401
         except ImportError as err:
-            raise FinetuneError("QLoRA needs bitsandbytes: pip install bitsandbytes") from err
+            raise FinetuneError(key="err_ft_bitsandbytes") from err
 
 
 def start(s: FinetuneSettings) -> int:
@@ -107,10 +107,10 @@ def start(s: FinetuneSettings) -> int:
     try:  # bad data or a warm-up as long as the run fails here, before a run is recorded
         plan_data(s)
     except PlanError as err:
-        raise FinetuneError(str(err)) from err
+        raise FinetuneError(key="err_as_is", error=err) from err
     _check(s, s.adapter_name or f"{s.base_model}-rp-lora-new")
     if s.merge_full and s.adapter_name and registry.get_store().get_model(f"{s.adapter_name}-merged"):
-        raise FinetuneError(f"a model named '{s.adapter_name}-merged' is already registered: choose another name")
+        raise FinetuneError(key="err_merge_name_taken", name=f"{s.adapter_name}-merged")
     run = runs.create_run(get_store(), s.base_model, s.model_dump(mode="json"))
     runs.update_run(get_store(), run.id, folder=str(run_folder(run.id)), metrics={"owner": processes.owner()})
     return _launch(run.id, s, resume=False)
@@ -121,15 +121,15 @@ def resume(run_id: int) -> int:
     mark_interrupted()
     run = runs.get_run(get_store(), run_id)
     if run is None:
-        raise FinetuneError(f"no fine-tuning run {run_id}")
+        raise FinetuneError(key="err_ft_no_run", run=run_id)
     if run.status == "running":
         who = run.metrics.get("owner") or {}
         raise FinetuneError(f"run {run_id} is still running (process {who.get('pid', '?')} on {who.get('host', '?')})")
     if run.status == "done":
-        raise FinetuneError(f"run {run_id} is finished; its adapter is '{run.adapter}'")
+        raise FinetuneError(key="err_ft_finished", run=run_id, adapter=run.adapter)
     checkpoint = _last_checkpoint(run_id)
     if checkpoint is None:
-        raise FinetuneError(f"run {run_id} has no checkpoint to resume from: start a new run")
+        raise FinetuneError(key="err_ft_no_checkpoint", run=run_id)
     line = f"resuming from the last checkpoint ({Path(checkpoint).name})"
     runs.update_run(get_store(), run_id, status="running", log_lines=[line], metrics={"owner": processes.owner()})
     return _launch(run_id, FinetuneSettings(**run.settings), resume=True)
@@ -174,7 +174,7 @@ def stored_progress(run_id: int) -> Progress:
     mark_interrupted()
     run = runs.get_run(get_store(), run_id)
     if run is None:
-        raise FinetuneError(f"no fine-tuning run {run_id}")
+        raise FinetuneError(key="err_ft_no_run", run=run_id)
     steps = [x["step"] for x in run.losses]
     return Progress(
         run_id,

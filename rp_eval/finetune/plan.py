@@ -62,10 +62,7 @@ def plan(s: FinetuneSettings, conversations: int, held: int) -> Plan:
     per_epoch, total = steps(s, train)
     warm = warmup_steps(s, total)
     if warm >= total:
-        raise PlanError(
-            f"the warm-up ({warm} steps) is not shorter than the run ({total} optimizer steps): lower the warm-up "
-            f"(a value below 1 is a share of the steps, e.g. 0.05) or train for more epochs or steps"
-        )
+        raise PlanError(key="err_ft_warmup", warm=warm, total=total)
     return Plan(
         conversations=conversations,
         train=train,

@@ -16,7 +16,7 @@ from functools import lru_cache
 from itertools import combinations
 from pathlib import Path
 
-from rp_eval.errors import RpEvalError
+from rp_eval.errors import RpEvalError, Said, english
 from rp_eval.merge.methods import is_parameter_space, method_names
 
 # Fields that fix the shape of every layer; a difference in any of them forbids mixing layers.
@@ -48,6 +48,7 @@ class PairCheck:
     a: str
     b: str
     methods: list[str]  # merge methods possible for this pair
+    # each a `Said`: English text that the page can word again in its own language
     reasons: list[str] = field(default_factory=list)  # why some (or all) methods are not possible
     notes: list[str] = field(default_factory=list)  # possible, but worth knowing (tokenizer, rope)
 
@@ -55,14 +56,16 @@ class PairCheck:
     def parameter_space(self) -> bool:
         return any(is_parameter_space(m) for m in self.methods)
 
-    def summary(self) -> str:
+    def summary(self, say=english, render=str) -> str:
+        """The verdict, reasons and notes in one line; `say` words the verdict and `render` the reasons (the UI
+        passes its own two, for the page's language)."""
         if self.parameter_space:
-            verdict = "all methods" if "passthrough" in self.methods else ", ".join(self.methods)
+            verdict = say("compat_all_methods") if "passthrough" in self.methods else ", ".join(self.methods)
         elif self.methods:
-            verdict = "passthrough only"
+            verdict = say("compat_passthrough_only")
         else:
-            verdict = "not mergeable"
-        return "; ".join([verdict, *self.reasons, *self.notes])
+            verdict = say("compat_not_mergeable")
+        return say("sep_reasons").join([verdict, *(render(r) for r in [*self.reasons, *self.notes])])
 
 
 def _source_of(model: str) -> tuple[str, str]:
@@ -93,7 +96,7 @@ def read_shape(model: str) -> ModelShape:
     try:
         config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as err:
-        raise CompatibilityError(f"the config of '{name}' can not be read: {str(err).splitlines()[0]}") from err
+        raise CompatibilityError(key="err_compat_config", name=name, detail=str(err).splitlines()[0]) from err
     text = getattr(config, "get_text_config", lambda: config)()
     heads = getattr(text, "num_attention_heads", 0) or 0
     hidden = getattr(text, "hidden_size", 0) or 0
@@ -118,7 +121,11 @@ def read_shape(model: str) -> ModelShape:
 
 
 def _differences(a: ModelShape, b: ModelShape, fields: tuple[str, ...]) -> list[str]:
-    return [f"{f} {getattr(a, f)} vs {getattr(b, f)}" for f in fields if getattr(a, f) != getattr(b, f)]
+    return [
+        Said("compat_field", field=f, a=getattr(a, f), b=getattr(b, f))
+        for f in fields
+        if getattr(a, f) != getattr(b, f)
+    ]
 
 
 def check_pair(a: ModelShape, b: ModelShape) -> PairCheck:
@@ -127,26 +134,18 @@ def check_pair(a: ModelShape, b: ModelShape) -> PairCheck:
     layer_diff = _differences(a, b, LAYER_FIELDS)
     same_arch = a.architecture == b.architecture
     if not same_arch:
-        reasons.append(
-            f"{a.architecture} vs {b.architecture}: different architectures; parameter-space merging is impossible"
-        )
+        reasons.append(Said("compat_architectures", a=a.architecture, b=b.architecture))
     if layer_diff:
-        reasons.append(f"different layer shapes ({', '.join(layer_diff)}): no merge can mix their layers")
+        reasons.append(Said("compat_layer_shapes", differences=layer_diff))
     if a.num_hidden_layers != b.num_hidden_layers:
-        reasons.append(
-            f"num_hidden_layers {a.num_hidden_layers} vs {b.num_hidden_layers}: "
-            "parameter-space methods need the same layer count (passthrough slices can still stack them)"
-        )
-    vocab_differs = a.vocab_size != b.vocab_size or (a.tokenizer and b.tokenizer and a.tokenizer != b.tokenizer)
-    if vocab_differs:
-        notes.append(
-            f"different vocabularies (vocab_size {a.vocab_size} vs {b.vocab_size}"
-            f"{', different tokens' if a.tokenizer and b.tokenizer and a.tokenizer != b.tokenizer else ''}): set a tokenizer source (base or union)"
-        )
+        reasons.append(Said("compat_layer_count", a=a.num_hidden_layers, b=b.num_hidden_layers))
+    other_tokens = bool(a.tokenizer and b.tokenizer and a.tokenizer != b.tokenizer)
+    if a.vocab_size != b.vocab_size or other_tokens:
+        notes.append(Said("compat_vocab_tokens" if other_tokens else "compat_vocab", a=a.vocab_size, b=b.vocab_size))
     elif not (a.tokenizer and b.tokenizer):
-        notes.append("tokenizer not found for one of them: only the vocabulary size was compared")
+        notes.append(Said("compat_no_tokenizer"))
     if a.rope != b.rope:
-        notes.append(f"different rope settings ({a.rope} vs {b.rope}): the merge takes the first model's")
+        notes.append(Said("compat_rope", a=a.rope, b=b.rope))
     methods: list[str] = []
     if same_arch and not layer_diff:
         methods.append("passthrough")
@@ -161,14 +160,14 @@ def check_models(models: list[str]) -> list[PairCheck]:
     return [check_pair(a, b) for a, b in combinations(shapes, 2)]
 
 
-def matrix(models: list[str]):
-    """A models × models table of verdicts, for the tab's matrix view."""
+def matrix(models: list[str], say=english, render=str):
+    """A models × models table of verdicts, for the tab's matrix view (`say`, `render`: see `PairCheck.summary`)."""
     import pandas as pd
 
     names = [read_shape(m).name for m in dict.fromkeys(models)]
-    table = pd.DataFrame("same model", index=names, columns=names)
+    table = pd.DataFrame(str(say("compat_same_model")), index=names, columns=names)
     for pair in check_models(models):
-        table.loc[pair.a, pair.b] = table.loc[pair.b, pair.a] = pair.summary()
+        table.loc[pair.a, pair.b] = table.loc[pair.b, pair.a] = pair.summary(say, render)
     return table.reset_index(names="model")
 
 
@@ -176,5 +175,5 @@ def require_mergeable(models: list[str], method: str) -> None:
     """Raise CompatibilityError naming the differing fields when `method` can not merge these models."""
     for pair in check_models(models):
         if method not in pair.methods:
-            why = "; ".join(pair.reasons) or "incompatible"
-            raise CompatibilityError(f"'{pair.a}' and '{pair.b}' can not be merged with {method}: {why}")
+            why = tuple(pair.reasons) or (Said("compat_incompatible"),)
+            raise CompatibilityError(key="err_compat_method", a=pair.a, b=pair.b, method=method, why=why)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from rp_eval.errors import Said
 from rp_eval.merge.methods import methods
 from rp_eval.merge.recipe import RecipeError
 
@@ -63,9 +64,7 @@ def uncell(text, field: str):
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise RecipeError(
-            f"'{text}' is not a value (a number, [a, b, c] or [{{filter: mlp, value: 0.5}}])", field
-        ) from err
+        raise RecipeError(Said("recipe_cell_value", text=text), field) from err
 
 
 def _split_filters(value) -> dict[str, str] | None:
@@ -88,14 +87,14 @@ def to_form(data: dict) -> RecipeForm:
     """The form for a recipe dict (as loaded from YAML, validated or not)."""
     for key in UNSUPPORTED:
         if data.get(key):
-            raise RecipeError(f"the form can not show '{key}' yet: edit this recipe in the YAML box", key)
+            raise RecipeError(Said("recipe_form_key", key=key), key)
     rows = []
     for m in data.get("models") or []:
         rows.append(_input_row(m, ""))
     for i, sl in enumerate(data.get("slices") or []):
         if set(sl) - {"sources"}:
             extra = ", ".join(sorted(set(sl) - {"sources"}))
-            raise RecipeError(f"the form can not show slice-level {extra}: edit it in the YAML box", f"slices.{i}")
+            raise RecipeError(Said("recipe_form_slice", extra=extra), f"slices.{i}")
         rows += [_input_row(src, str(i)) for src in sl["sources"]]
     return RecipeForm(
         merge_method=str(data.get("merge_method", "")),
@@ -135,13 +134,13 @@ def from_form(form: RecipeForm) -> dict:
                 params[name] = value
         other = uncell(row.other, f"{field}.other")
         if other is not None and not isinstance(other, dict):
-            raise RecipeError("other parameters are a mapping such as {gamma: 0.01, epsilon: 0.1}", f"{field}.other")
+            raise RecipeError(Said("recipe_other_mapping"), f"{field}.other")
         params.update(other or {})
         entry = {"model": row.model.strip()}
         layer_range = uncell(row.layer_range, f"{field}.layer_range")
         if layer_range is not None:
             if not (isinstance(layer_range, list) and len(layer_range) == 2):
-                raise RecipeError("a layer range is [first, end], e.g. [0, 16]", f"{field}.layer_range")
+                raise RecipeError(Said("recipe_layer_range_form"), f"{field}.layer_range")
             entry["layer_range"] = layer_range
         if params:
             entry["parameters"] = params

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from rp_eval.errors import RpEvalError
+from rp_eval.errors import RpEvalError, Said, said
 from rp_eval.merge.methods import methods
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,8 +27,9 @@ class RecipeError(RpEvalError):
     """A recipe that can not be read or would fail; `field` names where (e.g. `models.1.parameters.weight`)."""
 
     def __init__(self, message: str, field: str = "") -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
+        # keyed, so that a `Said` message is worded again in the page's language (plain text is shown as it is)
+        super().__init__(key="err_recipe_field" if field else "err_recipe", field=field, text=message)
+        self.field, self.message = field, message
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,15 @@ def load_yaml(text: str) -> dict:
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        raise RecipeError(f"malformed YAML at {where}: {err.problem}", "yaml") from err
+        message = Said("recipe_yaml_at", line=mark.line + 1, column=mark.column + 1, problem=err.problem) if mark \
+            else Said("recipe_yaml", problem=err.problem)  # fmt: skip
+        raise RecipeError(message, "yaml") from err
     except yaml.YAMLError as err:  # e.g. a character YAML does not allow (ReaderError has no mark)
-        raise RecipeError(f"malformed YAML: {err}", "yaml") from err
+        raise RecipeError(Said("recipe_yaml", problem=err), "yaml") from err
     except RecursionError:
-        raise RecipeError("malformed YAML: nested too deeply", "yaml") from None
+        raise RecipeError(Said("recipe_yaml_deep"), "yaml") from None
     if not isinstance(data, dict):
-        raise RecipeError("a recipe is a YAML mapping with at least merge_method and models (or slices)", "yaml")
+        raise RecipeError(Said("recipe_not_mapping"), "yaml")
     return data
 
 
@@ -170,7 +172,7 @@ def _check_values(method_name: str, params: dict, field: str, problems: list[Pro
             try:
                 spec.validate(value)
             except ValidationError:
-                problems.append(Problem(f"{field}.{name}", f"'{value}' is not a valid {name} (a number is expected)"))
+                problems.append(Problem(f"{field}.{name}", Said("recipe_not_number", value=value, name=name)))
 
 
 def problems(data: dict | str, check_shapes: bool = True, resolve=None) -> list[Problem]:
@@ -181,20 +183,20 @@ def problems(data: dict | str, check_shapes: bool = True, resolve=None) -> list[
     try:
         config = parse(data)
     except RecipeError as err:
-        return [Problem(err.field, str(err).removeprefix(f"{err.field}: "))]
+        return [Problem(err.field, err.message)]
     info = methods().get(config.merge_method)
     if info is None:
         known = ", ".join(methods())
-        return [Problem("merge_method", f"unknown method '{config.merge_method}'; mergekit offers {known}")]
+        return [Problem("merge_method", Said("recipe_unknown_method", method=config.merge_method, known=known))]
     found: list[Problem] = []
     inputs = _inputs(config)
     if info.needs_base and not config.base_model:
-        found.append(Problem("base_model", f"{config.merge_method} needs a base model"))
+        found.append(Problem("base_model", Said("recipe_needs_base", method=config.merge_method)))
     n = len({m for m, *_ in inputs} | ({str(config.base_model)} if config.base_model else set()))
     if config.models and n < info.min_inputs:
-        found.append(Problem("models", f"{config.merge_method} needs at least {info.min_inputs} models, got {n}"))
+        found.append(Problem("models", Said("recipe_too_few", method=config.merge_method, low=info.min_inputs, n=n)))
     if config.models and info.max_inputs and n > info.max_inputs:
-        found.append(Problem("models", f"{config.merge_method} takes at most {info.max_inputs} models, got {n}"))
+        found.append(Problem("models", Said("recipe_too_many", method=config.merge_method, high=info.max_inputs, n=n)))
     _check_values(config.merge_method, config.parameters or {}, "parameters", found)
     for model, params, _, field in inputs:
         _check_values(config.merge_method, params, f"{field}.parameters", found)
@@ -203,10 +205,11 @@ def problems(data: dict | str, check_shapes: bool = True, resolve=None) -> list[
             if name in info.shared or name in (config.parameters or {}) or name in params:
                 continue
             if not (is_base and name in info.non_base):
-                found.append(Problem(f"{field}.parameters.{name}", f"{config.merge_method} needs '{name}' for {model}"))
+                needs = Said("recipe_needs_for", method=config.merge_method, name=name, model=model)
+                found.append(Problem(f"{field}.parameters.{name}", needs))
     for name in info.required:
         if name in info.shared and name not in (config.parameters or {}):
-            found.append(Problem(f"parameters.{name}", f"{config.merge_method} needs '{name}'"))
+            found.append(Problem(f"parameters.{name}", Said("recipe_needs", method=config.merge_method, name=name)))
     if check_shapes and not found:
         found += _shape_problems(config, inputs, resolve)
     return found
@@ -220,24 +223,20 @@ def _shape_problems(config, inputs, resolve) -> list[Problem]:
     try:
         shapes = {m: read_shape(resolve(m)) for m in refs}
     except CompatibilityError as err:
-        return [Problem("models", str(err))]
+        return [Problem("models", said(err))]
     found = []
     for model, _, layer_range, field in inputs:
         layers = shapes[model].num_hidden_layers
         if layer_range and not (0 <= layer_range[0] < layer_range[1] <= layers):
-            found.append(
-                Problem(
-                    f"{field}.layer_range", f"layer range {list(layer_range)} is beyond '{model}' ({layers} layers)"
-                )
-            )
+            beyond = Said("recipe_layer_range", range=list(layer_range), model=model, layers=layers)
+            found.append(Problem(f"{field}.layer_range", beyond))
     if found or len(refs) < 2:
         return found
     for pair in check_models([resolve(m) for m in refs]):
         if config.merge_method not in pair.methods:
-            why = "; ".join(pair.reasons) or "incompatible"
-            found.append(
-                Problem("models", f"'{pair.a}' and '{pair.b}' can not be merged with {config.merge_method}: {why}")
-            )
+            why = tuple(pair.reasons) or (Said("compat_incompatible"),)
+            said_why = Said("err_compat_method", a=pair.a, b=pair.b, method=config.merge_method, why=why)
+            found.append(Problem("models", said_why))
     return found
 
 
@@ -252,8 +251,10 @@ def validate(data: dict | str, check_shapes: bool = True, resolve=None):
     """The MergeConfiguration, or RecipeError with every problem (the first one's field as `field`)."""
     found = problems(data, check_shapes, resolve)
     if found:
-        rest = "".join(f"; {p.field}: {p.message}" for p in found[1:])
-        raise RecipeError(found[0].message + rest, found[0].field)
+        if len(found) == 1:
+            raise RecipeError(found[0].message, found[0].field)
+        rest = tuple(Said("err_recipe_field", field=p.field, text=p.message) for p in found[1:])
+        raise RecipeError(Said("recipe_and_more", first=found[0].message, rest=rest), found[0].field)
     return parse(data)
 
 
@@ -263,7 +264,7 @@ def validate(data: dict | str, check_shapes: bool = True, resolve=None):
 def _path(name: str) -> Path:
     stem = re.sub(r"[^\w.-]+", "-", name.strip()).strip("-.").removesuffix(".yaml").removesuffix(".yml")
     if not stem:
-        raise RecipeError("a recipe needs a file name", "name")
+        raise RecipeError(Said("recipe_no_name"), "name")
     return recipes_dir() / f"{stem}.yaml"
 
 
@@ -276,7 +277,7 @@ def load_recipe(name: str) -> str:
         path = recipes_dir() / f"{name.removesuffix('.yaml').removesuffix('.yml')}{suffix}"
         if path.exists() and path.resolve().parent == recipes_dir().resolve():  # a name, not a path out of merges/
             return path.read_text(encoding="utf-8")
-    raise RecipeError(f"no recipe named '{name}' in {recipes_dir()} (recipes: {', '.join(list_recipes()) or 'none'})")
+    raise RecipeError(Said("recipe_missing", name=name, folder=recipes_dir(), known=", ".join(list_recipes()) or "-"))
 
 
 def save_recipe(name: str, text: str, overwrite: bool = True) -> Path:
@@ -284,7 +285,7 @@ def save_recipe(name: str, text: str, overwrite: bool = True) -> Path:
     validate(text, check_shapes=False)  # an unknown method or a bad value must not replace a good file
     path = _path(name)
     if path.exists() and not overwrite:
-        raise RecipeError(f"a recipe named '{path.stem}' exists already: choose another name", "name")
+        raise RecipeError(Said("recipe_exists", name=path.stem), "name")
     tmp = path.with_suffix(".yaml.tmp")
     tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     tmp.replace(path)

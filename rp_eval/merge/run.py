@@ -23,7 +23,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from rp_eval import processes, settings
-from rp_eval.errors import RpEvalError
+from rp_eval.errors import RpEvalError, Said
 from rp_eval.merge import recipe as recipes
 
 _ONE_AT_A_TIME = threading.Lock()  # the progress hook is process-wide, and two merges would fight for memory
@@ -88,7 +88,7 @@ def _size_of(source: str) -> int:
 def output_folder(name: str) -> Path:
     stem = re.sub(r"[^\w.-]+", "-", name).strip("-.")
     if not stem:
-        raise MergeError("the merged model needs a name")
+        raise MergeError(key="err_merge_no_name")
     return settings.models_dir() / "merged" / stem
 
 
@@ -102,12 +102,12 @@ def preflight(text: str, name: str, confined: bool = False) -> tuple[dict, list[
         recipes.confine(data)
     recipes.validate(data)
     if not name.strip():
-        raise MergeError("give the merged model a name")
+        raise MergeError(key="err_merge_no_name")
     if get_store().get_model(name.strip()) is not None:
-        raise MergeError(f"a model named '{name.strip()}' is already registered: choose another name")
+        raise MergeError(key="err_merge_name_taken", name=name.strip())
     final = output_folder(name.strip())
     if final.exists():
-        raise MergeError(f"the folder {final} exists already: choose another name or remove it")
+        raise MergeError(key="err_merge_folder_exists", folder=final)
     config = recipes.parse(data)
     refs = [str(m) for m in config.referenced_models()]
     parents = _parents(recipes.sources(config))
@@ -115,8 +115,10 @@ def preflight(text: str, name: str, confined: bool = False) -> tuple[dict, list[
     free = shutil.disk_usage(settings.models_dir()).free
     if needed > free:
         raise MergeError(
-            f"not enough disk space in {settings.models_dir()}: the merge needs about {needed / 2**30:.1f} GiB, "
-            f"{free / 2**30:.1f} GiB are free"
+            key="err_merge_disk",
+            folder=settings.models_dir(),
+            needed=f"{needed / 2**30:.1f}",
+            free=f"{free / 2**30:.1f}",
         )
     return data, parents, final
 
@@ -172,7 +174,7 @@ def merge(
     from rp_eval.models.registry import add_model
 
     name = name.strip()
-    yield MergeProgress("checking", 0, 1, "checking the recipe and the models (configs only)")
+    yield MergeProgress("checking", 0, 1, Said("merge_checking"))
     data, parents, final = preflight(text, name, confined)
     config = recipes.parse(recipes.map_models(data, _source))
     cancel = cancel or threading.Event()
@@ -200,12 +202,12 @@ def merge(
         try:
             thread = threading.Thread(target=work, name=f"merge-{name}", daemon=True)
             thread.start()
-            yield MergeProgress("loading", 0, 1, f"merging on the {device} with {config.merge_method}")
+            yield MergeProgress("loading", 0, 1, Said("merge_loading", device=device, method=config.merge_method))
             while True:
                 kind, value = events.get()
                 if kind == "progress":
                     done, total = value
-                    yield MergeProgress("merging", done, total, f"tensor task {done}/{total}")
+                    yield MergeProgress("merging", done, total, Said("merge_tensors", done=done, total=total))
                 elif kind == "error":
                     raise (
                         value if isinstance(value, MergeError) else MergeError(f"the merge failed: {value}")
@@ -221,9 +223,10 @@ def merge(
             mergekit.graph.tqdm = saved_tqdm
             _Tracker.cancel = _Tracker.report = None
     seconds = time.perf_counter() - start
-    yield MergeProgress("saving", 1, 1, "writing the recipe and model card, registering")
+    yield MergeProgress("saving", 1, 1, Said("merge_saving"))
     row = _finish(tmp, final, name, data, parents, config.merge_method, seconds, add_model)
-    yield MergeProgress("done", 1, 1, f"merged into {row.name} in {seconds:.1f} s", row.name, str(final), seconds)
+    done = Said("merge_done", name=row.name, seconds=f"{seconds:.1f}")
+    yield MergeProgress("done", 1, 1, done, row.name, str(final), seconds)
 
 
 def _finish(tmp: Path, final: Path, name: str, data: dict, parents: list[str], method: str, seconds: float, add_model):

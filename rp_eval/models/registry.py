@@ -63,11 +63,8 @@ def _weights_summary(folder: Path) -> tuple[int, int]:
 
 def _hub_error(source: str, err: Exception) -> RegistryError:
     if settings.offline():
-        return RegistryError(
-            f"'{source}' is not a local folder, and the Hugging Face hub is off (HF_HUB_OFFLINE=1): "
-            "download it first or give a folder"
-        )
-    return RegistryError(f"could not read '{source}' from the Hugging Face hub: {str(err).splitlines()[0]}")
+        return RegistryError(key="err_registry_offline", source=source)
+    return RegistryError(key="err_registry_hub", source=source, detail=str(err).splitlines()[0])
 
 
 def inspect_source(source: str, trust_remote_code: bool = False) -> SourceInfo:
@@ -81,30 +78,28 @@ def inspect_source(source: str, trust_remote_code: bool = False) -> SourceInfo:
     local = path.exists() or source.startswith((".", "/", "~"))
     if local:
         if not path.exists():
-            raise RegistryError(f"folder '{source}' does not exist")
+            raise RegistryError(key="err_registry_no_folder", source=source)
         if not path.is_dir():
-            raise RegistryError(f"'{source}' is a file, not a model folder")
+            raise RegistryError(key="err_registry_file", source=source)
         if (path / "adapter_config.json").exists():
             return _inspect_adapter(path)
         if not (path / "config.json").exists():
-            raise RegistryError(f"'{source}' is not a model folder: it has no config.json (nor adapter_config.json)")
+            raise RegistryError(key="err_registry_no_config", source=source)
         source = str(path.resolve())
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         if local:
-            raise RegistryError(f"the config.json in '{source}' can not be read: {str(err).splitlines()[0]}") from err
+            raise RegistryError(key="err_registry_bad_config", source=source, detail=str(err).splitlines()[0]) from err
         raise _hub_error(source, err) from err
     architectures = list(getattr(config, "architectures", None) or [])
     known = _causal_lm_architectures()
     if (not architectures or not any(a in known for a in architectures)) and not trust_remote_code:
-        raise RegistryError(
-            f"'{source}' is not a causal language model transformers knows (architectures: {architectures or 'none'})"
-        )
+        raise RegistryError(key="err_registry_not_causal", source=source, architectures=architectures or "-")
     try:
         AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError) as err:
-        raise RegistryError(f"'{source}' has no usable tokenizer: {str(err).splitlines()[0]}") from err
+        raise RegistryError(key="err_registry_tokenizer", source=source, detail=str(err).splitlines()[0]) from err
     params, size = _weights_summary(path) if local else _hub_weights_summary(source)
     return SourceInfo(source, local, False, architectures[0] if architectures else "", config.model_type, params, size)
 
@@ -124,10 +119,10 @@ def _inspect_adapter(path: Path) -> SourceInfo:
     try:
         cfg = json.loads((path / "adapter_config.json").read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise RegistryError(f"adapter_config.json in '{path}' can not be read: {err}") from err
+        raise RegistryError(key="err_registry_adapter_config", path=path, detail=err) from err
     base = cfg.get("base_model_name_or_path") or ""
     if not base:
-        raise RegistryError(f"the adapter in '{path}' does not name its base model (base_model_name_or_path)")
+        raise RegistryError(key="err_registry_adapter_base", path=path)
     params, size = _weights_summary(path)
     return SourceInfo(
         str(path.resolve()), True, True, "LoRA adapter", cfg.get("peft_type", "LORA").lower(), params, size, base
@@ -139,7 +134,7 @@ def _find_base(base: str) -> ModelRow:
     for row in get_store().list_models():
         if base in (row.name, row.source) or (Path(base).exists() and Path(base).resolve() == Path(row.source)):
             return row
-    raise RegistryError(f"the adapter's base model '{base}' is not registered: add the base model first")
+    raise RegistryError(key="err_registry_base_missing", base=base)
 
 
 def add_model(
@@ -155,7 +150,7 @@ def add_model(
 ) -> ModelRow:
     """Check a model and register it; returns the stored row. Raises RegistryError with a clear message."""
     if prompt_format not in ("auto", *FORMATS):
-        raise RegistryError(f"unknown prompt format '{prompt_format}'; choose auto or one of {', '.join(FORMATS)}")
+        raise RegistryError(key="err_registry_format", format=prompt_format, known=", ".join(FORMATS))
     info = inspect_source(source, trust_remote_code)
     parents = list(parents or [])
     if info.is_adapter:
@@ -166,10 +161,10 @@ def add_model(
     name = (name or (Path(info.source).name if info.is_local else info.source)).strip()
     store = get_store()
     if store.get_model(name) is not None:
-        raise RegistryError(f"a model named '{name}' is already registered: choose another name")
+        raise RegistryError(key="err_merge_name_taken", name=name)
     for p in parents:
         if store.get_model(p) is None:
-            raise RegistryError(f"parent model '{p}' is not registered")
+            raise RegistryError(key="err_registry_parent", name=p)
     return store.add_model(
         ModelRow(
             name=name,
@@ -196,7 +191,7 @@ def get_model(name: str) -> ModelRow:
     row = get_store().get_model(name)
     if row is None:
         known = ", ".join(r.name for r in list_models()) or "none yet"
-        raise RegistryError(f"no registered model named '{name}' (registered: {known})")
+        raise RegistryError(key="err_registry_unknown", name=name, known=known)
     return row
 
 
@@ -205,14 +200,11 @@ def remove_model(name: str, delete_files: bool = False) -> None:
     row = get_model(name)
     children = [r.name for r in list_models() if name in (r.parents or []) and r.kind == "adapter"]
     if children:
-        raise RegistryError(f"'{name}' is the base of {', '.join(children)}: remove those adapters first")
+        raise RegistryError(key="err_registry_has_adapters", name=name, children=", ".join(children))
     folder = Path(row.source)
     inside = folder.exists() and settings.models_dir() in folder.resolve().parents
     if delete_files and folder.exists() and not inside:
-        raise RegistryError(
-            f"'{name}' lives outside the workspace ({folder}); rp_eval only deletes files it made. "
-            "Remove it from the registry without deleting files, then delete the folder yourself"
-        )
+        raise RegistryError(key="err_registry_outside", name=name, folder=folder)
     get_store().remove_model(name)
     if delete_files and inside:
         shutil.rmtree(folder)

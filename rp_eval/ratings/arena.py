@@ -93,7 +93,7 @@ def _opening(persona_id: str, rng: random.Random) -> tuple[str, str, list[Messag
     if not personas_now:
         return "", "", []
     if persona_id and persona_id not in personas_now:
-        raise RatingError(f"unknown persona '{persona_id}' (personas: {', '.join(personas_now)})")
+        raise RatingError(key="err_rating_persona", persona=persona_id, known=", ".join(personas_now))
     persona = personas_now[persona_id] if persona_id else personas_now[rng.choice(sorted(personas_now))]
     return persona.id, persona.name, list(persona.opening())
 
@@ -176,10 +176,10 @@ def open_pair(
 def continue_item(store: Store, item_id: str, message: str, reply: Reply = live_reply) -> PairView | SingleView:
     """One more turn of an open pair (both models answer the same message) or single reply."""
     if not (message or "").strip():
-        raise RatingError("type a message to continue the conversation")
+        raise RatingError(key="err_rating_no_message")
     item = table.get_item(store, item_id)
     if item.closed:
-        raise RatingError("this item was already judged: start a new one")
+        raise RatingError(key="err_rating_closed")
     settings = GenerationSettings(**{k: v for k, v in item.settings.items() if k != "persona_name"})
     conversations = [list(c) for c in item.conversations]
     finish = _answer(item.models, conversations, message.strip(), settings, reply)
@@ -192,10 +192,10 @@ def vote(store: Store, item_id: str, rater: str, winner: str) -> Reveal:
     """Store the vote (one transaction) and reveal the two models."""
     rater = _rater(rater)
     if winner not in WINNERS:
-        raise RatingError(f"a vote is one of {', '.join(WINNERS)}, not '{winner}'")
+        raise RatingError(key="err_rating_winner", known=", ".join(WINNERS), winner=winner)
     item = table.get_item(store, item_id)
     if item.kind != "pair":
-        raise RatingError("this item is a single reply: give it scores, not a vote")
+        raise RatingError(key="err_rating_single")
     conv_a, conv_b = item.conversations
     key = item_key(sorted([(item.models[0], conv_a), (item.models[1], conv_b)]))
     row = table.add_vote(
@@ -235,7 +235,7 @@ def open_single(
     rater = _rater(rater)
     names = models if models is not None else _models(store)
     if not names:
-        raise RatingError("no models are registered: add one in the Models tab")
+        raise RatingError(key="err_rating_no_models")
     model = rng.choice(names)
     persona, name, opening = _opening(persona_id, rng)
     conversation = list(opening)
@@ -270,7 +270,7 @@ def open_stored(
     """
     rater = _rater(rater)
     if not conversation or conversation[-1]["role"] != "assistant":
-        raise RatingError("a stored reply to score must end with the model's (assistant) message")
+        raise RatingError(key="err_rating_stored_reply")
     item = table.RatingItemRow(
         kind="single",
         rater=rater,
@@ -368,7 +368,7 @@ def score(store: Store, item_id: str, rater: str, scores: dict[str, int], commen
     values = check_scores(scores)
     item = table.get_item(store, item_id)
     if item.kind != "single":
-        raise RatingError("this item is a blind pair: vote A, B, tie or both bad")
+        raise RatingError(key="err_rating_pair")
     conversation = item.conversations[0]
     row = table.add_score(
         store,

@@ -66,7 +66,7 @@ def check_scores(scores: dict[str, int]) -> dict[str, int]:
     """The scores, checked: every axis present, each a whole number from 1 to 5."""
     missing = [a for a in AXIS_NAMES if scores.get(a) in (None, "")]
     if missing:
-        raise RatingError(f"give a score from 1 to 5 for: {', '.join(missing)}")
+        raise RatingError(key="err_rating_missing", axes=", ".join(missing))
     unknown = sorted(set(scores) - set(AXIS_NAMES))
     if unknown:
         raise RatingError(f"unknown rating axis: {', '.join(unknown)} (axes: {', '.join(AXIS_NAMES)})")
@@ -74,7 +74,7 @@ def check_scores(scores: dict[str, int]) -> dict[str, int]:
     for axis in AXIS_NAMES:
         value = scores[axis]
         if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or not 1 <= value <= 5:
-            raise RatingError(f"the score for {axis} must be a whole number from 1 to 5, not {value!r}")
+            raise RatingError(key="err_rating_score", axis=axis, value=repr(value))
         out[axis] = int(value)
     return out
 

@@ -20,7 +20,7 @@ from rp_eval.evaluate.task import load_task
 from rp_eval.models import registry
 from rp_eval.store import get_store
 from rp_eval.ui import meta_section, numbers
-from rp_eval.ui.locale import axes, headers, t, warn
+from rp_eval.ui.locale import axes, error_text, headers, t, warn, word, words
 from rp_eval.ui.zerogpu import on_gpu
 
 DRILL_COLUMNS = ["model", "item", "persona", "user_line", "reply", "finish_reason", "combined", "chars"]
@@ -49,15 +49,16 @@ def _heatmap(result: EvalResult | None, group: str | None):
     if result is None or not result.rows:
         return None
     table = report.model_table(result)
-    return plots.metric_heatmap(table, group or "all", colorbar=t("ev_heatmap_scale"))
+    return plots.metric_heatmap(table, group or "all", colorbar=t("ev_heatmap_scale"), say=t)
 
 
 def _outputs(result: EvalResult, group: str | None = "all"):
     """Table, heat map, finish and length plots, drill-down: what a result fills (a run's or a reopened one's)."""
     human = report.human_table(get_store())
-    table = report.model_table(result, human)
-    heat = plots.metric_heatmap(report.model_table(result), group or "all", colorbar=t("ev_heatmap_scale"))
-    return table, heat, report.finish_table(result), report.length_table(result), _drill(result, None)
+    table = headers(report.model_table(result, human))
+    heat = plots.metric_heatmap(report.model_table(result), group or "all", colorbar=t("ev_heatmap_scale"), say=t)
+    finish = words(report.finish_table(result), "finish_reason", "finish_")
+    return table, heat, finish, report.length_table(result), _drill(result, None)
 
 
 def _form(models, split, limit, seed, max_new_tokens, temperature, batch_size, weights, judge, reference):
@@ -89,12 +90,12 @@ def _run(models, split, limit, seed, max_new_tokens, temperature, batch_size, we
     try:
         config = _form(models, split, limit, seed, max_new_tokens, temperature, batch_size, weights, judge, reference)
     except (numbers.BadNumber, RpEvalError) as err:
-        yield [_bar(0, 0, t("ev_not_started")), f"⚠️ {err}", *empty[1:]]
+        yield [_bar(0, 0, t("ev_not_started")), warn(err), *empty[1:]]
         return
     try:
         for event in run_evaluation(config):
             if isinstance(event, Progress):
-                yield [_bar(event.done, event.total, event.message), *empty]
+                yield [_bar(event.done, event.total, error_text(event.message)), *empty]
                 continue
             table, heat, finish, lengths, drill = _outputs(event, group)
             failed = "".join(f"\n- ⚠️ {t('ev_failed', model=m, why=w)}" for m, w in event.failed.items())
@@ -111,14 +112,14 @@ def _drill(result: EvalResult | None, model: str | None):
     items = report.item_table(result, load_task())
     if model:
         items = items[items["model"] == model]
-    return items[[c for c in DRILL_COLUMNS if c in items]]
+    return headers(words(items[[c for c in DRILL_COLUMNS if c in items]], "finish_reason", "finish_"))
 
 
 def _detail(result: EvalResult | None, drill: pd.DataFrame, evt: gr.SelectData) -> str:
     if result is None or drill is None or drill.empty:
         return ""
-    row = drill.iloc[evt.index[0]]
-    match = next((r for r in result.rows if r.model == row["model"] and r.item_id == row["item"]), None)
+    model, item_id = drill.iloc[evt.index[0], :2]  # model and item, under headers in the page's language
+    match = next((r for r in result.rows if r.model == model and r.item_id == item_id), None)
     if match is None:
         return ""
     task = load_task()
@@ -130,14 +131,15 @@ def _detail(result: EvalResult | None, drill: pd.DataFrame, evt: gr.SelectData) 
         speaker = {"user": user, "assistant": persona.name}
         turns = "\n".join(f"> **{speaker[m.role]}**: {persona.fill(m.content, user)}  " for m in item.turns)
     scores = ", ".join(f"{k} {v:g}" for k, v in match.metrics.items())
-    head = t("ev_detail", model=match.model, item=match.item_id, reply=match.text or "∅", reason=match.finish_reason,
+    head = t("ev_detail", model=match.model, item=match.item_id, reply=match.text or "∅", reason=word("finish_", match.finish_reason),
              combined=match.combined, scores=scores)  # fmt: skip
     return f"{t('ev_detail_turns')}\n\n{turns}\n\n{head}" if turns else head
 
 
 def _run_label(row) -> str:
     return t(
-        "ev_run_label", run=row["run"], model=row["model"], status=row["status"], replies=row["replies"],
+        "ev_run_label", run=row["run"], model=row["model"], status=word("run_status_", row["status"]),
+        replies=row["replies"],
         when=row["updated"], temperature=row["temperature"], seed=row["seed"],
     )  # fmt: skip
 
@@ -148,7 +150,7 @@ def _runs(selected: list[int] | None = None):
     choices = [(_run_label(r), int(r["run"])) for _, r in runs.iterrows()]
     if selected is None:
         selected = report.latest_runs(runs, load_task().version)
-    return headers(runs), gr.update(choices=choices, value=selected)
+    return headers(words(runs, "status", "run_status_")), gr.update(choices=choices, value=selected)
 
 
 def _open(run_ids, group):

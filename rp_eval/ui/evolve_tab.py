@@ -11,7 +11,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from rp_eval import paths, settings
+from rp_eval import paths, plotfonts, settings
 from rp_eval.errors import RpEvalError
 from rp_eval.evolve import audit
 from rp_eval.evolve.genome import METHOD_PARAMS, Genome, save_genome
@@ -19,8 +19,8 @@ from rp_eval.evolve.search import SearchSettings, evolve, export_best, recipe_pa
 from rp_eval.models import registry
 from rp_eval.store import evolve as db
 from rp_eval.store import get_store
-from rp_eval.ui import numbers
-from rp_eval.ui.locale import t, warn
+from rp_eval.ui import locale, numbers
+from rp_eval.ui.locale import headers, t, warn, word, words
 from rp_eval.ui.zerogpu import on_gpu
 
 _STOPS: dict[str, threading.Event] = {}  # run name -> its stop flag, while this process runs it
@@ -49,7 +49,7 @@ def _history_figure(history):
     from matplotlib.ticker import MaxNLocator
 
     frame = _history_frame(history)
-    with plt.rc_context({"font.family": ["Noto Sans CJK JP", "DejaVu Sans"]}):
+    with plt.rc_context(plotfonts.rc()):
         fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
         for series, style in (("best", "o-"), ("mean", "s--")):
             part = frame[frame["series"] == series]
@@ -87,6 +87,11 @@ def candidates_frame(run: str) -> pd.DataFrame:
     ), cands)  # fmt: skip
 
 
+def _shown(run: str) -> pd.DataFrame:
+    """The candidates table as the page shows it: headers and statuses in the page's language."""
+    return headers(words(candidates_frame(run), "status", "run_status_"))
+
+
 def _settings(population, budget, sigma, seed, dev_limit, tokens) -> SearchSettings:
     return SearchSettings(
         population=numbers.whole(population, "evo_population", 2, 10_000),
@@ -109,11 +114,28 @@ def _fitness_meta_line(meta: dict) -> str:
     )  # fmt: skip
 
 
+def _status_line(p) -> str:
+    """The search's status line: the library's own (English) line on an English page; in another language, the same
+    news worded from the progress's fields (the candidate's own result is in the table below)."""
+    if (locale.language() or "en") == "en":
+        return p.message
+    best = "–" if p.best is None else f"{p.best:.4f}"
+    if p.done:
+        return t("evo_line_done", evaluated=p.evaluated, best=best) + "\n\n" + _fitness_meta_line(p.meta)
+    if p.generation < 0:
+        return t("evo_line_test", best=best)
+    if p.message == "stopped":
+        return t("evo_line_stopped", evaluated=p.evaluated, budget=p.budget, best=best)
+    if p.evaluated == 0 and not p.history:
+        return t("evo_line_loading") + ("\n\n" + _fitness_meta_line(p.meta) if p.meta else "")
+    return t("evo_line_progress", generation=p.generation + 1, evaluated=p.evaluated, budget=p.budget, best=best)
+
+
 def _stream(genome, settings, run, resume):
     stop_flag = _STOPS[run] = threading.Event()
     try:
         for p in evolve(genome, settings, run, resume=resume, stop=stop_flag):
-            yield p.message, _history_figure(p.history), candidates_frame(run)
+            yield _status_line(p), _history_figure(p.history), _shown(run)
     except RpEvalError as err:
         yield warn(err), gr.skip(), gr.skip()
     finally:
@@ -143,7 +165,7 @@ def start(models, base, method, granularity, split, run, population, budget, sig
 def resume(run):
     row = db.get_run(get_store(), run)
     if row is None:
-        yield f"⚠ no evolve run named '{run}'", gr.skip(), gr.skip()
+        yield f"⚠️ {t('evo_no_run', run=run)}", gr.skip(), gr.skip()
         return
     yield from _stream(None, stored_settings(row), run, resume=True)
 
@@ -160,7 +182,7 @@ def stop(run: str) -> str:
     if row.status == "running":  # another process (the CLI, another server) runs it
         return t("evo_running_elsewhere", run=run)
     best = "–" if row.best_fitness is None else f"{row.best_fitness:.4f}"
-    return t("evo_not_running", run=run, status=row.status, best=best)
+    return t("evo_not_running", run=run, status=word("run_status_", row.status), best=best)
 
 
 def export(run, name, folder):
@@ -211,7 +233,7 @@ def build() -> None:
     start_btn.click(start, inputs, [status, plot, table])
     resume_btn.click(resume, [run], [status, plot, table])
     stop_btn.click(stop, run, status, queue=False)
-    refresh_btn.click(candidates_frame, [run], table)
+    refresh_btn.click(_shown, [run], table)
     export_btn.click(export, [run, export_name, export_folder], status)
     for picker in (models, base):  # models registered since the page was built (merges, fine-tunes)
         picker.focus(lambda: gr.update(choices=_names()), None, picker, queue=False, show_progress="hidden")

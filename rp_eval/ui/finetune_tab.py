@@ -22,7 +22,7 @@ from rp_eval.models import registry
 from rp_eval.store import finetune as runs
 from rp_eval.store import get_store
 from rp_eval.ui import numbers
-from rp_eval.ui.locale import axes, headers, t, warn
+from rp_eval.ui.locale import axes, headers, t, warn, word
 
 _CSS = (
     "<style>.ft-preview mark.ft-trained{background:#fde68a;color:#111}"
@@ -38,7 +38,7 @@ def _runs_table() -> pd.DataFrame:
     rows = [
         {
             "run": r.id,
-            "status": r.status,
+            "status": word("run_status_", r.status),
             "base": r.base_model,
             "adapter": r.adapter,
             "train loss": r.metrics.get("train_loss", ""),
@@ -68,7 +68,7 @@ def _preview(base: str | None, data: str, max_length: float) -> str:
     try:
         pv = preview(base, paths.confine_source(data or "", "training data"), n=3, max_length=int(max_length))
     except RpEvalError as err:
-        return f"⚠️ {html.escape(str(err))}"
+        return html.escape(warn(err))
     if not pv.ok:
         return t("ft_refused", why=html.escape(pv.end_marker))
     head = f"<p><code>{html.escape(pv.end_marker)}</code></p><p>{html.escape(pv.counts)}</p>"
@@ -77,14 +77,15 @@ def _preview(base: str | None, data: str, max_length: float) -> str:
 
 def _progress_html(p: job.Progress) -> str:
     eta = "–" if p.eta_seconds is None else f"{p.eta_seconds:.0f} s"
-    words = t("ft_progress", run=p.run_id, status=p.status, step=p.step, total=p.total or "?", epoch=p.epoch, eta=eta)
+    status = word("run_status_", p.status)
+    words = t("ft_progress", run=p.run_id, status=status, step=p.step, total=p.total or "?", epoch=p.epoch, eta=eta)
     value = f'value="{p.step}" max="{p.total}"' if p.total else ""
     return f'<progress id="ft-bar" {value} style="width:100%"></progress><p id="ft-progress-text">{words}</p>'
 
 
 def _plot(p: job.Progress) -> pd.DataFrame:
     points = [
-        {"step": x["step"], "loss": x[key], "series": "train" if key == "loss" else "eval"}
+        {"step": x["step"], "loss": x[key], "series": t("ft_series_train" if key == "loss" else "ft_series_eval")}
         for x in p.losses
         for key in ("loss", "eval_loss")
         if key in x
@@ -161,7 +162,7 @@ def _plan(*form) -> str:
         s = _settings(*form)
         p = plan_data(s)
     except (numbers.BadNumber, RpEvalError, ValidationError) as err:
-        return f"⚠️ {err}"
+        return warn(err)
     return t("ft_plan", steps=p.total_steps, per_epoch=p.steps_per_epoch, train=p.train, conversations=p.conversations,
              held=p.held, warmup=p.warmup_steps, checks=s.stop_check_prompts)  # fmt: skip
 

@@ -18,7 +18,7 @@ from rp_eval.ratings import leaderboard, plots
 from rp_eval.ratings.records import RatingError, RatingFilter, load_scores, load_votes, write_frame
 from rp_eval.store import get_store
 from rp_eval.store import ratings as table
-from rp_eval.ui.locale import headers, t, warn
+from rp_eval.ui.locale import headers, t, warn, words
 
 
 def _date(text: str) -> datetime | None:
@@ -72,12 +72,12 @@ def refresh(persona, rater, exclude, since, until, rounds):
     return (
         summary,
         headers(board.arena),
-        plots.scores_figure(board.arena),
+        plots.scores_figure(board.arena, say=t),
         headers(rates),
-        plots.win_rate_figure(board.win_rates, board.counts),
-        headers(board.likert),
-        plots.likert_figure(board.likert),
-        headers(board.agreement_frame()),
+        plots.win_rate_figure(board.win_rates, board.counts, say=t),
+        headers(words(board.likert, "axis", "plot_axis_")),
+        plots.likert_figure(board.likert, say=t),
+        headers(words(board.agreement_frame(), "what", "plot_axis_")),
         counts["votes"] + counts["scores"],
         *choices,
     )

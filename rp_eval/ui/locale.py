@@ -15,7 +15,7 @@ import gradio as gr
 from gradio.context import Context, LocalContext
 from gradio.i18n import I18nData
 
-from rp_eval.errors import MESSAGES, RpEvalError, format_message
+from rp_eval.errors import MESSAGES, RpEvalError, Said, format_message
 from rp_eval.ui.locale_ja import JA
 
 STRINGS: dict[str, str] = {
@@ -107,6 +107,14 @@ STRINGS: dict[str, str] = {
         "The fitness (weights `{weights}`, judge {judge}) prefers the better reply in **{accuracy}** of {pairs} "
         "meta-evaluation pairs (95% {lo}–{hi}; {categories})"
     ),
+    "run_status_running": "running",
+    "run_status_done": "done",
+    "run_status_failed": "failed",
+    "run_status_stopped": "stopped",
+    "run_status_ok": "ok",
+    "run_status_cancelled": "cancelled",
+    "ft_series_train": "train",
+    "ft_series_eval": "eval",
     "col_seed": "seed",
     "col_temperature": "temperature",
     "col_updated": "updated",
@@ -477,6 +485,9 @@ STRINGS: dict[str, str] = {
     "col_weight": "weight",
     "col_layer_range": "layer range",
     "col_other": "other",
+    "col_sentences": "sentences",
+    "col_overlong": "overlong",
+    "col_user_line": "user_line",
     # -- Evaluate tab: past runs, heat map, number checks (rp_eval/ui/evaluate_tab.py, rp_eval/ui/numbers.py) --
     "ev_past": "Past evaluations (kept in the workspace)",
     "ev_runs": "Stored runs, newest first (one per model and settings)",
@@ -517,6 +528,11 @@ STRINGS: dict[str, str] = {
     "evo_series_mean": "mean of the generation",
     "evo_axis_generation": "generation",
     "evo_axis_fitness": "fitness",
+    "evo_line_loading": "Loading the source models…",
+    "evo_line_progress": "Generation {generation}: {evaluated} of {budget} candidates evaluated; best fitness {best}",
+    "evo_line_stopped": "Stopped after {evaluated} of {budget} candidates (best fitness {best}); Resume continues it.",
+    "evo_line_test": "Scoring the best candidates on the test split (best dev fitness {best})…",
+    "evo_line_done": "Done: {evaluated} candidates evaluated; best fitness {best}.",
     "evo_export_folder": "Folder for the recipe (empty: the workspace's merges/; a relative folder is inside the workspace)",
     "evo_exported_to": "Wrote `{path}` and registered **{name}**: it is ready in the Chat and Rate tabs.",
     # -- Models, Merge, Rate and Leaderboard tabs: smaller fixes --
@@ -579,16 +595,19 @@ def language() -> str | None:
 
 def t(key: str, **values: object) -> str:
     """A string the UI shows: formatted in the request's language inside an event handler; while a page is being
-    built, a Gradio I18n key that the browser shows in the page's language; elsewhere (tests, scripts) English."""
+    built, a Gradio I18n key that the browser shows in the page's language; elsewhere (tests, scripts) English.
+    A value that is a keyed library error or a `Said` message is put in the same language."""
     lang = language()
     if lang is None:
         return _marker(key, values)
+    values = {k: error_text(v) if isinstance(v, RpEvalError | Said) else v for k, v in values.items()}
     return text(key, lang).format(**values) if values else text(key, lang)
 
 
-def error_text(err: BaseException) -> str:
-    """An error as the person reads it: a keyed `RpEvalError` in the request's language, anything else as it is."""
-    if isinstance(err, RpEvalError) and err.key:
+def error_text(err: BaseException | str) -> str:
+    """An error or a library message as the person reads it: a keyed `RpEvalError` or a `Said` in the request's
+    language, anything else as it is."""
+    if isinstance(err, RpEvalError | Said) and err.key:
         table = LANGUAGES.get(language() or "en", STRINGS)
         return format_message(err.key, err.values, table, render=error_text)
     return str(err)
@@ -603,6 +622,19 @@ def header(name: str) -> str:
     """A column's name as a person reads it (the name itself when the table has no key for it)."""
     key = "col_" + str(name).replace(" ", "_")
     return t(key) if key in STRINGS else str(name)
+
+
+def word(prefix: str, value: object) -> str:
+    """A code the library stores (a finish reason, a run status) as a word of the page: `t(prefix + value)`, or the
+    value itself when the table has no such key."""
+    return t(f"{prefix}{value}") if f"{prefix}{value}" in STRINGS else str(value)
+
+
+def words(frame, column: str, prefix: str):
+    """A DataFrame with the codes of `column` as words of the page (see `word`)."""
+    if column not in frame or frame.empty:
+        return frame
+    return frame.assign(**{column: frame[column].map(lambda v: word(prefix, v))})
 
 
 def axes(x: str, y: str, color: str | None = None) -> dict[str, str]:

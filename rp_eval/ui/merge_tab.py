@@ -10,7 +10,7 @@ from rp_eval.errors import RpEvalError
 from rp_eval.merge import compat, form, recipe
 from rp_eval.merge.methods import methods
 from rp_eval.models import registry
-from rp_eval.ui.locale import headers, t, warn
+from rp_eval.ui.locale import error_text, headers, t, warn
 
 DTYPES = ["", "bfloat16", "float16", "float32"]
 
@@ -27,7 +27,7 @@ def check(models: list[str]):
     if len(models or []) < 2:
         return gr.update(), t("mg_pick_two")
     try:
-        return headers(compat.matrix(models)), t("mg_checked", n=len(models))
+        return headers(compat.matrix(models, say=t, render=error_text)), t("mg_checked", n=len(models))
     except RpEvalError as err:
         return gr.update(), _warn(err)
 
@@ -72,7 +72,7 @@ def _problems_text(text: str) -> str:
     found = recipe.problems(text)
     if not found:
         return t("mg_valid")
-    return "\n".join(f"- ⚠️ `{p.field}`: {p.message}" for p in found)
+    return "\n".join(f"- ⚠️ `{p.field}`: {error_text(p.message)}" for p in found)
 
 
 def form_to_yaml(*widgets):
@@ -122,11 +122,11 @@ def run(text: str, name: str, progress=gr.Progress()):  # noqa: B008 - Gradio's 
 
     try:
         for p in merge(text, name or "", confined=True):  # every path the YAML names lies in the allowed folders
-            progress(p.fraction, desc=p.message)
+            progress(p.fraction, desc=error_text(p.message))
             if p.stage == "done":
                 yield t("mg_done", name=p.model, seconds=f"{p.seconds:.1f}", folder=p.folder)
             else:
-                yield f"⏳ {p.message}"
+                yield f"⏳ {error_text(p.message)}"
     except RpEvalError as err:
         yield _warn(err)
 

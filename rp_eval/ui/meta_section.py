@@ -11,7 +11,7 @@ import pandas as pd
 
 from rp_eval import paths
 from rp_eval.errors import RpEvalError
-from rp_eval.ui.locale import JA, STRINGS, t
+from rp_eval.ui.locale import JA, STRINGS, t, warn
 from rp_eval.ui.zerogpu import on_gpu
 
 _EN = {
@@ -69,7 +69,7 @@ def run_meta(pairs: str, weights: str, judge: str) -> tuple[str, pd.DataFrame | 
         weights_path = str(paths.confine(weights, "weights file")) if weights and weights.strip() else None
         result = meta_evaluate(source, weights_path, judge or None)
     except RpEvalError as err:
-        return f"⚠️ {err}", None
+        return warn(err), None
     lines = [
         t("meta_done", n=result.pairs, acc=result.accuracy(), lo=_overall(result, "lo"), hi=_overall(result, "hi"))
     ]

@@ -120,3 +120,20 @@ def test_a_judge_that_is_not_registered_stops_the_run_before_anything_is_stored(
     with pytest.raises(JudgeError, match="no registered model named 'nobody'"):
         evaluate(EvalConfig(models=[tiny_registered], judge_model="nobody", **SMALL), task=task)
     assert db.list_runs(get_store()) == []
+
+
+def test_progress_lines_and_failures_are_worded_in_the_pages_language(tiny_registered, task, monkeypatch):
+    import re
+
+    from rp_eval.ui import evaluate_tab, locale
+    from tests.japanese import english_words, japanese
+
+    events = list(run_evaluation(EvalConfig(models=["no-such-model", tiny_registered], **SMALL), task=task))
+    lines = [e.message for e in events if isinstance(e, Progress)]
+    assert lines[0] == "no-such-model: loading" and f"{tiny_registered}: 6/12 replies" in lines  # the CLI: English
+    assert lines[1].startswith("no-such-model failed: no registered model named 'no-such-model'")
+    monkeypatch.setattr(locale, "language", lambda: "ja")
+    shown = [re.sub(r"<[^>]+>", " ", evaluate_tab._bar(1, 2, locale.error_text(m))) for m in lines]
+    shown.append(locale.t("ev_failed", model="no-such-model", why=events[-1].failed["no-such-model"]))
+    for text in shown:  # the progress bar's line and the failure under the table, as the Japanese page shows them
+        assert japanese(text) and english_words(text, {"no-such-model", tiny_registered}) == [], text

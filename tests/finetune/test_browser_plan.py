@@ -29,7 +29,7 @@ def tiny_app(tmp_path_factory, tokenizer):
     [
         ("en", "Fine-tune", "Training", "This run: 40 optimizer steps", "is not shorter than the run",
          "on 32 prompts of the evaluation task"),
-        ("ja", "ファインチューニング", "学習", "この設定での学習：最適化ステップ 40 回", "is not shorter than the run",
+        ("ja", "ファインチューニング", "学習", "この設定での学習：最適化ステップ 40 回", "それより長くなっています",
          "評価タスクのプロンプト 32 件"),
     ],
 )  # fmt: skip

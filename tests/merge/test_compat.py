@@ -72,3 +72,37 @@ def test_layer_count_difference_leaves_passthrough(tokenizer, tmp_path):
     pair = _pair(a, b)
     assert pair.methods == ["passthrough"]
     assert "num_hidden_layers 2 vs 3" in pair.reasons[0]
+
+
+def test_the_merge_tab_says_why_in_japanese(registered, seed_configs, monkeypatch):
+    """The matrix's verdicts, reasons and notes and the recipe's problems, on the Japanese page."""
+    from rp_eval.ui import locale, merge_tab
+    from tests.japanese import english_words, japanese
+
+    allowed = {
+        "llama-a",
+        "llama-b",
+        "mistral",
+        "passthrough",
+        "base",
+        "union",
+        "ties",
+        "weight",
+        "default",
+    }  # + config values
+    monkeypatch.setattr(locale, "language", lambda: "ja")
+    table, status = merge_tab.check(["llama-a", "llama-b", "mistral"])
+    assert list(table.columns[:1]) == ["モデル"] and japanese(status)
+    cells = [str(v) for row in table.drop(columns="モデル").to_numpy() for v in row]
+    assert "同じモデル" in cells and any(c.startswith("すべての手法で可") for c in cells)
+    assert any("アーキテクチャが違う" in c for c in cells), cells
+    assert [c for c in cells if not japanese(c) or english_words(c, allowed)] == []
+    # llama3 × gemma2: every reason and note of the seed's refused pair
+    (pair,) = compat.check_models([str(seed_configs["llama3"]), str(seed_configs["gemma2"])])
+    text = pair.summary(say=locale.t, render=locale.error_text)
+    assert text.count("。") >= 3 and english_words(text, allowed) == [], text
+    recipe = "merge_method: ties\nbase_model: llama-a\nmodels:\n  - model: llama-a\n  - model: mistral\n"
+    problems = merge_tab._problems_text(recipe + "    parameters: {weight: 0.5, density: 0.5}\n")
+    assert "ではマージできません" in problems and english_words(problems.replace("⚠️", ""), allowed) == [], problems
+    wrong = merge_tab.yaml_to_form("merge_method: [")[-1]
+    assert "YAML の書き方に誤りがあります" in wrong

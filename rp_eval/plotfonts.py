@@ -1,0 +1,25 @@
+"""The font family of every matplotlib figure the app draws: a font with Japanese glyphs first, so Japanese
+labels are not drawn as empty boxes, then matplotlib's own DejaVu Sans (for a machine with no CJK font, and for
+glyphs the first font lacks: matplotlib falls back glyph by glyph)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+# Preferred first: Debian's fonts-noto-cjk, then other common Japanese fonts (Linux, macOS, Windows)
+CJK = ["Noto Sans CJK JP", "Noto Sans JP", "IPAexGothic", "IPAGothic", "TakaoGothic", "Hiragino Sans", "Yu Gothic",
+       "Meiryo", "Noto Serif CJK JP"]  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def families() -> list[str]:
+    """The first installed font of `CJK` (none when there is none), then DejaVu Sans."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return [f for f in CJK if f in installed][:1] + ["DejaVu Sans"]
+
+
+def rc() -> dict[str, list[str]]:
+    """For `plt.rc_context(plotfonts.rc())` around a figure's drawing."""
+    return {"font.family": families()}
