@@ -113,6 +113,22 @@ def demo_build(tmp_path_factory) -> Path:
     return path
 
 
+def demo_copy_with(demo_build: Path, root: Path, tokenizer, name: str, **shape) -> Path:
+    """A copy of the demo workspace under `root` with one more registered model: a random-weight tiny Llama
+    (`shape` as save_tiny's); its folder lies in the workspace. Returns the workspace."""
+    workspace = root / "workspace"
+    shutil.copytree(demo_build, workspace)
+    mp = pytest.MonkeyPatch()
+    use_workspace(workspace, mp)
+    from rp_eval.models import registry
+
+    registry.add_model(str(save_tiny(workspace / "models" / name, tokenizer, seed=5, **shape)), name=name)
+    store.get_store().engine.dispose()
+    mp.undo()
+    store._open.cache_clear()
+    return workspace
+
+
 @pytest.fixture
 def demo_workspace(demo_build, tmp_path) -> Path:
     """A workspace of this test's own with the demo models registered (a copy of the session's build, so what

@@ -18,8 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rp_eval import store
-from tests.conftest import running_app, save_tiny, use_workspace
+from tests.conftest import demo_copy_with, running_app
 
 KEY = "k3y"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -30,17 +29,7 @@ LONG = "long-random"  # a random-weight model with a long context: it talks unti
 @pytest.fixture(scope="module")
 def api(demo_build, tmp_path_factory, tokenizer):
     root = tmp_path_factory.mktemp("apisafety")
-    workspace = root / "workspace"
-    shutil.copytree(demo_build, workspace)
-    mp = pytest.MonkeyPatch()
-    use_workspace(workspace, mp)
-    from rp_eval.models import registry
-
-    folder = save_tiny(workspace / "models" / LONG, tokenizer, seed=5, max_position_embeddings=8192)
-    registry.add_model(str(folder), name=LONG)
-    store.get_store().engine.dispose()
-    mp.undo()
-    store._open.cache_clear()
+    workspace = demo_copy_with(demo_build, root, tokenizer, LONG, max_position_embeddings=8192)
     env = {
         "RP_EVAL_API_KEY": KEY,
         "RP_EVAL_LIMIT_UPLOAD_MB": "1",

@@ -5,7 +5,6 @@ logins (each a deliberately slow password hash) does not hold up another rater's
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
 import threading
 import time
@@ -14,8 +13,7 @@ import uuid
 import httpx
 import pytest
 
-from rp_eval import store
-from tests.conftest import running_app, save_tiny, use_workspace
+from tests.conftest import demo_copy_with, running_app
 from tests.reliability.test_lab_safety import PASSWORDS, TIMED, _chat_inputs, _endpoints, _login, _users
 
 LONG = "long-random"  # random weights, a long context, greedy: it talks until its cap, so its events stay in flight
@@ -25,17 +23,7 @@ LIMIT = 2
 @pytest.fixture(scope="module")
 def lab(demo_build, tmp_path_factory, tokenizer):
     root = tmp_path_factory.mktemp("lablimits")
-    workspace = root / "workspace"
-    shutil.copytree(demo_build, workspace)
-    mp = pytest.MonkeyPatch()
-    use_workspace(workspace, mp)
-    from rp_eval.models import registry
-
-    folder = save_tiny(workspace / "models" / LONG, tokenizer, seed=5, max_position_embeddings=8192)
-    registry.add_model(str(folder), name=LONG)
-    store.get_store().engine.dispose()
-    mp.undo()
-    store._open.cache_clear()
+    workspace = demo_copy_with(demo_build, root, tokenizer, LONG, max_position_embeddings=8192)
     users = _users(root / "users.yaml")
     env = {"RP_EVAL_API_KEY": "", "RP_EVAL_LIMIT_EVENTS_PER_LOGIN": str(LIMIT)}
     with running_app(workspace, root / "app.log", "--auth", str(users), env=env) as url:
