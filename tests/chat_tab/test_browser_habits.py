@@ -29,9 +29,14 @@ def _messages(page, box: str) -> list[str]:
 
 
 def _wait_messages(page, box: str, n: int) -> None:
+    """`n` messages shown and the event that wrote them over: Gradio ignores a send while the last one is still
+    pending (trigger mode "once"), so a test that sends again at once could see its Enter dropped."""
+    busy = " || ".join(f"s.includes('{STRINGS[k]}') || s.includes('{JA[k]}')" for k in ["chat_generating"])
     page.wait_for_function(
         f"() => document.querySelectorAll('#{box} .message-row').length === {n}"
-        f" && !document.querySelector('#{box}').innerText.includes('▍')",
+        f" && !document.querySelector('#{box}').innerText.includes('▍')"
+        f" && !document.querySelector('#{box} .wrap.generating, #{box} .wrap.pending')"
+        f" && !((s) => {busy})(document.querySelector('#chat-status').innerText)",
         timeout=90_000,
     )
 
@@ -75,7 +80,10 @@ def test_chat_habits_in_japanese(app_url, artifacts):
         page.locator("#chat-seed input").fill("1e30")
         box.fill("お菓子はある？")
         box.press("Enter")
-        page.locator("#chat-status").get_by_text("シード: 1e+30 は使える範囲").wait_for(timeout=90_000)
+        page.wait_for_function(  # the status's own text (a locator on it can resolve to the progress overlay)
+            "() => document.querySelector('#chat-status').innerText.includes('シード: 1e+30 は使える範囲')",
+            timeout=90_000,
+        )
         assert JA["chat_generating"] not in _status(page) and len(_messages(page, "chat-box-a")) == 3
         assert box.input_value() == "お菓子はある？"
         page.locator("#chat-seed input").fill("7")
