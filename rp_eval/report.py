@@ -16,14 +16,11 @@ from pathlib import Path
 import pandas as pd
 
 from rp_eval.evaluate import report as eval_report
-from rp_eval.evaluate.metrics import LengthTarget
-from rp_eval.evaluate.runner import EvalResult, mark_interrupted, score_row
+from rp_eval.evaluate.runner import EvalResult, mark_interrupted
 from rp_eval.evaluate.score import load_weights
 from rp_eval.evaluate.task import Task, load_task
 from rp_eval.store import Store, get_store
 from rp_eval.store import evaluation as db
-
-FIELDS = ("text", "finish_reason", "cut_mid_sentence", "new_tokens", "seconds", "extras")
 
 
 def stored_result(store: Store, task: Task | None = None, weights: str | None = None) -> EvalResult:
@@ -36,13 +33,7 @@ def stored_result(store: Store, task: Task | None = None, weights: str | None = 
     for run in db.list_runs(store):  # newest first
         if run.status != "done" or run.task_version != task.version or run.model in result.runs:
             continue
-        result.runs[run.model] = run.id
-        user = (run.settings or {}).get("user", "あなた")
-        for reply in db.replies(store, run.id):
-            item = items.get(reply.item_id)
-            if item is not None:
-                fields = {k: getattr(reply, k) for k in FIELDS}
-                result.rows.append(score_row(run.model, item, task, fields, LengthTarget(), scoring, user))
+        eval_report.add_stored_run(result, store, run, task, items, scoring)
     return result
 
 

@@ -233,14 +233,21 @@ def reopen(store: Store, run_ids: list[int], task: Task | None = None, weights: 
         if run.model in result.runs:
             result.failed[label] = Said("reopen_shown", model=run.model, run=result.runs[run.model])
             continue
-        result.runs[run.model] = run.id
-        user = (run.settings or {}).get("user", "あなた")
-        for reply in db.replies(store, run.id):
-            item = items.get(reply.item_id)
-            if item is not None:
-                fields = {k: getattr(reply, k) for k in STORED_FIELDS}
-                result.rows.append(score_row(run.model, item, task, fields, LengthTarget(), scoring, user))
+        add_stored_run(result, store, run, task, items, scoring)
     return result
 
 
 STORED_FIELDS = ("text", "finish_reason", "cut_mid_sentence", "new_tokens", "seconds", "extras")
+
+
+def add_stored_run(result: EvalResult, store: Store, run, task: Task, items: dict, scoring) -> None:
+    """A stored run's replies, scored with `scoring`, added to `result` under the run's model."""
+    from rp_eval.store import evaluation as db
+
+    result.runs[run.model] = run.id
+    user = (run.settings or {}).get("user", "あなた")
+    for reply in db.replies(store, run.id):
+        item = items.get(reply.item_id)
+        if item is not None:
+            fields = {k: getattr(reply, k) for k in STORED_FIELDS}
+            result.rows.append(score_row(run.model, item, task, fields, LengthTarget(), scoring, user))
