@@ -140,12 +140,15 @@ class Recording:
 
 
 def stage_means(outcomes) -> dict:
+    """Seconds per candidate by stage: the median (one-time costs, a first compile or import, land in one
+    candidate and would move a mean) and, as `mean_*`, the mean."""
     ok = [o for o in outcomes if o.fitness is not None]
     keys = ("generation", "prefill", "metrics", "store", "transfer", "queued")
-    means = {"build": statistics.mean(o.build_seconds for o in ok), "eval": statistics.mean(o.eval_seconds for o in ok)}
-    means |= {k: statistics.mean(o.stages.get(k, 0.0) for o in ok) for k in keys}
-    means["decode"] = means["generation"] - means["prefill"]
-    return {f"{k}_s": round(v, 4) for k, v in means.items()}
+    values = {"build": [o.build_seconds for o in ok], "eval": [o.eval_seconds for o in ok]}
+    values |= {k: [o.stages.get(k, 0.0) for o in ok] for k in keys}
+    values["decode"] = [o.stages.get("generation", 0.0) - o.stages.get("prefill", 0.0) for o in ok]
+    out = {f"{k}_s": round(statistics.median(v), 4) for k, v in values.items()}
+    return out | {f"mean_{k}_s": round(statistics.mean(v), 4) for k, v in values.items()}
 
 
 def compare(args, device: str, dtype: torch.dtype) -> None:

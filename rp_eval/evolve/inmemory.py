@@ -20,6 +20,8 @@ import torch
 from rp_eval.evolve.genome import FILTERS, Decoded, Genome, GenomeError
 
 LAYER = re.compile(r"\.layers\.(\d+)\.")
+RESIDENT_ROWS = 64  # a fitness batch's prompts at once (the default dev subset is 64 items)
+FITNESS_BATCH = 32  # prompts a fitness batch takes without a static cache (the eager engine, CPU)
 
 
 def _source(name: str) -> str:
@@ -72,13 +74,33 @@ class Resident:
         self.base = {n: p.detach().clone() for n, p in self.model.named_parameters()} if genome.base_model else None
         self.sources = [self._weights(m) for m in genome.models]
         # the resident model's generation service, its graphs captured once: every candidate reuses them (the
-        # weights are written in place). Fitness prompts are short: 2,048 columns leave room for more rows.
+        # weights are written in place).
         from rp_eval.chat.service import GenerationService, own
 
-        self.service = GenerationService(self.model, columns=2048 if self.device == "cuda" else None)
+        rows, columns = self._kv_plan() if self.device == "cuda" else (None, None)
+        self.service = GenerationService(self.model, rows=rows, columns=columns)
         own(self.model, self.service)
+        # a fitness batch is as many prompts as the cache has rows: one prefill and one run of decode steps for
+        # the whole dev subset, where batches of 32 made two runs one after the other (H200: 2.5-3.0 s for
+        # 64 items x 64 tokens against about half that in one run)
+        engine = self.service.static_engine() if self.device == "cuda" else None
+        self.batch_rows = engine.rows if engine is not None else FITNESS_BATCH
         if self.device == "cuda":
             self.service.warm_up()
+
+    def _kv_plan(self) -> tuple[int | None, int | None]:
+        """Rows and columns of the resident's KV cache. Fitness prompts are short (the task's, 200-300 tokens,
+        plus 64 new), so rows matter more than columns: up to RESIDENT_ROWS rows of 2,048 columns, or of
+        1,024 where memory is short. The sources are already loaded, so what is free now is the budget; the
+        fraction left over covers the step's activations and the prefill of a whole batch."""
+        from rp_eval.chat.engine import plan
+
+        budget = int(torch.cuda.mem_get_info(self.model.device)[0] * 0.8)
+        for columns in (2048, 1024):
+            rows, cols = plan(self.model, budget, most_rows=RESIDENT_ROWS, columns=columns)
+            if rows >= RESIDENT_ROWS:
+                return rows, cols
+        return None, 2048  # the engine's own plan (fewer rows)
 
     def _weights(self, name: str) -> dict[str, torch.Tensor]:
         from transformers import AutoModelForCausalLM
@@ -90,10 +112,22 @@ class Resident:
 
     @torch.no_grad()
     def build(self, decoded: Decoded, seed: int = 0) -> None:
-        """Write the candidate's merged weights into the resident model."""
+        """Write the candidate's merged weights into the resident model. On a GPU the work is queued and this
+        returns before it is done (the next kernel that reads the weights waits for it)."""
         params = dict(self.model.named_parameters())
-        for name in self.names:
-            params[name].copy_(merge_tensor(self, decoded, name, seed))
+        if decoded.genome.method not in FUSED_METHODS:
+            for name in self.names:
+                params[name].copy_(merge_tensor(self, decoded, name, seed))
+            return
+        table = _parameter_table(self, decoded, seed)  # every tensor's weights, thresholds and keys: one copy
+        for t, name in enumerate(self.names):
+            merged = _merge_fused(self, decoded, name, table, t, params[name].dtype)
+            params[name].copy_(merged.view(params[name].shape))
+
+    def settle(self) -> None:
+        """Wait until the queued work of `build` is done (so that its time is counted as the build's)."""
+        if self.device == "cuda":
+            torch.cuda.synchronize()
 
 
 def _group_and_set(d: Decoded, name: str) -> tuple[int, int]:
@@ -121,60 +155,153 @@ def merge_tensor(r: Resident, d: Decoded, name: str, seed: int = 0) -> torch.Ten
 
         t = torch.tensor([d.value(group, 0, set_, "t")])  # mergekit's slerp takes a batch of whole tensors
         return slerp(t, base[None], r.sources[0][name].float()[None])[0]
-    # Task arithmetic, TIES and DARE-TIES, one source at a time and without a host sync: the formulas of
-    # mergekit's generalized task arithmetic (sparsify, weight, sign consensus by sum, normalise by the kept
-    # weights), rewritten because mergekit's version stacks every delta, makes float masks, and reads DARE's
-    # rescale factor on the host once per tensor and source (which stalls the GPU between kernels): about half
-    # the passes over memory. tests/evolve/test_inmemory.py checks it against mergekit and against the
-    # straightforward formulation.
-    weights = torch.tensor([d.value(group, i, set_, "weight") for i in range(len(r.sources))], device=base.device)
-    deltas = []
-    for i, source in enumerate(r.sources):
-        delta = source[name] - base  # float32 (the base is): the source's dtype is widened in the same pass
-        if method in ("ties", "dare_ties"):
-            density = d.value(group, i, set_, "density")
-            delta = _magnitude(delta, density) if method == "ties" else _dare(delta, density, seed, name, i)
-        deltas.append(delta * weights[i])
-    total = deltas[0]
-    for delta in deltas[1:]:
-        total = total + delta
+    table = _parameter_table(r, d, seed, names=[name])
+    return _merge_fused(r, d, name, table, 0, torch.float32).view(base.shape)
+
+
+# Task arithmetic, TIES and DARE-TIES as a few fused GPU kernels per tensor: the formulas of mergekit's
+# generalized task arithmetic (sparsify, weight, sign consensus by sum, normalise by the kept weights), rewritten
+# because mergekit's version stacks every delta, makes float masks and reads DARE's rescale factor on the host
+# once per tensor and source (582 stalls of the GPU per 7B candidate), and because written as plain PyTorch the
+# same formulas still made about 30 passes over float32 copies of the weights (0.7 s a 7B candidate on an H200).
+# Here a tensor takes two passes (DARE's L1 norms, then the merge) that read the sources in their own dtype and
+# write the result in the model's; inductor fuses each into one kernel (torch.compile on CUDA; the same
+# functions run eagerly elsewhere). DARE's drop mask is a counter-based hash of (seed, source, tensor, element),
+# so it needs no generator state, is the same on every device, and fuses. tests/evolve/test_inmemory.py holds
+# the result equal to the straightforward formulation with mergekit's own rescale.
+FUSED_METHODS = ("task_arithmetic", "ties", "dare_ties")
+_MASK32 = 0xFFFFFFFF
+_MIX = 0x45D9F3B  # the multiplier of a well-tested 32-bit integer hash (small enough that int64 never overflows)
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    x = ((x >> 16) ^ x) * _MIX & _MASK32
+    x = ((x >> 16) ^ x) * _MIX & _MASK32
+    return (x >> 16) ^ x
+
+
+def dare_keep(numel: int, key: torch.Tensor, threshold: torch.Tensor, device) -> torch.Tensor:
+    """DARE's keep mask of a flattened tensor: element j is kept when hash(hash(j) ^ key) < threshold, where
+    threshold = density * 2**32 (so each element is kept with probability `density`, independently of the
+    others and of other keys)."""
+    index = torch.arange(numel, device=device, dtype=torch.int64)
+    return _mix32(_mix32(index) ^ key) < threshold
+
+
+def dare_key(seed: int, source: int, name: str) -> int:
+    return zlib.crc32(f"{seed}/{source}/{name}".encode())
+
+
+def _thresholds(densities) -> list[int]:
+    return [min(max(int(round(float(x) * 2**32)), 0), 2**32) for x in densities]
+
+
+def _parameter_table(r: Resident, d: Decoded, seed: int, names: list[str] | None = None) -> dict:
+    """Per tensor (in `names` order, default every resident tensor): the sources' weights [T, n] and, for DARE,
+    the drop thresholds and hash keys [T, n]; on the device in one copy each, read by row without a sync."""
+    names = names or r.names
+    n = len(r.sources)
+    params = d.genome.params
+    slots = [_group_and_set(d, name) for name in names]
+    groups = [g for g, _ in slots]
+    sets = [s for _, s in slots]
+    weights = d.values[groups, :, sets, params.index("weight")]  # [T, n]
+    table = {"weights": torch.tensor(weights, dtype=torch.float32).to(r.device)}
+    if d.genome.method != "task_arithmetic":
+        densities = d.values[groups, :, sets, params.index("density")]
+        table["densities"] = densities.tolist()
+        if d.genome.method == "dare_ties":
+            keys = [[dare_key(seed, i, name) for i in range(n)] for name in names]
+            thresholds = [_thresholds(row) for row in densities]
+            table["keys"] = torch.tensor(keys, dtype=torch.int64).to(r.device)
+            table["thresholds"] = torch.tensor(thresholds, dtype=torch.int64).to(r.device)
+    return table
+
+
+def _dare_scales(base, sources, keys, thresholds):
+    """mergekit's DARE rescale (RescaleNorm.l1) per source: |delta|_1 / |kept delta|_1, or 1 where either is
+    about zero; computed on the device."""
+    b = base.float()
+    scales = []
+    for i, source in enumerate(sources):
+        delta = source.float() - b
+        keep = dare_keep(b.numel(), keys[i], thresholds[i], b.device)
+        before, after = delta.abs().sum(), torch.where(keep, delta, 0.0).abs().sum()
+        small = (before < 1e-7) | (after < 1e-7)
+        scales.append(torch.where(small, torch.ones_like(before), before / after))
+    return torch.stack(scales)
+
+
+def _combine(base, sources, weights, method: str, normalize: bool, out_dtype, kept=None, keys=None, thresholds=None,
+             scales=None):  # fmt: skip
+    b = base.float()
+    deltas, total = [], None
+    for i, source in enumerate(sources):
+        delta = source.float() - b  # widened in the same pass
+        if method == "dare_ties":
+            keep = dare_keep(b.numel(), keys[i], thresholds[i], b.device)
+            delta = torch.where(keep, delta * scales[i], 0.0)
+        elif method == "ties":
+            delta = torch.where(kept[i], delta, 0.0)
+        delta = delta * weights[i]
+        deltas.append(delta)
+        total = delta if total is None else total + delta
     if method == "task_arithmetic":
         mixed, divisor = total, weights.sum()
         divisor = torch.where(divisor.abs() < 1e-8, torch.ones_like(divisor), divisor)
     else:  # TIES sign consensus, as mergekit's get_mask(method="sum"): keep the deltas of the sum's sign
         positive = total >= 0
-        mixed, divisor = torch.zeros_like(base), torch.zeros_like(base)
+        mixed, divisor = None, None
         for i, delta in enumerate(deltas):
             keep = torch.where(positive, delta > 0, delta < 0)
-            mixed += torch.where(keep, delta, 0.0)
-            divisor += torch.where(keep, weights[i], 0.0)
+            part, share = torch.where(keep, delta, 0.0), torch.where(keep, weights[i], 0.0)
+            mixed = part if mixed is None else mixed + part
+            divisor = share if divisor is None else divisor + share
         divisor = torch.where(divisor == 0, torch.ones_like(divisor), divisor)
-    if d.normalize:
+    if normalize:
         mixed = mixed / divisor
-    return base + mixed
+    return (b + mixed).to(out_dtype)
 
 
-def _magnitude(delta: torch.Tensor, density: float) -> torch.Tensor:
+_compiled: dict[str, object] = {}
+
+
+def _kernel(name: str, fn, device: torch.device):
+    """`fn` compiled once per process on CUDA (dynamic sizes: one compile serves every tensor); eager elsewhere."""
+    if device.type != "cuda":
+        return fn
+    if name not in _compiled:
+        _compiled[name] = torch.compile(fn, dynamic=True, fullgraph=True)
+    return _compiled[name]
+
+
+def _merge_fused(r: Resident, d: Decoded, name: str, table: dict, t: int, out_dtype) -> torch.Tensor:
+    """Tensor `name` of the candidate, flattened, in `out_dtype`; `t` is its row in `table`."""
+    method = d.genome.method
+    base = r.base[name].reshape(-1)
+    sources = [s[name].reshape(-1) for s in r.sources]
+    weights = table["weights"][t]
+    extra = {}
+    if method == "ties":
+        extra["kept"] = [
+            _top_mask(s.float() - base.float(), x) for s, x in zip(sources, table["densities"][t], strict=True)
+        ]
+    elif method == "dare_ties":
+        keys, thresholds = table["keys"][t], table["thresholds"][t]
+        scales = _kernel("dare_scales", _dare_scales, base.device)(base, sources, keys, thresholds)
+        extra = {"keys": keys, "thresholds": thresholds, "scales": scales}
+    combine = _kernel(f"combine-{method}-{d.normalize}-{out_dtype}", _combine, base.device)
+    return combine(base, sources, weights, method, d.normalize, out_dtype, **extra)
+
+
+def _top_mask(delta: torch.Tensor, density: float) -> torch.Tensor:
+    """TIES's kept elements: the `density` share of largest magnitudes (torch.topk: the same set as mergekit's
+    argsort unless values tie)."""
     if density >= 1:
-        return delta
+        return torch.ones_like(delta, dtype=torch.bool)
+    keep = torch.zeros_like(delta, dtype=torch.bool)
     if density <= 0 or delta.numel() == 0:
-        return torch.zeros_like(delta)
+        return keep
     k = max(1, int(density * delta.numel()))
-    flat = delta.reshape(-1)
-    mask = torch.zeros_like(flat)
-    mask[torch.topk(flat.abs(), k, sorted=False).indices] = 1
-    return (flat * mask).reshape(delta.shape)
-
-
-def _dare(delta: torch.Tensor, density: float, seed: int, name: str, index: int) -> torch.Tensor:
-    """mergekit's DARE (random drop, rescaled to keep the L1 norm: sparsify.rescaled_masked_tensor with
-    RescaleNorm.l1), with the "norm too small" test done on the device instead of on the host."""
-    if density >= 1:
-        return delta
-    gen = torch.Generator(device=delta.device).manual_seed(zlib.crc32(f"{seed}/{index}/{name}".encode()))
-    kept = torch.rand(delta.shape, generator=gen, device=delta.device) < density
-    masked = torch.where(kept, delta, 0.0)
-    before, after = delta.abs().sum(), masked.abs().sum()
-    eps = 1e-7
-    scale = torch.where((before < eps) | (after < eps), torch.ones_like(before), before / after)
-    return masked * scale
+    keep[torch.topk(delta.abs(), k, sorted=False).indices] = True
+    return keep

@@ -101,6 +101,7 @@ def run_job(resident, genome: Genome, fitness_fn: FitnessFn, job: Job) -> Outcom
     resident.seconds = {}  # the fitness adds its generation and metrics seconds here (search.role_play_fitness)
     try:
         resident.build(decoded, seed=job.seed)
+        resident.settle()  # the build's GPU work ends here, not inside the fitness's first prefill
         t1 = time.perf_counter()
         fit, metrics = fitness_fn(resident, job.split, job.limit, job.data_seed)
         t2 = time.perf_counter()

@@ -87,6 +87,7 @@ def role_play_fitness(
     rows = fitness_rows(
         resident.model, resident.tokenizer, resident.format, split=split, limit=limit, seed=seed, generation=gen,
         weights=load_weights(weights), judge=judge, seconds=getattr(resident, "seconds", None),
+        batch_size=getattr(resident, "batch_rows", 32),
     )  # fmt: skip
     if not rows:
         return float("nan"), {}

@@ -83,14 +83,25 @@ def test_incompatible_models_are_refused_with_the_reason(tiny_llama, tiny_family
         Resident(genome, device="cpu")
 
 
+def _magnitude(delta: torch.Tensor, density: float) -> torch.Tensor:
+    """TIES's sparsification as mergekit writes it (a float mask over the top-k magnitudes)."""
+    if density >= 1:
+        return delta
+    if density <= 0 or delta.numel() == 0:
+        return torch.zeros_like(delta)
+    k = max(1, int(density * delta.numel()))
+    flat = delta.reshape(-1)
+    mask = torch.zeros_like(flat)
+    mask[torch.topk(flat.abs(), k, sorted=False).indices] = 1
+    return (flat * mask).reshape(delta.shape)
+
+
 def _straightforward(r: Resident, d, name: str, seed: int) -> torch.Tensor:
     """The formulation that mirrors mergekit's code (stacked deltas, float masks, mergekit's own DARE rescale),
     which rp_eval's merge_tensor rewrote for speed: the two must agree."""
-    import zlib
-
     from mergekit.sparsify import RescaleNorm, rescaled_masked_tensor
 
-    from rp_eval.evolve.inmemory import _group_and_set, _magnitude
+    from rp_eval.evolve.inmemory import _group_and_set, _thresholds, dare_keep, dare_key
 
     group, set_ = _group_and_set(d, name)
     method = d.genome.method
@@ -103,8 +114,8 @@ def _straightforward(r: Resident, d, name: str, seed: int) -> torch.Tensor:
         if method == "ties":
             deltas[i] = _magnitude(deltas[i], density)
         elif method == "dare_ties" and density < 1:
-            gen = torch.Generator().manual_seed(zlib.crc32(f"{seed}/{i}/{name}".encode()))
-            mask = (torch.rand(deltas[i].shape, generator=gen) < density).to(deltas.dtype)
+            key, threshold = torch.tensor(dare_key(seed, i, name)), torch.tensor(_thresholds([density])[0])
+            mask = dare_keep(base.numel(), key, threshold, "cpu").view(base.shape).to(deltas.dtype)
             deltas[i] = rescaled_masked_tensor(deltas[i], mask, RescaleNorm.l1)
     weights = weights.reshape(-1, *([1] * base.dim()))
     deltas = deltas * weights
@@ -135,3 +146,41 @@ def test_the_fast_formulation_equals_the_straightforward_one(method, normalize, 
     for name in resident.names:
         ours, reference = merge_tensor(resident, decoded, name, 11), _straightforward(resident, decoded, name, 11)
         torch.testing.assert_close(ours, reference, rtol=1e-6, atol=1e-7, msg=name)
+
+
+def test_dare_hash_mask_keeps_each_element_with_the_density_independently():
+    from rp_eval.evolve.inmemory import _thresholds, dare_keep, dare_key
+
+    n = 200_000
+    for density in (0.1, 0.5, 0.9):
+        threshold = torch.tensor(_thresholds([density])[0])
+        one = dare_keep(n, torch.tensor(dare_key(0, 0, "w")), threshold, "cpu")
+        two = dare_keep(n, torch.tensor(dare_key(0, 1, "w")), threshold, "cpu")
+        assert abs(one.float().mean().item() - density) < 0.005
+        # two sources' masks are independent: both kept about density² of the time, not density
+        assert abs((one & two).float().mean().item() - density**2) < 0.005
+        # no stripes: every run of 64 neighbours keeps about the density too
+        runs = one[: n // 64 * 64].view(-1, 64).float().mean(1)
+        assert runs.std().item() < 1.5 * (density * (1 - density) / 64) ** 0.5
+    everything = dare_keep(n, torch.tensor(5), torch.tensor(_thresholds([1.0])[0]), "cpu")
+    nothing = dare_keep(n, torch.tensor(5), torch.tensor(_thresholds([0.0])[0]), "cpu")
+    assert everything.all() and not nothing.any()
+    # the same bits for the same key, every time (the mask of a candidate is reproducible)
+    again = dare_keep(n, torch.tensor(dare_key(0, 0, "w")), torch.tensor(_thresholds([0.9])[0]), "cpu")
+    assert torch.equal(
+        again, dare_keep(n, torch.tensor(dare_key(0, 0, "w")), torch.tensor(_thresholds([0.9])[0]), "cpu")
+    )
+
+
+def test_build_writes_what_merge_tensor_gives(tiny_family, workspace):
+    """build() takes every tensor's parameters from one table; it must write exactly what merge_tensor gives."""
+    genome = Genome(
+        models=[str(tiny_family["a"]), str(tiny_family["b"])], base_model=str(tiny_family["base"]),
+        method="dare_ties", dtype="float32", layer_granularity=2,
+    )  # fmt: skip
+    resident = Resident(genome, device="cpu", dtype=torch.float32)
+    x = np.random.default_rng(9).uniform(0.2, 0.8, genome.x0(4).size)
+    decoded = decode(genome, 4, x)
+    resident.build(decoded, seed=3)
+    for name, param in resident.model.named_parameters():
+        assert torch.equal(param.detach(), merge_tensor(resident, decoded, name, 3)), name
