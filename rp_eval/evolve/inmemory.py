@@ -180,12 +180,15 @@ def _mix32(x: torch.Tensor) -> torch.Tensor:
     return (x >> 16) ^ x
 
 
-def dare_keep(numel: int, key: torch.Tensor, threshold: torch.Tensor, device) -> torch.Tensor:
-    """DARE's keep mask of a flattened tensor: element j is kept when hash(hash(j) ^ key) < threshold, where
-    threshold = density * 2**32 (so each element is kept with probability `density`, independently of the
-    others and of other keys)."""
-    index = torch.arange(numel, device=device, dtype=torch.int64)
-    return _mix32(_mix32(index) ^ key) < threshold
+def dare_keep(shape, key: torch.Tensor, threshold: torch.Tensor, device) -> torch.Tensor:
+    """DARE's keep mask of a tensor of `shape` (an int: flat; (rows, columns): a matrix): element j of the
+    flattened tensor is kept when hash(hash(j) ^ key) < threshold, where threshold = density * 2**32 (so each
+    element is kept with probability `density`, independently of the others and of other keys)."""
+    rows, columns = (1, shape) if isinstance(shape, int) else shape
+    index = torch.arange(rows, device=device, dtype=torch.int64)[:, None] * columns
+    index = index + torch.arange(columns, device=device, dtype=torch.int64)[None, :]
+    keep = _mix32(_mix32(index) ^ key) < threshold
+    return keep.view(-1) if isinstance(shape, int) else keep
 
 
 def dare_key(seed: int, source: int, name: str) -> int:
@@ -225,8 +228,11 @@ def _dare_scales(base, sources, keys, thresholds):
     scales = []
     for i, source in enumerate(sources):
         delta = source.float() - b
-        keep = dare_keep(b.numel(), keys[i], thresholds[i], b.device)
-        before, after = delta.abs().sum(), torch.where(keep, delta, 0.0).abs().sum()
+        keep = dare_keep(b.shape, keys[i], thresholds[i], b.device)
+        # by row first (one program a row), then the rows: a single reduction over a 45M-element tensor would
+        # run on a few programs only
+        before = delta.abs().sum(1).sum()
+        after = torch.where(keep, delta, 0.0).abs().sum(1).sum()
         small = (before < 1e-7) | (after < 1e-7)
         scales.append(torch.where(small, torch.ones_like(before), before / after))
     return torch.stack(scales)
@@ -239,7 +245,7 @@ def _combine(base, sources, weights, method: str, normalize: bool, out_dtype, ke
     for i, source in enumerate(sources):
         delta = source.float() - b  # widened in the same pass
         if method == "dare_ties":
-            keep = dare_keep(b.numel(), keys[i], thresholds[i], b.device)
+            keep = dare_keep(b.shape, keys[i], thresholds[i], b.device)
             delta = torch.where(keep, delta * scales[i], 0.0)
         elif method == "ties":
             delta = torch.where(kept[i], delta, 0.0)
@@ -278,14 +284,18 @@ def _kernel(name: str, fn, device: torch.device):
 def _merge_fused(r: Resident, d: Decoded, name: str, table: dict, t: int, out_dtype) -> torch.Tensor:
     """Tensor `name` of the candidate, flattened, in `out_dtype`; `t` is its row in `table`."""
     method = d.genome.method
-    base = r.base[name].reshape(-1)
-    sources = [s[name].reshape(-1) for s in r.sources]
+    # every tensor as a matrix (a vector as one row): the kernels work row by row
+    base = r.base[name]
+    base = base.reshape(base.shape[0] if base.dim() > 1 else 1, -1)
+    sources = [s[name].view(base.shape) for s in r.sources]
     weights = table["weights"][t]
     extra = {}
     if method == "ties":
-        extra["kept"] = [
-            _top_mask(s.float() - base.float(), x) for s, x in zip(sources, table["densities"][t], strict=True)
+        kept = [
+            _top_mask((s.float() - base.float()).view(-1), x)
+            for s, x in zip(sources, table["densities"][t], strict=True)
         ]
+        extra["kept"] = [k.view(base.shape) for k in kept]
     elif method == "dare_ties":
         keys, thresholds = table["keys"][t], table["thresholds"][t]
         scales = _kernel("dare_scales", _dare_scales, base.device)(base, sources, keys, thresholds)

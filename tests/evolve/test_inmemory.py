@@ -115,7 +115,7 @@ def _straightforward(r: Resident, d, name: str, seed: int) -> torch.Tensor:
             deltas[i] = _magnitude(deltas[i], density)
         elif method == "dare_ties" and density < 1:
             key, threshold = torch.tensor(dare_key(seed, i, name)), torch.tensor(_thresholds([density])[0])
-            mask = dare_keep(base.numel(), key, threshold, "cpu").view(base.shape).to(deltas.dtype)
+            mask = dare_keep(base.numel(), key, threshold, "cpu").view(base.shape).to(deltas.dtype)  # flat order
             deltas[i] = rescaled_masked_tensor(deltas[i], mask, RescaleNorm.l1)
     weights = weights.reshape(-1, *([1] * base.dim()))
     deltas = deltas * weights
@@ -162,6 +162,11 @@ def test_dare_hash_mask_keeps_each_element_with_the_density_independently():
         # no stripes: every run of 64 neighbours keeps about the density too
         runs = one[: n // 64 * 64].view(-1, 64).float().mean(1)
         assert runs.std().item() < 1.5 * (density * (1 - density) / 64) ** 0.5
+    # a matrix's mask is the flat mask, row by row (the kernels take tensors as matrices)
+    flat = dare_keep(300 * 70, torch.tensor(9), torch.tensor(_thresholds([0.3])[0]), "cpu")
+    assert torch.equal(
+        dare_keep((300, 70), torch.tensor(9), torch.tensor(_thresholds([0.3])[0]), "cpu"), flat.view(300, 70)
+    )
     everything = dare_keep(n, torch.tensor(5), torch.tensor(_thresholds([1.0])[0]), "cpu")
     nothing = dare_keep(n, torch.tensor(5), torch.tensor(_thresholds([0.0])[0]), "cpu")
     assert everything.all() and not nothing.any()

@@ -56,13 +56,16 @@ def test_compiled_merge_on_the_gpu_equals_the_eager_one_on_the_cpu(family, metho
         dare_keep(1 << 20, key.cuda(), threshold.cuda(), "cuda").cpu(), dare_keep(1 << 20, key, threshold, "cpu")
     )
     assert same_mask
-    # bf16 weights: the result is written in the model's dtype in the same kernel
+    # bf16 weights (the sources as well, so both sides merge the same numbers): the result is written in the
+    # model's dtype in the same kernel; at most a rounding apart
     genome16 = genome.model_copy(update={"dtype": "bfloat16"})
     gpu16 = Resident(genome16, device="cuda", dtype=torch.bfloat16, tokenizer=False)
+    cpu16 = Resident(genome16, device="cpu", dtype=torch.bfloat16, tokenizer=False)
     gpu16.build(decoded, seed=5)
-    for (name, ours), (_, theirs) in zip(gpu16.model.named_parameters(), cpu.model.named_parameters(), strict=True):
+    cpu16.build(decoded, seed=5)
+    for (name, ours), (_, theirs) in zip(gpu16.model.named_parameters(), cpu16.model.named_parameters(), strict=True):
         assert ours.dtype == torch.bfloat16
-        torch.testing.assert_close(ours.detach().float().cpu(), theirs.detach(), rtol=2e-2, atol=1e-2, msg=name)
+        torch.testing.assert_close(ours.detach().float().cpu(), theirs.detach().float(), rtol=8e-3, atol=1e-6, msg=name)
     gpu.service.close()
     gpu16.service.close()
     record(f"merge-{method}", max_abs_diff_vs_cpu=worst, dare_mask_bits_equal=same_mask)
