@@ -135,7 +135,7 @@ class Recording:
             # the search's own work on it before it asks for the next: store the row, report progress
             outcome.stages["store"] = time.perf_counter() - handed
             if os.environ.get("RP_EVAL_BENCH_EACH"):  # one line a candidate (to see the first ones, or a drift)
-                print(json.dumps({"candidate": len(self.outcomes), "worker": outcome.worker,
+                print(json.dumps({"candidate": len(self.outcomes), "worker": outcome.worker, "fitness": outcome.fitness,
                                   "build_s": round(outcome.build_seconds, 3), "eval_s": round(outcome.eval_seconds, 3),
                                   **{k: round(v, 3) for k, v in outcome.stages.items()}}), flush=True)  # fmt: skip
 
