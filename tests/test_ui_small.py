@@ -85,11 +85,14 @@ def test_every_handler_that_runs_a_model_borrows_a_zerogpu(monkeypatch):
         return wrap(fn) if fn is not None else wrap
 
     monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
-    names = ["rp_eval.ui.zerogpu", "rp_eval.ui.rate_tab", "rp_eval.ui.evaluate_tab", "rp_eval.ui.evolve_tab"]
+    names = ["rp_eval.ui.zerogpu", "rp_eval.ui.rate_tab", "rp_eval.ui.evaluate_tab", "rp_eval.ui.evolve_tab",
+             "rp_eval.ui.chat_tab", "rp_eval.ui.meta_section"]  # fmt: skip
     try:
         for name in names:
             importlib.reload(importlib.import_module(name))
-        assert {"new_pair", "continue_pair", "new_single", "_run", "start", "resume"} <= set(marked)
+        assert {"new_pair", "continue_pair", "new_single", "_run", "start", "resume", "respond", "run_meta"} <= set(
+            marked
+        )
     finally:
         monkeypatch.delitem(sys.modules, "spaces")
         for name in names:

@@ -9,6 +9,8 @@ Every write runs in a transaction (`Store.transaction`): either all of it lands 
 from __future__ import annotations
 
 import json
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -81,6 +83,14 @@ class Store:
             Base.metadata.create_all(self.engine)
         _add_columns(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # a forked child (a ZeroGPU call under `spaces.GPU`, a worker) must not share the parent's pooled
+        # connections: it opens its own, and leaves the parent's alone (SQLAlchemy's advice for fork)
+        if hasattr(os, "register_at_fork"):
+            own = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: (store := own()) is not None and store._forked())
+
+    def _forked(self) -> None:
+        self.engine.dispose(close=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

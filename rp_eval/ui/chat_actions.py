@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-import threading
 from pathlib import Path
 
 import gradio as gr
 
+from rp_eval import settings as app_settings
 from rp_eval.chat import session
 from rp_eval.chat.cards import MAX_CARD_BYTES, Card, CardError, card_png, persona_to_card, read_card_file
 from rp_eval.chat.generate import GenerationSettings
@@ -28,8 +28,6 @@ from rp_eval.ui import signed_in
 from rp_eval.ui.locale import t, warn
 from rp_eval.ui.uploads import uploaded
 
-_stop_requests: set[int] = set()  # conversations whose Stop button was pressed
-_stop_lock = threading.Lock()
 MAX_STOP_STRINGS, MAX_STOP_CHARS = 16, 100
 SEED_MAX = 2**63 - 1
 # (locale key of the field's name, lowest, highest, whole numbers only): the library's own limits
@@ -211,10 +209,27 @@ def ensure_conversation(conv_id, persona_id, models, user, system, greeting) -> 
     return session.start(store, persona, models, user, system, int(greeting or 0), owner=signed_in.login()), False
 
 
+# Stop: the button's handler marks the conversation with a file and the generating handler looks for it after
+# every streamed step. A file rather than a set in memory because on a ZeroGPU Space the generating handler runs
+# under `spaces.GPU`, in another process than the button's handler (same machine, same workspace).
+def _stop_marker(conv_id: int) -> Path:
+    return app_settings.home() / "run" / "stop" / str(int(conv_id))
+
+
 def stop(conv_id) -> None:
+    conv_id = mine(conv_id)  # only a conversation this person may open
     if conv_id is not None:
-        with _stop_lock:
-            _stop_requests.add(conv_id)
+        marker = _stop_marker(conv_id)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+
+
+def clear_stop(conv_id: int) -> None:
+    _stop_marker(conv_id).unlink(missing_ok=True)
+
+
+def stop_requested(conv_id: int) -> bool:
+    return _stop_marker(conv_id).exists()
 
 
 def undo(conv_id, show_raw):

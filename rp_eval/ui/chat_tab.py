@@ -20,6 +20,7 @@ from rp_eval.ui import chat_actions as act
 from rp_eval.ui import signed_in
 from rp_eval.ui.chat_actions import export_card, import_card  # noqa: F401  (tests and other modules call them)
 from rp_eval.ui.locale import t, warn
+from rp_eval.ui.zerogpu import on_gpu
 
 
 def _greeting_choices(persona_id: str | None, user: str = "") -> list[tuple[str, int]]:
@@ -58,6 +59,7 @@ def reframe(persona_id: str, user: str, greeting, frame: str):
     return user, *reset(persona_id, user, greeting, frame)
 
 
+@on_gpu(duration=120)
 def respond(
     message, conv_id, persona_id, model_a, model_b, side_by_side, user, system, greeting, frame, show_raw, *sampling
 ):
@@ -83,8 +85,7 @@ def respond(
         yield shown_a, shown_b, conv_id, keep, warn(err), keep
         return
     store = get_store()
-    with act._stop_lock:
-        act._stop_requests.discard(conv_id)
+    act.clear_stop(conv_id)
     current: list[session.Reply] = []
     try:
         replies = session.reply(store, conv_id, message, settings, owner=signed_in.scope())
@@ -95,7 +96,7 @@ def respond(
                     base = {s: act.render_turns(stored, s, show_raw) for s in session.SIDES}
                 boxes = [act.live(base[r.side], r) for r in current]
                 yield *boxes, *([keep] * (2 - len(boxes))), conv_id, "", t("chat_generating"), keep
-                if conv_id in act._stop_requests:
+                if act.stop_requested(conv_id):
                     break
         finally:
             replies.close()  # stores a reply stopped half way

@@ -179,3 +179,67 @@ def test_the_status_never_sticks_and_a_failed_request_stores_nothing(store, monk
     assert "Generating" in steps[-2][4] and "Generating" not in status
     assert "the request failed (OverflowError); nothing was stored" in status and box == "こんにちは"
     assert conv_id is None and chat_store.list_conversations(store) == []  # not even the new chat's opening
+
+
+def _wait_for_stop(home: str, conv_id: int, seen) -> None:
+    """Another process (as a ZeroGPU call is): waits until the conversation's Stop is visible there."""
+    import os
+    import time
+
+    os.environ["RP_EVAL_HOME"] = home
+    from rp_eval.ui import chat_actions as act
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if act.stop_requested(conv_id):
+            seen.set()
+            return
+        time.sleep(0.02)
+
+
+def test_stop_reaches_the_reply_even_from_another_process(store, monkeypatch):
+    """Stop marks the conversation where every process of the app sees it: on a ZeroGPU Space the reply runs
+    under `spaces.GPU` in another process than the Stop button's handler."""
+    import multiprocessing
+    import os
+
+    from rp_eval.ui import chat_tab
+
+    closed, shown = [], []
+
+    def endless(*args, **kwargs):  # a reply that would go on for ever
+        try:
+            n = 0
+            while True:
+                n += 1
+                shown.append(n)
+                yield [session.Reply("a", "tiny-llama", text="あ" * n)]
+        finally:
+            closed.append(n)
+
+    monkeypatch.setattr(session, "reply", endless)
+    sampling = (0.7, 0.9, 0, 0.0, 1.0, 16, 1, "")
+    form = (None, "kansai", "tiny-llama", None, False, "湊", "システム", 0, "auto", False)
+    steps = chat_tab.respond("こんにちは", *form, *sampling)
+    conv_id = next(steps)[2]
+    next(steps)
+    context = multiprocessing.get_context("spawn")
+    seen = context.Event()
+    child = context.Process(target=_wait_for_stop, args=(os.environ["RP_EVAL_HOME"], conv_id, seen))
+    child.start()
+    chat_actions.stop(conv_id)
+    rest = list(steps)  # ends by itself now
+    child.join(60)
+    assert seen.is_set(), "the Stop was not visible in another process"
+    assert closed == [2] and len(rest) == 1  # no step after the press: only the final state
+    assert "Generating" not in rest[-1][4]
+    # the next message starts with no Stop left over
+    steps = chat_tab.respond("もう一度", conv_id, *form[1:], *sampling)
+    for _ in range(5):
+        next(steps)
+    steps.close()
+    assert not chat_actions.stop_requested(conv_id) and closed[-1] == 5
+
+    # a Stop for a conversation that does not exist (or is not this person's) marks nothing
+    chat_actions.stop(987654)
+    assert not chat_actions.stop_requested(987654)

@@ -58,3 +58,34 @@ def test_several_processes_writing_at_once_lose_nothing(database_url):
         assert p.exitcode == 0
     names = [r.name for r in Store(database_url).list_models()]
     assert len(names) == 100 == len(set(names))
+
+
+def test_a_forked_child_opens_its_own_connections(database_url):
+    """On a ZeroGPU Space a handler runs in a forked child: it must not use the parent's pooled connection
+    (two processes on one connection corrupt the conversation with the database), and the parent's must
+    still work afterwards."""
+    import os
+
+    store = Store(database_url)
+    store.add_model(row("before-fork"))
+    with store.engine.connect() as conn:  # one connection in the parent's pool
+        parent = id(conn.connection.dbapi_connection)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, write a row, leave at once
+        code = 1
+        try:
+            with store.engine.connect() as conn:
+                reused = id(conn.connection.dbapi_connection) == parent
+            store.add_model(row("from-child"))
+            os.write(write, b"reused" if reused else b"own")
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    said = os.read(read, 16)
+    os.close(read)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert said == b"own"
+    assert {r.name for r in store.list_models()} == {"before-fork", "from-child"}
