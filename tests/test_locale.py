@@ -214,3 +214,19 @@ def test_the_evolve_status_line_in_japanese_and_english(monkeypatch):
         line = evolve_tab._status_line(p)
         assert japanese(line) and english_words(line, {"default", "voice"}) == [], line
     assert "第 1 世代" in evolve_tab._status_line(steps[1]) and "0.6123" in evolve_tab._status_line(steps[1])
+
+
+def test_every_metric_and_meta_category_has_japanese_words_and_english_keeps_its_own():
+    from rp_eval.errors import english
+    from rp_eval.evaluate.meta import CATEGORIES
+    from rp_eval.evaluate.metrics import METRICS
+    from rp_eval.evaluate.plots import _label
+    from rp_eval.ui.locale import header, in_language, t
+
+    for name in [m.name for m in METRICS] + list(CATEGORIES) + ["judge", "judge_pairwise"]:
+        shown = in_language("ja", header, name)
+        assert shown != name and any("\u3040" <= c <= "\u9fff" for c in shown), name
+        assert in_language("ja", _label, t, name) == shown
+        english_header = in_language("en", header, name)
+        assert english_header in (name, "characters") and english_header.isascii()  # "chars" had a word already
+    assert _label(english, "natural_stop") == "natural_stop"  # a library caller without a page: the identifier

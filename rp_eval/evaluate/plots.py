@@ -36,15 +36,23 @@ def heatmap_frame(table: pd.DataFrame, group: str = "all") -> pd.DataFrame:
     return frame
 
 
+def _label(say, metric: str) -> str:
+    """A metric's name as the page words it (the Japanese page has words for them; else the identifier)."""
+    try:
+        return say(f"col_{metric}")
+    except KeyError:
+        return metric
+
+
 def metric_heatmap(table: pd.DataFrame, group: str = "all", colorbar: str = "", say=english) -> Figure | None:
     """The heat map of `heatmap_frame`, each cell written with its value; None when there is nothing to draw.
     `say(key, **values)` words the labels (default English; the UI passes its own, in the page's language);
-    metric names stay as they are, they are the names the weights file and the CSV use."""
+    metric names are the identifiers the weights file and the CSV use, or the page's words for them."""
     frame = heatmap_frame(table, group)
     if frame.empty or frame.shape[1] == 0:
         return None
     rows, cols = frame.shape
-    columns = [say("plot_combined") if c == "combined" else c for c in frame.columns]
+    columns = [say("plot_combined") if c == "combined" else _label(say, c) for c in frame.columns]
     with plt.rc_context(plotfonts.rc()):
         height = 1.7 + 0.5 * rows
         fig, ax = plt.subplots(figsize=(2.2 + 0.62 * cols, height), layout="constrained")

@@ -16,7 +16,7 @@ from gradio.context import Context, LocalContext
 from gradio.i18n import I18nData
 
 from rp_eval.errors import MESSAGES, RpEvalError, Said, format_message
-from rp_eval.ui.locale_ja import JA
+from rp_eval.ui.locale_ja import JA, METRIC_LABELS_JA
 
 STRINGS: dict[str, str] = {
     "title": "rp_eval: role-play chat models",
@@ -558,6 +558,9 @@ STRINGS: dict[str, str] = {
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."
+for _name, _label in METRIC_LABELS_JA.items():  # metric and category names: identifiers in English, words in Japanese
+    STRINGS.setdefault(f"col_{_name}", _name)
+    JA.setdefault(f"col_{_name}", _label)
 
 # Japanese, key for key, is `JA` in locale_ja.py (tests/test_locale.py checks both tables have the same keys and
 # placeholders): a string added here needs its Japanese there.

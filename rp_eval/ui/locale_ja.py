@@ -712,3 +712,51 @@ JA: dict[str, str] = {
     "err_judge_same_token": "このトークナイザは異なる評点を同じトークン（{ids}）に割り当てるため、ジャッジには使えません",
     "err_judge_grade": "このトークナイザには評点 '{grade}' を表す単一のトークンがありません（{n} 個のトークン {tokens} に分かれます）。1 回の順伝播で採点するジャッジには使えないので、数字が 1 トークンになるトークナイザのモデルを選んでください",
 }
+
+# Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page
+# shows them in table headers, the heat map and the meta-evaluation table; the English page keeps the identifiers.
+# tests/test_locale.py checks that every metric has one.
+METRIC_LABELS_JA: dict[str, str] = {
+    "natural_stop": "自然に終わった",
+    "length_capped": "上限で打ち切り",
+    "cut_mid_sentence": "文の途中で切れた",
+    "empty_reply": "空の返答",
+    "unfinished_ending": "言いさしで終わった",
+    "chars": "文字数",
+    "sentences": "文の数",
+    "length_in_range": "長さが範囲内",
+    "length_fit": "長さの合い具合",
+    "overlong": "長すぎ",
+    "special_token_leak": "特殊トークンの漏れ",
+    "role_tag_leak": "話者タグの漏れ",
+    "speaks_for_user": "ユーザーの代弁",
+    "prompt_echo": "入力のおうむ返し",
+    "assistant_voice": "AI アシスタント口調",
+    "topic_shift": "話のすり替え",
+    "japanese_share": "日本語の割合",
+    "mixed_language": "他言語の混じり",
+    "distinct_1": "語の多様さ（1-gram）",
+    "distinct_2": "語の多様さ（2-gram）",
+    "repeated_ngrams": "n-gram の繰り返し",
+    "repeated_sentences": "同じ文の繰り返し",
+    "degenerate_repetition": "崩れたループ",
+    "first_person_ok": "一人称が合っている",
+    "expected_markers": "そのキャラらしい言葉",
+    "forbidden_markers": "そのキャラが使わない言葉",
+    "other_persona_markers": "別キャラの言葉",
+    "politeness_match": "丁寧さが合っている",
+    "card_grounding": "カードの設定に沿う",
+    "marker_rate": "キャラの言葉の頻度",
+    "judge": "ジャッジ（評点の期待値）",
+    "judge_pairwise": "ジャッジ（一対比較）",
+    # the meta-evaluation's categories of worse replies
+    "voice": "口調の取り違え",
+    "cut_or_rambling": "途切れ・冗長",
+    "leak_or_loop": "記号の混入・ループ",
+    "bland_off_topic": "当たり障りなし・話題ずれ",
+    "contradiction": "設定との矛盾",
+    # the meta-evaluation table's other columns
+    "all": "全体",
+    "lo": "下限 95%",
+    "hi": "上限 95%",
+}

@@ -11,7 +11,7 @@ import pandas as pd
 
 from rp_eval import paths
 from rp_eval.errors import RpEvalError
-from rp_eval.ui.locale import JA, STRINGS, t, warn
+from rp_eval.ui.locale import JA, STRINGS, headers, t, warn, words
 from rp_eval.ui.zerogpu import on_gpu
 
 _EN = {
@@ -79,7 +79,7 @@ def run_meta(pairs: str, weights: str, judge: str) -> tuple[str, pd.DataFrame | 
     if result.judge:
         j = result.judge
         lines.append(t("meta_judge_bias", model=j["model"], bias=j["position_bias"], same=j["consistency"]))
-    return "\n\n".join(lines), result.wide().round(3)
+    return "\n\n".join(lines), headers(words(result.wide().round(3), "what", "col_"))
 
 
 def calibration_note(cal) -> str:
