@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rp_eval.chat.formats import Message
 from rp_eval.chat.personas import Persona, load_personas
-from rp_eval.errors import RpEvalError
+from rp_eval.errors import RpEvalError, Said
 from rp_eval.evaluate.metrics import METRICS, Reply, measure
 from rp_eval.evaluate.score import Weights, combined, directed, load_weights
 from rp_eval.evaluate.task import Turn
@@ -62,35 +62,37 @@ def read_pairs(path: str | Path | None = None, personas: dict[str, Persona] | No
     """Every pair of the file; MetaError naming the file and line for a line that can not be used."""
     path = Path(path) if path else DEFAULT_PAIRS
     if not path.is_file():
-        raise MetaError(f"pairs file {path} not found")
+        raise MetaError(key="err_meta_missing", path=str(path))
     personas = load_personas() if personas is None else personas
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise MetaError(f"{path}: not UTF-8 text (save it as UTF-8)") from None
+        raise MetaError(key="err_meta_not_utf8", path=str(path)) from None
     pairs: list[Pair] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        where = f"{path} line {number}"
+        where = Said("where_line", file=str(path), line=number)
         try:
             pair = Pair.model_validate(json.loads(line))
         except json.JSONDecodeError as err:
-            raise MetaError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+            raise MetaError(key="err_meta_json", where=where, detail=err.msg, column=err.colno) from None
         except ValidationError as err:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'pair'}: {e['msg']}" for e in err.errors())
-            raise MetaError(f"{where}: {problems}") from None
+            raise MetaError(key="err_meta_fields", where=where, problems=problems) from None
         if pair.persona not in personas:
-            raise MetaError(f"{where}: unknown persona '{pair.persona}' (known: {', '.join(sorted(personas))})")
+            raise MetaError(
+                key="err_meta_persona", where=where, persona=pair.persona, known=", ".join(sorted(personas))
+            )
         if pair.better.strip() == pair.worse.strip():
-            raise MetaError(f"{where}: 'better' and 'worse' are the same text")
+            raise MetaError(key="err_meta_same", where=where)
         if pair.id in seen:
-            raise MetaError(f"{where}: pair id '{pair.id}' is already used on line {seen[pair.id]}")
+            raise MetaError(key="err_meta_duplicate", where=where, id=pair.id, line=seen[pair.id])
         seen[pair.id] = number
         pairs.append(pair)
     if not pairs:
-        raise MetaError(f"{path} holds no pairs")
+        raise MetaError(key="err_meta_empty", path=str(path))
     return pairs
 
 

@@ -111,6 +111,17 @@ def test_a_malformed_line_is_named_by_file_and_line(tmp_path, line, message, cap
     assert message in capsys.readouterr().err
 
 
+def test_a_pairs_file_error_reads_in_japanese_on_the_japanese_page(tmp_path):
+    from rp_eval.ui.locale import error_text, in_language
+
+    path = _write(tmp_path, [json.dumps(GOOD, ensure_ascii=False), "{not json"])
+    with pytest.raises(MetaError) as err:
+        read_pairs(path)
+    japanese = in_language("ja", error_text, err.value)
+    assert "bad.jsonl の 2 行目: JSON として読めません" in japanese and "line" not in japanese
+    assert in_language("en", error_text, err.value) == str(err.value)
+
+
 def test_missing_or_empty_files_and_an_unknown_judge(tmp_path, workspace, capsys):
     with pytest.raises(MetaError, match="not found"):
         read_pairs(tmp_path / "nothing.jsonl")
