@@ -133,6 +133,15 @@ MESSAGES: dict[str, str] = {
     "calibrate_no_predictor": "no metric predicts the human scores (every fitted weight is zero)",
     "err_calibrate_few": "calibration needs at least 10 Likert-scored replies; the ratings hold {n}",
     "err_calibrate_failed": "calibration failed: {reason}",
+    # the meta-evaluation's categories of worse replies, as the page words them, and a list of shares by category
+    "meta_cat_voice": "voice",
+    "meta_cat_speaks_for_user": "speaks_for_user",
+    "meta_cat_cut_or_rambling": "cut_or_rambling",
+    "meta_cat_leak_or_loop": "leak_or_loop",
+    "meta_cat_bland_off_topic": "bland_off_topic",
+    "meta_cat_contradiction": "contradiction",
+    "meta_share": "{category} {share}",
+    "meta_list": "{items}",
     # pairs files of the meta-evaluation (rp_eval/evaluate/meta.py)
     "where_line": "{file} line {line}",
     "err_meta_missing": "pairs file {path} not found",
@@ -273,3 +282,16 @@ def _filled(value: object, render, seps: dict[str, str]) -> object:
         sep = seps["reasons" if isinstance(value, tuple) else "list"]
         return sep.join(str(_filled(v, render, seps)) for v in value)
     return render(value) if isinstance(value, RpEvalError | Said) else value
+
+
+def category(name: str) -> Said | str:
+    """A meta-evaluation category as the page words it (a category of the user's own pairs file as it is)."""
+    return Said(f"meta_cat_{name}") if f"meta_cat_{name}" in MESSAGES else name
+
+
+def categories(names, shares: list[str] | None = None) -> Said:
+    """Categories (with their shares, if given) as one message: joined by the language's separator."""
+    if shares is None:
+        return Said("meta_list", items=[category(n) for n in names])
+    items = [Said("meta_share", category=category(n), share=v) for n, v in zip(names, shares, strict=True)]
+    return Said("meta_list", items=items)

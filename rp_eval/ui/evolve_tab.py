@@ -12,7 +12,7 @@ import gradio as gr
 import pandas as pd
 
 from rp_eval import paths, plotfonts, settings
-from rp_eval.errors import RpEvalError
+from rp_eval.errors import RpEvalError, categories
 from rp_eval.evolve import audit
 from rp_eval.evolve.genome import METHOD_PARAMS, Genome, save_genome
 from rp_eval.evolve.search import SearchSettings, evolve, export_best, recipe_path, recipes_folder, stored_settings
@@ -107,7 +107,8 @@ def _fitness_meta_line(meta: dict) -> str:
     """How often the fitness prefers the better reply of the meta-evaluation pairs, in the page's language."""
     if not meta or "error" in meta:
         return t("evo_meta_none")
-    cats = ", ".join(f"{c} {v:.0%}" for c, v in meta["by_category"].items() if v is not None)
+    shown = [(c, f"{v:.0%}") for c, v in meta["by_category"].items() if v is not None]
+    cats = categories([c for c, _ in shown], [v for _, v in shown])
     return t(
         "evo_meta_line", weights=meta["weights"], judge=meta.get("judge") or "-", accuracy=f"{meta['accuracy']:.1%}",
         pairs=meta["pairs"], lo=f"{meta['lo']:.1%}", hi=f"{meta['hi']:.1%}", categories=cats,

@@ -651,11 +651,15 @@ def headers(frame):
     return frame.rename(columns={c: header(c) for c in frame.columns})
 
 
+def _now(key: str, values: dict[str, object]) -> str:
+    return t(key, **values)
+
+
 def _marker(key: str, values: dict[str, object]) -> str:
     # Gradio's I18nData as text ("__i18n__{...}"): the front end translates it wherever it sits in a label,
     # Markdown or HTML value. A string with values becomes a key of its own, formatted once per language.
     if values:
-        formatted = {lang: text(key, lang).format(**values) for lang in LANGUAGES}
+        formatted = {lang: in_language(lang, _now, key, values) for lang in LANGUAGES}  # library words too
         key = f"{key}__" + hashlib.sha1(json.dumps(formatted, sort_keys=True).encode()).hexdigest()[:10]
         _BUILT[key] = formatted
     _USED.add(key)

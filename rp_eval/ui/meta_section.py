@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from rp_eval import paths
-from rp_eval.errors import RpEvalError
+from rp_eval.errors import RpEvalError, categories
 from rp_eval.ui.locale import JA, STRINGS, headers, t, warn, words
 from rp_eval.ui.zerogpu import on_gpu
 
@@ -75,7 +75,7 @@ def run_meta(pairs: str, weights: str, judge: str) -> tuple[str, pd.DataFrame | 
     ]
     empty = [c for c, n in result.categories.items() if n == 0]
     if empty:
-        lines.append(t("meta_empty", cats=", ".join(empty)))
+        lines.append(t("meta_empty", cats=categories(empty)))
     if result.judge:
         j = result.judge
         lines.append(t("meta_judge_bias", model=j["model"], bias=j["position_bias"], same=j["consistency"]))
