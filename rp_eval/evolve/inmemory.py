@@ -3,11 +3,12 @@ weights written into one resident model; nothing is written to disk or reloaded.
 
 The math mirrors mergekit's methods (same formulas, same parameter lookup: layer tensors take their layer
 group's slice, embeddings the first slice's, final norm and LM head the last one's, a `filter` matches when it is
-a substring of the tensor name); slerp and mergekit's rescaling are called from mergekit itself. Two
-deliberate differences: TIES keeps the top-k magnitudes with `torch.topk` instead of a full argsort (the same
-set unless values tie), and DARE draws its mask from a generator seeded by (seed, tensor name), so a
-candidate is reproducible, where mergekit draws from the global RNG. Work is done in float32 and written back
-in the resident model's dtype. tests/evolve/test_inmemory.py compares every method with mergekit's run_merge.
+a substring of the tensor name); slerp is called from mergekit itself, task arithmetic, TIES and DARE-TIES are
+fused kernels of mergekit's formulas (see FUSED_METHODS below). Two deliberate differences: TIES keeps the top-k
+magnitudes with `torch.topk` instead of a full argsort (the same set unless values tie), and DARE's drop mask is
+a hash of (seed, source, tensor, element), so a candidate is reproducible on any device, where mergekit draws
+from the global RNG. Work is done in float32 and written in the resident model's dtype.
+tests/evolve/test_inmemory.py compares every method with mergekit's run_merge.
 """
 
 from __future__ import annotations
