@@ -20,7 +20,7 @@ from rp_eval.evaluate.task import load_task
 from rp_eval.models import registry
 from rp_eval.store import get_store
 from rp_eval.ui import meta_section, numbers
-from rp_eval.ui.locale import axes, error_text, headers, t, warn, word, words
+from rp_eval.ui.locale import axes, error_text, header, headers, t, warn, word, words
 from rp_eval.ui.zerogpu import on_gpu
 
 DRILL_COLUMNS = ["model", "item", "persona", "user_line", "reply", "finish_reason", "combined", "chars"]
@@ -130,7 +130,7 @@ def _detail(result: EvalResult | None, drill: pd.DataFrame, evt: gr.SelectData) 
         user = result.config.user if result.config else "あなた"
         speaker = {"user": user, "assistant": persona.name}
         turns = "\n".join(f"> **{speaker[m.role]}**: {persona.fill(m.content, user)}  " for m in item.turns)
-    scores = ", ".join(f"{k} {v:g}" for k, v in match.metrics.items())
+    scores = t("sep_list").join(f"{header(k)} {v:g}" for k, v in match.metrics.items())
     head = t("ev_detail", model=match.model, item=match.item_id, reply=match.text or "∅", reason=word("finish_", match.finish_reason),
              combined=match.combined, scores=scores)  # fmt: skip
     return f"{t('ev_detail_turns')}\n\n{turns}\n\n{head}" if turns else head

@@ -124,6 +124,10 @@ def test_past_runs_are_reopened_after_a_restart(evaluated, page, artifacts, lang
     detail = page.locator("#ev-detail")
     expect(detail).to_contain_text(drill_words, timeout=30_000)
     assert ("combined" if lang == "en" else "総合") in detail.inner_text() and "tiny-a ·" in detail.inner_text()
+    # each metric by its identifier on the English page (the weights file's names), in words on the Japanese one
+    assert {"en": "natural_stop", "ja": "自然に終わった"}[lang] in detail.inner_text()
+    if lang == "ja":
+        assert "natural_stop" not in detail.inner_text() and "自然に終わった" in table.inner_text()
     page.locator("#ev-metric-group label").first.click()
     page.screenshot(path=str(artifacts / f"evaluate-reopened-{lang}.png"), full_page=True)
     if lang == "ja":
