@@ -89,19 +89,18 @@ class Resident:
         if self.device == "cuda":
             self.service.warm_up()
 
-    def _kv_plan(self) -> tuple[int | None, int | None]:
+    def _kv_plan(self) -> tuple[int, int]:
         """Rows and columns of the resident's KV cache. Fitness prompts are short (the task's, 200-300 tokens,
-        plus 64 new), so rows matter more than columns: up to RESIDENT_ROWS rows of 2,048 columns, or of
-        1,024 where memory is short. The sources are already loaded, so what is free now is the budget; the
+        plus 64 new), so rows matter more than columns: up to RESIDENT_ROWS rows of 2,048 columns, or as many
+        rows of 1,024 as fit where memory is short. The sources are already loaded, so what is free now is the budget; the
         fraction left over covers the step's activations and the prefill of a whole batch."""
         from rp_eval.chat.engine import plan
 
         budget = int(torch.cuda.mem_get_info(self.model.device)[0] * 0.8)
-        for columns in (2048, 1024):
-            rows, cols = plan(self.model, budget, most_rows=RESIDENT_ROWS, columns=columns)
-            if rows >= RESIDENT_ROWS:
-                return rows, cols
-        return None, 2048  # the engine's own plan (fewer rows)
+        rows, columns = plan(self.model, budget, most_rows=RESIDENT_ROWS, columns=2048)
+        if rows < RESIDENT_ROWS:  # short of memory: shorter rows, as many as fit (a batch is then that many)
+            rows, columns = plan(self.model, budget, most_rows=RESIDENT_ROWS, columns=1024)
+        return rows, columns
 
     def _weights(self, name: str) -> dict[str, torch.Tensor]:
         from transformers import AutoModelForCausalLM
