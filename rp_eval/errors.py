@@ -142,6 +142,13 @@ MESSAGES: dict[str, str] = {
     "meta_cat_contradiction": "contradiction",
     "meta_share": "{category} {share}",
     "meta_list": "{items}",
+    # the evaluation task's files (rp_eval/evaluate/task.py)
+    "err_task_none": "no task files (*.jsonl) in {folder}",
+    "err_task_not_utf8": "{file}: not UTF-8 text (save it as UTF-8)",
+    "err_task_json": "{where}: not valid JSON ({detail} at column {column})",
+    "err_task_fields": "{where}: {problems}",
+    "err_task_duplicate": "{where}: item id '{id}' is already used in {first}",
+    "err_task_persona": "item '{id}' names unknown persona '{persona}' (known: {known})",
     # pairs files of the meta-evaluation (rp_eval/evaluate/meta.py)
     "where_line": "{file} line {line}",
     "err_meta_missing": "pairs file {path} not found",

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rp_eval.chat.formats import Message
 from rp_eval.chat.personas import Persona, load_personas
-from rp_eval.errors import RpEvalError
+from rp_eval.errors import RpEvalError, Said
 
 TASK_DIR = Path(__file__).resolve().parents[2] / "prompts" / "eval" / "items"
 SPLITS = ("dev", "test")
@@ -84,28 +84,28 @@ class Task:
 def read_items(folder: Path = TASK_DIR) -> list[Item]:
     """Every item of every `*.jsonl` file in `folder`; a bad line raises TaskError naming file and line."""
     items: list[Item] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, Said] = {}
     files = sorted(Path(folder).glob("*.jsonl"))
     if not files:
-        raise TaskError(f"no task files (*.jsonl) in {folder}")
+        raise TaskError(key="err_task_none", folder=str(folder))
     for path in files:
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
-            raise TaskError(f"{path.name}: not UTF-8 text (save it as UTF-8)") from None
+            raise TaskError(key="err_task_not_utf8", file=path.name) from None
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            where = f"{path.name} line {number}"
+            where = Said("where_line", file=path.name, line=number)
             try:
                 item = Item.model_validate(json.loads(line))
             except json.JSONDecodeError as err:
-                raise TaskError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+                raise TaskError(key="err_task_json", where=where, detail=err.msg, column=err.colno) from None
             except ValidationError as err:
                 problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'item'}: {e['msg']}" for e in err.errors())
-                raise TaskError(f"{where}: {problems}") from None
+                raise TaskError(key="err_task_fields", where=where, problems=problems) from None
             if item.id in seen:
-                raise TaskError(f"{where}: item id '{item.id}' is already used in {seen[item.id]}")
+                raise TaskError(key="err_task_duplicate", where=where, id=item.id, first=seen[item.id])
             seen[item.id] = where
             items.append(item)
     return items
@@ -118,7 +118,7 @@ def load_task(folder: Path = TASK_DIR, personas: dict[str, Persona] | None = Non
     for item in items:
         if item.persona not in personas:
             known = ", ".join(personas) or "none"
-            raise TaskError(f"item '{item.id}' names unknown persona '{item.persona}' (known: {known})")
+            raise TaskError(key="err_task_persona", id=item.id, persona=item.persona, known=known)
     used = sorted({i.persona for i in items})
     digest = hashlib.sha256()
     for item in items:

@@ -59,3 +59,13 @@ def test_the_version_follows_the_items(tmp_path, personas):
     v1 = load_task(write_items(tmp_path, [item(1)]), personas).version
     v2 = load_task(write_items(tmp_path, [item(1, turns=["こんばんは。"])]), personas).version
     assert v1 != v2 and len(v1) == 12
+
+
+def test_a_task_file_error_reads_in_japanese_on_the_japanese_page(tmp_path):
+    from rp_eval.ui.locale import error_text, in_language
+
+    (tmp_path / "a.jsonl").write_text("{oops\n", encoding="utf-8")
+    with pytest.raises(TaskError) as err:
+        read_items(tmp_path)
+    assert str(err.value).startswith("a.jsonl line 1: not valid JSON")
+    assert in_language("ja", error_text, err.value).startswith("a.jsonl の 1 行目: JSON として読めません")
