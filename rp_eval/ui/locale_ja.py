@@ -707,12 +707,6 @@ JA: dict[str, str] = {
     "calibrate_no_predictor": "人手のスコアを予測できる指標がありません（当てはめた重みがすべて 0 でした）",
     "err_calibrate_few": "較正には Likert で採点した応答が 10 件以上必要ですが、今あるのは {n} 件です",
     "err_calibrate_failed": "較正できませんでした: {reason}",
-    "meta_cat_voice": "口調の取り違え",
-    "meta_cat_speaks_for_user": "ユーザーの代弁",
-    "meta_cat_cut_or_rambling": "途切れ・冗長",
-    "meta_cat_leak_or_loop": "記号の混入・ループ",
-    "meta_cat_bland_off_topic": "当たり障りなし・話題ずれ",
-    "meta_cat_contradiction": "設定との矛盾",
     "meta_share": "{category} {share}",
     "meta_list": "{items}",
     "err_task_none": "{folder} に課題ファイル（*.jsonl）がありません",
@@ -783,3 +777,6 @@ METRIC_LABELS_JA: dict[str, str] = {
     "lo": "下限 95%",
     "hi": "上限 95%",
 }
+# the categories in messages (rp_eval/errors.py `category`) take the same words as in table headers
+for _category in ("voice", "speaks_for_user", "cut_or_rambling", "leak_or_loop", "bland_off_topic", "contradiction"):
+    JA[f"meta_cat_{_category}"] = METRIC_LABELS_JA[_category]
