@@ -33,23 +33,24 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shape", default="llama2-7b")
     p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--rows", type=int, default=None, help="the KV cache's rows (default: the service's plan)")
     p.add_argument("--out", default="profile-step.txt")
     args = p.parse_args()
     model = build(args.shape, "cuda", torch.bfloat16)
     word_tokenizer(model.config.vocab_size)
-    service = GenerationService(model)
+    service = GenerationService(model, rows=args.rows)
     own(model, service)
     service.warm_up()
     engine = service.static_engine()
     lines = []
     with torch.inference_mode():
-        for rows in (1, 16):
+        for rows in (1, 16) if engine.rows >= 16 else (1,):
             for r in range(rows):
                 engine.prefill(r, list(range(3, 515)))
             attend = 1 << (rows - 1).bit_length()
             engine.step(attend)
             ms = step_ms(engine, attend, args.steps)
-            lines.append(f"{rows} rows, graphs, invariant attention: {ms:.3f} ms a step")
+            lines.append(f"{rows} rows of {engine.rows}, graphs, invariant attention: {ms:.3f} ms a step")
             with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
                 step_ms(engine, attend, 10)
             lines.append(prof.key_averages().table(sort_by="cuda_time_total", row_limit=15))

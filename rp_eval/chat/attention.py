@@ -18,6 +18,7 @@ import torch
 
 CHUNK = 64  # columns per program: fixed, so the split never depends on the batch (one block each: a short
 BLOCK = 64  # chat's few chunks run side by side instead of one after another; profile_step.py measured 256)
+WARPS = 2  # warps a program of the partial kernel (benchmarks/profile_fitness.py: 157 us against 182 with 4, 64 rows)
 
 
 def available(device: torch.device) -> bool:
@@ -58,14 +59,15 @@ def _build():
         for start in range(first, end, BLOCK):
             n = start + tl.arange(0, BLOCK)
             valid = n < end
+            # keys, values and mask asked for together: the values' load is in flight while the scores compute
             k = tl.load(K + row * sk_b + kv * sk_h + n[:, None] * sk_n + d[None, :], mask=valid[:, None], other=0.0)
-            s = tl.sum(k.to(tl.float32) * q[None, :], 1) * scale
+            v = tl.load(V + row * sv_b + kv * sv_h + n[:, None] * sv_n + d[None, :], mask=valid[:, None], other=0.0)
             b = tl.load(Bias + row * sb_b + n, mask=valid, other=0.0).to(tl.float32)
+            s = tl.sum(k.to(tl.float32) * q[None, :], 1) * scale
             s = tl.where(valid, s + b, float("-inf"))
             m_new = tl.maximum(m, tl.max(s, 0))
             alpha = tl.exp(m - m_new)
             p = tl.exp(s - m_new)
-            v = tl.load(V + row * sv_b + kv * sv_h + n[:, None] * sv_n + d[None, :], mask=valid[:, None], other=0.0)
             l_sum = l_sum * alpha + tl.sum(p, 0)
             acc = acc * alpha + tl.sum(p[:, None] * v.to(tl.float32), 0)
             m = m_new
@@ -93,31 +95,66 @@ def _build():
             acc += w * tl.load(Ao + (base + c) * D + d)
         tl.store(Out + row * so_b + head * so_h + d, (acc / l_sum).to(Out.dtype.element_ty))
 
-    return partial, combine
+    @triton.jit
+    def write(K, V, Kn, Vn, At, sk_b, sk_h, sk_n, sv_b, sv_h, sv_n, skn_b, skn_h, svn_b, svn_h, D: tl.constexpr):
+        row = tl.program_id(0)
+        head = tl.program_id(1)
+        d = tl.arange(0, D)
+        col = tl.load(At + row)
+        tl.store(K + row * sk_b + head * sk_h + col * sk_n + d, tl.load(Kn + row * skn_b + head * skn_h + d))
+        tl.store(V + row * sv_b + head * sv_h + col * sv_n + d, tl.load(Vn + row * svn_b + head * svn_h + d))
+
+    return partial, combine, write
 
 
-def decode_attention(
-    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, bias: torch.Tensor, lengths: torch.Tensor, scale: float
-) -> torch.Tensor:
-    """q [rows, heads, 1, d]; keys/values [rows, kv_heads, columns, d] (the whole cache rows); bias
-    [rows, 1, 1, columns] additive; lengths [rows] (columns attended per row). Returns [rows, heads, 1, d]."""
+def _get():
     global _kernels
     if _kernels is None:
         _kernels = _build()
-    partial, combine = _kernels
+    return _kernels
+
+
+def write_kv(keys: torch.Tensor, values: torch.Tensor, new_keys: torch.Tensor, new_values: torch.Tensor,
+             columns: torch.Tensor) -> None:  # fmt: skip
+    """Each row's new key and value ([rows, kv_heads, 1, d]) into the cache ([rows, kv_heads, columns, d]) at
+    that row's column `columns[row]`: one kernel for both, where two scatters were two launches a layer."""
+    write = _get()[2]
+    rows, kv_heads, _, d = new_keys.shape
+    write[(rows, kv_heads)](
+        keys, values, new_keys, new_values, columns,
+        keys.stride(0), keys.stride(1), keys.stride(2), values.stride(0), values.stride(1), values.stride(2),
+        new_keys.stride(0), new_keys.stride(1), new_values.stride(0), new_values.stride(1), D=d,
+    )  # fmt: skip
+
+
+def decode_attention(
+    q: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    bias: torch.Tensor,
+    lengths: torch.Tensor,
+    scale: float,
+    columns: int | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """q [rows, heads, 1, d]; keys/values [rows, kv_heads, all columns, d] (the whole cache rows); bias
+    [rows, 1, 1, all columns] additive; lengths [rows] (columns attended per row, none past `columns`: the
+    view of the step, so no program is started for the columns beyond it). Returns [rows, heads, 1, d], written
+    into the first rows of `out` when given (its other rows are left as they are)."""
+    partial, combine, _ = _get()
     rows, heads, _, d = q.shape
-    kv_heads, columns = keys.shape[1], keys.shape[2]
-    chunks = -(-columns // CHUNK)
+    kv_heads = keys.shape[1]
+    chunks = -(-(columns or keys.shape[2]) // CHUNK)
     f = {"dtype": torch.float32, "device": q.device}
     m = torch.empty(rows * heads * chunks, **f)
     l_sum = torch.empty(rows * heads * chunks, **f)
     acc = torch.empty(rows * heads * chunks * d, **f)
-    out = torch.empty_like(q)
+    out = torch.empty_like(q) if out is None else out
     partial[(rows, heads, chunks)](
         q, keys, values, bias, lengths, m, l_sum, acc,
         q.stride(0), q.stride(1), keys.stride(0), keys.stride(1), keys.stride(2),
         values.stride(0), values.stride(1), values.stride(2), bias.stride(0), chunks, scale,
-        GROUPS=heads // kv_heads, D=d, CHUNK=CHUNK, BLOCK=BLOCK,
+        GROUPS=heads // kv_heads, D=d, CHUNK=CHUNK, BLOCK=BLOCK, num_warps=WARPS,
     )  # fmt: skip
     combine[(rows, heads)](m, l_sum, acc, out, lengths, out.stride(0), out.stride(1), chunks, D=d, CHUNK=CHUNK)
-    return out
+    return out[:rows]

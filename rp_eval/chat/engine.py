@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from rp_eval.chat.attention import available, write_kv
+
 LENGTH_BUCKET = 128
 PREFILL_GRAPH_MAX = 2048  # longer chat prompts are prefilled without a graph
 ATTENTION = "rp_eval_sdpa"
@@ -116,8 +118,11 @@ class _RowsKV:
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
         keys, values = self.engine.keys[layer_idx], self.engine.values[layer_idx]
-        keys.scatter_(2, self.index, key_states)
-        values.scatter_(2, self.index, value_states)
+        if self.engine.kernels:  # CUDA: one kernel writes both (rp_eval/chat/attention.py)
+            write_kv(keys, values, key_states.contiguous(), value_states.contiguous(), self.engine.write_at)
+        else:
+            keys.scatter_(2, self.index, key_states)
+            values.scatter_(2, self.index, value_states)
         return keys[: self.rows, :, : self.view], values[: self.rows, :, : self.view]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
@@ -147,6 +152,69 @@ class _PrefillKV:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+
+class _ScatterKV:
+    """Keys and values written where an index says (per row and token: a prompt's suffix after its shared
+    prefix; padding to a spare column), read over the first `width` columns."""
+
+    is_compileable = True
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], index: torch.Tensor, width: int) -> None:
+        self.keys, self.values, self.index, self.width = keys, values, index, width
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
+        self.keys[layer_idx].scatter_(2, self.index, key_states)
+        self.values[layer_idx].scatter_(2, self.index, value_states)
+        return self.keys[layer_idx][:, :, : self.width], self.values[layer_idx][:, :, : self.width]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+SHARED_LEAST = 16  # tokens a common beginning must have to be prefilled once for several prompts
+SHARED_WORTH = 0.75  # the shared prefill is used when it prefills at most this share of the plain one's tokens
+
+
+def _common(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def shared_prefixes(prompts: list[list[int]]) -> list[tuple[int, list[int]]]:
+    """Groups of prompts (indices) that begin with the same tokens, each with the length of that beginning
+    (at most each member's length - 1, so every prompt keeps a token of its own; 0 for a prompt alone): the
+    grouping that saves the most prefilled tokens, sum of (members - 1) x length. Sorted, prompts that share
+    a beginning are neighbours, so the groups are runs of the sorted order, chosen by dynamic programming
+    (an evaluation batch's prompts share their persona's system text: most of each prompt)."""
+    order = sorted(range(len(prompts)), key=lambda i: prompts[i])
+    n = len(order)
+    link = [_common(prompts[order[k]], prompts[order[k + 1]]) for k in range(n - 1)]
+    best, cut = [0] * (n + 1), [0] * (n + 1)
+    for j in range(1, n + 1):
+        best[j], cut[j] = best[j - 1], j - 1
+        length = len(prompts[order[j - 1]]) - 1
+        for i in range(j - 2, -1, -1):  # the group order[i:j]
+            length = min(length, link[i], len(prompts[order[i]]) - 1)
+            if length < SHARED_LEAST:
+                break
+            if best[i] + (j - i - 1) * length > best[j]:
+                best[j], cut[j] = best[i] + (j - i - 1) * length, i
+    groups, j = [], n
+    while j > 0:
+        i = cut[j]
+        members = order[i:j]
+        length = min([*link[i : j - 1], *(len(prompts[m]) - 1 for m in members)]) if j - i > 1 else 0
+        groups.append((length, members))
+        j = i
+    return groups[::-1]
 
 
 def _shape(model) -> tuple[int, int, int]:
@@ -219,6 +287,7 @@ class StaticEngine:
         self.dtype = next(model.parameters()).dtype
         self.min = torch.finfo(self.dtype).min  # additive masks: 0 attends, min does not (eager and SDPA alike)
         self.use_graph = self.device.type == "cuda" if use_graph is None else use_graph
+        self.kernels = available(self.device)  # the Triton cache write of rp_eval/chat/attention.py
         self.layers, self.kv_heads, self.head_dim = _shape(model)
         planned = plan(model, columns=columns)  # never past the model's context
         self.rows = rows or planned[0]
@@ -320,10 +389,21 @@ class StaticEngine:
         self._occupy(row, width, valid[0], int(positions[0, -1]))
         return logits
 
-    def prefill_rows(self, first: int, prompts: list[list[int]]) -> torch.Tensor:
-        """Several prompts at once (an evaluation batch) into rows first, first+1, ...; left-padded together."""
+    def prefill_rows(self, first: int, prompts: list[list[int]], share: bool = True) -> torch.Tensor:
+        """Several prompts at once (an evaluation batch) into rows first, first+1, ...; left-padded together.
+        Where prompts begin alike (`shared_prefixes`) and that saves enough (SHARED_WORTH), each common
+        beginning is prefilled once and copied into its prompts' rows, then only the rest of each prompt is
+        prefilled (`share=False`: always the plain way). The rows end as the plain way leaves them; the numbers
+        differ in the last bits (other matrix shapes), as they do between batch sizes."""
         width = max(len(p) for p in prompts)
         n = len(prompts)
+        if share and n > 1 and width < self.columns - 1:
+            shared = [(length, members) for length, members in shared_prefixes(prompts) if length]
+            prefix = {i: (g, length) for g, (length, members) in enumerate(shared) for i in members}
+            own = [len(p) - prefix.get(i, (0, 0))[1] for i, p in enumerate(prompts)]
+            tokens = len(shared) * max((length for length, _ in shared), default=0) + n * max(own)
+            if shared and tokens <= SHARED_WORTH * n * width:
+                return self._prefill_shared(first, prompts, shared, prefix, width)
         ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts], device=self.device)
         valid = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
         positions, mask = self._masks(valid, self.min, self.dtype)
@@ -332,6 +412,59 @@ class StaticEngine:
         logits = self._forward(ids, positions, cache, mask)
         for i in range(n):
             self._occupy(first + i, width, valid[i], int(positions[i, -1]))
+        return logits
+
+    def _prefill_shared(self, first: int, prompts: list[list[int]], groups, prefix: dict, width: int) -> torch.Tensor:
+        """`prefill_rows` with each group's common beginning prefilled once (`groups`: (length, members) of
+        the beginnings shared; `prefix`: prompt index -> (group, length), none for a prompt that shares
+        nothing). Row i ends as the plain way leaves it: its prompt in columns [width - len, width),
+        positions 0.. from its first token; what is written for padding goes to the rows' last column (never
+        read before a decode step writes it)."""
+        n, device = len(prompts), self.device
+        prefix = {i: prefix.get(i, (0, 0)) for i in range(n)}
+        spare = self.columns - 1
+        longest = max(length for length, _ in groups)
+        # 1. the beginnings, left-padded together, into scratch keys and values
+        ids = torch.tensor([[0] * (longest - length) + prompts[m[0]][:length] for length, m in groups], device=device)
+        valid = torch.tensor([[0] * (longest - length) + [1] * length for length, _ in groups], device=device)
+        positions, mask = self._masks(valid, self.min, self.dtype)
+        shape = (len(groups), self.kv_heads, longest, self.head_dim)
+        scratch = [torch.empty(shape, dtype=self.dtype, device=device) for _ in range(2 * self.layers)]
+        self._forward(ids, positions, _PrefillKV(scratch[: self.layers], scratch[self.layers :], longest), mask)
+        # 2. each row's beginning copied right before where the rest of its prompt will sit
+        own = [len(p) - prefix[i][1] for i, p in enumerate(prompts)]  # tokens after the shared beginning
+        j = torch.arange(longest, device=device)
+        start = torch.tensor([width - own[i] - longest for i in range(n)], device=device)
+        kept = j[None, :] >= torch.tensor([longest - prefix[i][1] for i in range(n)], device=device)[:, None]
+        index = torch.where(kept, start[:, None] + j[None, :], spare)
+        index = index[:, None, :, None].expand(n, self.kv_heads, longest, self.head_dim)
+        source = torch.tensor([prefix[i][0] for i in range(n)], device=device)
+        rows = slice(first, first + n)
+        for layer in range(self.layers):
+            self.keys[layer][rows].scatter_(2, index, scratch[layer][source])
+            self.values[layer][rows].scatter_(2, index, scratch[self.layers + layer][source])
+        del scratch
+        # 3. the rest of each prompt, left-padded, attending to its beginning and causally to itself
+        tail = max(own)
+        ids = torch.tensor([[0] * (tail - own[i]) + p[prefix[i][1] :] for i, p in enumerate(prompts)], device=device)
+        lengths = torch.tensor([len(p) for p in prompts], device=device)
+        shift = torch.tensor([prefix[i][1] - (tail - own[i]) for i in range(n)], device=device)
+        j = torch.arange(tail, device=device)
+        positions = (shift[:, None] + j[None, :]).clamp(min=0)
+        padding = j[None, :] < (tail - torch.tensor(own, device=device))[:, None]
+        index = torch.where(padding, spare, width - tail + j[None, :])[:, None, :, None]
+        index = index.expand(n, self.kv_heads, tail, self.head_dim)
+        column = torch.arange(width, device=device)
+        at = width - tail + j  # the column of each token of the rest
+        allowed = (column[None, None, :] >= (width - lengths)[:, None, None]) & (
+            column[None, None, :] <= at[None, :, None]
+        )
+        mask = torch.full(allowed.shape, self.min, dtype=self.dtype, device=device).masked_fill_(allowed, 0.0)[:, None]
+        cache = _ScatterKV([k[rows] for k in self.keys], [v[rows] for v in self.values], index, width)
+        logits = self._forward(ids, positions, cache, mask)
+        for i in range(n):
+            valid = column >= width - len(prompts[i])
+            self._occupy(first + i, width, valid, len(prompts[i]) - 1)
         return logits
 
     def view(self) -> int:

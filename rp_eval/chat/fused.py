@@ -144,14 +144,20 @@ class FusedStep:
         b, s = ids.shape
         groups = self.heads // self.kv_heads
         rows = b if attend_rows is None else attend_rows
+        invariant = s == 1 and self.invariant and getattr(cache, "lengths", None) is not None
+        # every layer's attention output in one buffer whose rows past `rows` stay zero (no pad a layer)
+        out = None
         for i, (norm1, wqkv, wo, norm2, wgu, wd) in enumerate(self.layers):
             residual, q, k, v = attention_in_(
                 residual, delta, norm1, wqkv, cos, sin, self.eps, self.heads, self.kv_heads
             )
             keys, values = cache.update(k, v, i)
+            if invariant and out is None:
+                out = q.new_zeros(q.shape)
             q = q[:rows]
-            if s == 1 and self.invariant and getattr(cache, "lengths", None) is not None:
-                attended = decode_attention(q, *cache.rows_of(i), cache.bias, cache.lengths, self.scale)
+            if invariant:
+                decode_attention(q, *cache.rows_of(i), cache.bias, cache.lengths, self.scale, cache.view, out)
+                attended = out
             elif s == 1 and groups > 1:  # a group's query heads as that group's queries: each K/V head read once
                 attended = F.scaled_dot_product_attention(
                     q.reshape(rows, self.kv_heads, groups, -1), keys, values, attn_mask=mask, scale=self.scale
@@ -160,7 +166,7 @@ class FusedStep:
                 attended = F.scaled_dot_product_attention(
                     q, keys, values, attn_mask=mask, scale=self.scale, enable_gqa=groups > 1
                 )
-            if rows < b:
+            if attended.shape[0] < b:
                 attended = F.pad(attended, (0, 0, 0, 0, 0, 0, 0, b - rows))
             residual, delta = attention_out_mlp_(attended, residual, wo, norm2, wgu, wd, self.eps)
         inner = self.model.model

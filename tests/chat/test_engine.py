@@ -136,3 +136,78 @@ def test_fused_step_logits_equal_the_forward(tiny_mistral):
             engine.ids[2, 0] = 5
             outputs[name] = engine.step(4)[2]
     assert torch.allclose(outputs["forward"], outputs["fused"], atol=1e-5, rtol=1e-4)
+
+
+def test_shared_prefixes_choose_the_grouping_that_saves_most():
+    from rp_eval.chat.engine import SHARED_LEAST, shared_prefixes
+
+    base = list(range(10, 60))  # 50 tokens
+    other = list(range(200, 230))  # 30 tokens
+    prompts = [
+        base + [1, 2, 3],
+        other + [7],
+        base + [4],
+        list(range(300, 305)),  # shares nothing
+        base[:20] + [9, 9],  # shares 20 tokens with the base family
+        other + [8, 8],
+        base + [4, 5],  # base + [4] is all of prompt 2 but its last token
+    ]
+    groups = {tuple(sorted(m)): length for length, m in shared_prefixes(prompts)}
+    # base family: 50 shared by three (saves 100) beats 20 shared by four (saves 60)
+    assert groups == {(0, 2, 6): 50, (4,): 0, (1, 5): 30, (3,): 0}
+    assert sorted(i for members in groups for i in members) == list(range(len(prompts)))
+    # every prompt keeps a token of its own; too short a beginning is not shared
+    assert SHARED_LEAST > 10 and all(length == 0 for length, _ in shared_prefixes([[5] * 10 + [1], [5] * 10 + [2]]))
+    assert {length for length, _ in shared_prefixes([[5] * 40, [5] * 40])} == {39}
+
+
+@pytest.mark.parametrize("which", ["tiny_llama", "tiny_mistral"])
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_shared_prefill_leaves_the_rows_as_the_plain_one(which, fused, request):
+    """Prompts that begin alike (an evaluation batch: one persona's system text) prefilled once per beginning
+    leave the same cache, masks and positions as the plain prefill, and the same next tokens for 12 steps."""
+    import torch
+
+    from rp_eval.chat import engine as engine_module
+
+    model, _ = load(request.getfixturevalue(which))
+    vocab = model.config.vocab_size
+    g = torch.Generator().manual_seed(3)
+
+    def tokens(n):
+        return torch.randint(5, vocab, (n,), generator=g).tolist()
+
+    persona_a, persona_b = tokens(60), tokens(45)
+    prompts = [persona_a + tokens(7), persona_b + tokens(20), persona_a + tokens(15), tokens(9),
+               persona_a + tokens(1), persona_b + tokens(3)]  # fmt: skip
+    taken = []
+    original = engine_module.StaticEngine._prefill_shared
+
+    def spy(self, *args):
+        taken.append(args[2])
+        return original(self, *args)
+
+    engines, logits = {}, {}
+    for share in (True, False):
+        engine = engines[share] = StaticEngine(model, rows=8, columns=256, fused=fused)
+        engine._prefill_shared = spy.__get__(engine)
+        with torch.inference_mode():
+            logits[share] = [engine.prefill_rows(1, prompts, share=share)]
+            for _ in range(12):
+                engine.ids[:, 0] = 0
+                engine.ids[1 : 1 + len(prompts), 0] = logits[share][-1][-len(prompts) :].argmax(-1)
+                logits[share].append(engine.step(8)[1 : 1 + len(prompts)])
+    assert len(taken) == 1 and sorted(len(m) for _, m in taken[0]) == [2, 3]  # two beginnings, one prompt alone
+    shared, plain = engines[True], engines[False]
+    assert torch.equal(shared.bias, plain.bias) and torch.equal(shared.write_at, plain.write_at)
+    assert torch.equal(shared.pos, plain.pos) and shared.lengths == plain.lengths
+    width = max(len(p) for p in prompts)
+    for layer in range(shared.layers):
+        for i, p in enumerate(prompts):
+            row = 1 + i
+            cols = slice(width - len(p), width)
+            assert torch.allclose(shared.keys[layer][row, :, cols], plain.keys[layer][row, :, cols], atol=1e-5)
+            assert torch.allclose(shared.values[layer][row, :, cols], plain.values[layer][row, :, cols], atol=1e-5)
+    for a, b in zip(logits[True], logits[False], strict=True):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+        assert torch.equal(a.argmax(-1), b.argmax(-1))

@@ -266,6 +266,10 @@ def test_decode_attention_matches_sdpa_and_ignores_its_neighbours():
         batch = decode_attention(q, keys, values, bias, lengths, d**-0.5)
         alone = decode_attention(q[:1], keys[:1], values[:1], bias[:1], lengths[:1], d**-0.5)
         assert torch.equal(batch[:1], alone)
+        # programs only over the step's view (as the engine calls it), into the first rows of a wider buffer
+        out = torch.full((rows + 3, heads, 1, d), 7.0, device="cuda", dtype=torch.bfloat16)
+        viewed = decode_attention(q, keys, values, bias, lengths, d**-0.5, int(lengths.max()) + 5, out)
+        assert torch.equal(viewed, batch) and torch.equal(out[:rows], batch) and bool((out[rows:] == 7).all())
         view = 512
         reference = torch.nn.functional.scaled_dot_product_attention(
             q[:1],
@@ -277,3 +281,53 @@ def test_decode_attention_matches_sdpa_and_ignores_its_neighbours():
         worst = max(worst, (reference.float() - alone.float()).abs().max().item())
     record("decode-attention", max_abs_diff_vs_sdpa=round(worst, 4), bitwise_alone_vs_batch=True)
     assert worst < 0.05
+
+
+def test_one_kernel_writes_each_rows_key_and_value_at_its_column():
+    """rp_eval/chat/attention.py's write_kv against the two scatters it replaces (Mistral-like 8 KV heads)."""
+    from rp_eval.chat.attention import write_kv
+
+    torch.manual_seed(1)
+    rows, kv_heads, columns, d = 32, 8, 512, 128
+    keys = torch.randn(rows, kv_heads, columns, d, device="cuda", dtype=torch.bfloat16)
+    values = torch.randn_like(keys)
+    new_keys = torch.randn(rows, kv_heads, 1, d, device="cuda", dtype=torch.bfloat16)
+    new_values = torch.randn_like(new_keys)
+    at = torch.randint(0, columns, (rows,), device="cuda")
+    expected_k, expected_v = keys.clone(), values.clone()
+    index = at.view(-1, 1, 1, 1).expand(rows, kv_heads, 1, d)
+    expected_k.scatter_(2, index, new_keys)
+    expected_v.scatter_(2, index, new_values)
+    write_kv(keys, values, new_keys, new_values, at)
+    assert torch.equal(keys, expected_k) and torch.equal(values, expected_v)
+
+
+def test_a_shared_prefill_on_the_gpu_leaves_the_plain_rows(small):
+    """Prompts that begin alike prefilled once per beginning (rp_eval/chat/engine.py `_prefill_shared`,
+    compiled prefill, bf16) against the plain prefill: the same masks and positions, the same first tokens,
+    logits within bf16 rounding; how many greedy replies of 32 tokens stay identical is recorded."""
+    from rp_eval.chat.engine import StaticEngine
+
+    arch, model, _, _ = small
+    persona = [ids(300, 1), ids(250, 2)]
+    prompts = [persona[i % 2] + ids(20 + 7 * i, 10 + i) for i in range(8)] + [ids(90, 99)]
+    engines, tokens, first = {}, {}, {}
+    for share in (True, False):
+        engine = engines[share] = StaticEngine(model, rows=16, columns=1024, use_graph=False)
+        with torch.inference_mode():
+            logits = engine.prefill_rows(0, prompts, share=share)
+            first[share] = logits.float()
+            made = [logits.argmax(-1)]
+            for _ in range(31):
+                engine.ids[: len(prompts), 0] = made[-1]
+                made.append(engine.step(16)[: len(prompts)].argmax(-1))
+        tokens[share] = torch.stack(made, 1).tolist()
+    a, b = engines[True], engines[False]
+    assert torch.equal(a.bias, b.bias) and torch.equal(a.pos, b.pos) and a.lengths == b.lengths
+    gap = (first[True] - first[False]).abs().max().item()
+    same = sum(x == y for x, y in zip(tokens[True], tokens[False], strict=True))
+    record(
+        f"shared-prefill-{arch}", largest_first_logit_gap=round(gap, 4), identical_replies=f"{same} of {len(prompts)}"
+    )
+    assert gap < 0.1 * first[False].abs().max().item()
+    assert torch.equal(first[True].argmax(-1), first[False].argmax(-1))
