@@ -144,15 +144,19 @@ def main() -> None:
         q = torch.randn(rows, 32, 1, 128, device="cuda", dtype=torch.bfloat16)
         lengths = engine.write_at[:rows] + 1
         view = engine.view()
-        for warps in (2, 4, 8):
-            attention.WARPS = warps
-            for columns in (None, view):
-                s = timed(lambda columns=columns: [attention.decode_attention(
-                    q, engine.keys[0][:rows], engine.values[0][:rows], engine.bias[:rows], lengths, 0.088, columns
-                ) for _ in range(50)]) / 50  # fmt: skip
-                say(f"decode attention, {rows} rows of {int(lengths.max())} columns, {warps} warps, "
-                    f"programs over {columns or engine.columns} columns: {s * 1e6:.1f} us")  # fmt: skip
-        attention.WARPS = 4
+        warps_before = attention.WARPS
+        for one in (True, False):
+            attention.ONE_KERNEL = one
+            for warps in (2, 4):
+                attention.WARPS = warps
+                for columns in (None, view):
+                    s = timed(lambda columns=columns: [attention.decode_attention(
+                        q, engine.keys[0][:rows], engine.values[0][:rows], engine.bias[:rows], lengths, 0.088, columns
+                    ) for _ in range(50)]) / 50  # fmt: skip
+                    say(f"decode attention, {rows} rows of {int(lengths.max())} columns, "
+                        f"{'one kernel' if one else 'two kernels'}, {warps} warps, "
+                        f"programs over {columns or engine.columns} columns: {s * 1e6:.1f} us")  # fmt: skip
+        attention.WARPS, attention.ONE_KERNEL = warps_before, True
     Path(args.out).write_text("\n".join(lines))
 
 

@@ -18,6 +18,7 @@ import torch
 
 CHUNK = 64  # columns per program: fixed, so the split never depends on the batch (one block each: a short
 BLOCK = 64  # chat's few chunks run side by side instead of one after another; profile_step.py measured 256)
+ONE_KERNEL = True  # `attend` (partial and combine in one launch); False: the two kernels
 WARPS = 2  # warps a program of the partial kernel (benchmarks/profile_fitness.py: 157 us against 182 with 4, 64 rows)
 
 
@@ -96,6 +97,56 @@ def _build():
         tl.store(Out + row * so_b + head * so_h + d, (acc / l_sum).to(Out.dtype.element_ty))
 
     @triton.jit
+    def attend(
+        Q, K, V, Bias, Lengths, Mo, Lo, Ao, Out, Count,
+        sq_b, sq_h, sk_b, sk_h, sk_n, sv_b, sv_h, sv_n, sb_b, so_b, so_h, chunks, scale,
+        GROUPS: tl.constexpr, D: tl.constexpr, CHUNK: tl.constexpr,
+    ):  # fmt: skip
+        """`partial` and `combine` in one launch: each chunk as `partial`, then the last chunk of a (row, head)
+        to finish (counted with an atomic) combines them, in chunk order, exactly as `combine` does."""
+        row = tl.program_id(0)
+        head = tl.program_id(1)
+        chunk = tl.program_id(2)
+        length = tl.load(Lengths + row)
+        used = (length + CHUNK - 1) // CHUNK
+        if chunk < used:
+            kv = head // GROUPS
+            d = tl.arange(0, D)
+            q = tl.load(Q + row * sq_b + head * sq_h + d).to(tl.float32)
+            n = chunk * CHUNK + tl.arange(0, CHUNK)
+            valid = n < length
+            k = tl.load(K + row * sk_b + kv * sk_h + n[:, None] * sk_n + d[None, :], mask=valid[:, None], other=0.0)
+            v = tl.load(V + row * sv_b + kv * sv_h + n[:, None] * sv_n + d[None, :], mask=valid[:, None], other=0.0)
+            b = tl.load(Bias + row * sb_b + n, mask=valid, other=0.0).to(tl.float32)
+            s = tl.sum(k.to(tl.float32) * q[None, :], 1) * scale
+            s = tl.where(valid, s + b, float("-inf"))
+            m = tl.full([1], float("-inf"), tl.float32)
+            m_new = tl.maximum(m, tl.max(s, 0))
+            alpha = tl.exp(m - m_new)
+            p = tl.exp(s - m_new)
+            l_sum = tl.zeros([1], tl.float32) * alpha + tl.sum(p, 0)
+            acc = tl.zeros([D], tl.float32) * alpha + tl.sum(p[:, None] * v.to(tl.float32), 0)
+            base = (row * tl.num_programs(1) + head) * chunks
+            tl.store(Mo + base + chunk + tl.arange(0, 1), m_new)
+            tl.store(Lo + base + chunk + tl.arange(0, 1), l_sum)
+            tl.store(Ao + (base + chunk) * D + d, acc)
+            tl.debug_barrier()  # every thread's stores, then the count (released to the other programs)
+            done = tl.atomic_add(Count + row * tl.num_programs(1) + head, 1, sem="acq_rel")
+            if done == used - 1:
+                m = tl.full([1], float("-inf"), tl.float32)
+                for c in range(0, used):
+                    m = tl.maximum(m, tl.load(Mo + base + c + tl.arange(0, 1), cache_modifier=".cg"))
+                l_sum = tl.zeros([1], tl.float32)
+                acc = tl.zeros([D], tl.float32)
+                for c in range(0, used):
+                    mc = tl.load(Mo + base + c + tl.arange(0, 1), cache_modifier=".cg")
+                    w = tl.where(mc == float("-inf"), 0.0, tl.exp(mc - m))
+                    l_sum += w * tl.load(Lo + base + c + tl.arange(0, 1), cache_modifier=".cg")
+                    acc += w * tl.load(Ao + (base + c) * D + d, cache_modifier=".cg")
+                tl.store(Out + row * so_b + head * so_h + d, (acc / l_sum).to(Out.dtype.element_ty))
+                tl.store(Count + row * tl.num_programs(1) + head, 0)  # zero again for the next call
+
+    @triton.jit
     def write(K, V, Kn, Vn, At, sk_b, sk_h, sk_n, sv_b, sv_h, sv_n, skn_b, skn_h, svn_b, svn_h, D: tl.constexpr):
         row = tl.program_id(0)
         head = tl.program_id(1)
@@ -104,7 +155,7 @@ def _build():
         tl.store(K + row * sk_b + head * sk_h + col * sk_n + d, tl.load(Kn + row * skn_b + head * skn_h + d))
         tl.store(V + row * sv_b + head * sv_h + col * sv_n + d, tl.load(Vn + row * svn_b + head * svn_h + d))
 
-    return partial, combine, write
+    return partial, combine, write, attend
 
 
 def _get():
@@ -136,12 +187,15 @@ def decode_attention(
     scale: float,
     columns: int | None = None,
     out: torch.Tensor | None = None,
+    counts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """q [rows, heads, 1, d]; keys/values [rows, kv_heads, all columns, d] (the whole cache rows); bias
     [rows, 1, 1, all columns] additive; lengths [rows] (columns attended per row, none past `columns`: the
     view of the step, so no program is started for the columns beyond it). Returns [rows, heads, 1, d], written
-    into the first rows of `out` when given (its other rows are left as they are)."""
-    partial, combine, _ = _get()
+    into the first rows of `out` when given (its other rows are left as they are). `counts`: int32 zeros, at
+    least rows x heads, that the one-kernel version counts finished chunks in and leaves zero again; the
+    engine keeps one of its own (calls sharing it must not overlap), else a fresh one is made per call."""
+    partial, combine, _, attend = _get()
     rows, heads, _, d = q.shape
     kv_heads = keys.shape[1]
     chunks = -(-(columns or keys.shape[2]) // CHUNK)
@@ -150,6 +204,15 @@ def decode_attention(
     l_sum = torch.empty(rows * heads * chunks, **f)
     acc = torch.empty(rows * heads * chunks * d, **f)
     out = torch.empty_like(q) if out is None else out
+    if ONE_KERNEL:
+        attend[(rows, heads, chunks)](
+            q, keys, values, bias, lengths, m, l_sum, acc, out,
+            torch.zeros(rows * heads, dtype=torch.int32, device=q.device) if counts is None else counts,
+            q.stride(0), q.stride(1), keys.stride(0), keys.stride(1), keys.stride(2),
+            values.stride(0), values.stride(1), values.stride(2), bias.stride(0), out.stride(0), out.stride(1),
+            chunks, scale, GROUPS=heads // kv_heads, D=d, CHUNK=CHUNK, num_warps=WARPS,
+        )  # fmt: skip
+        return out[:rows]
     partial[(rows, heads, chunks)](
         q, keys, values, bias, lengths, m, l_sum, acc,
         q.stride(0), q.stride(1), keys.stride(0), keys.stride(1), keys.stride(2),

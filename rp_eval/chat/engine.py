@@ -111,6 +111,7 @@ class _RowsKV:
         self.index = e.write_at.view(-1, 1, 1, 1).expand(e.rows, e.kv_heads, 1, e.head_dim)
         self.lengths = e.write_at[:rows] + 1  # columns each row attends (for rp_eval/chat/attention.py)
         self.bias = e.bias[:rows]
+        self.counts = e.counts
 
     def rows_of(self, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The layer's keys and values of the attended rows, every column."""
@@ -305,6 +306,9 @@ class StaticEngine:
         self.keys = [torch.zeros(shape, **kw) for _ in range(self.layers)]
         self.values = [torch.zeros(shape, **kw) for _ in range(self.layers)]
         self.bias = torch.full((self.rows, 1, 1, self.columns), self.min, **kw)
+        # the decode attention's counters of finished chunks (rp_eval/chat/attention.py), this engine's own
+        heads = model.config.num_attention_heads
+        self.counts = torch.zeros(self.rows * heads, dtype=torch.int32, device=self.device) if self.kernels else None
         self.ids = torch.zeros(self.rows, 1, dtype=torch.long, device=self.device)
         self.pos = torch.zeros(self.rows, 1, dtype=torch.long, device=self.device)
         self.write_at = torch.zeros(self.rows, dtype=torch.long, device=self.device)

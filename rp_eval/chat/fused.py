@@ -156,7 +156,9 @@ class FusedStep:
                 out = q.new_zeros(q.shape)
             q = q[:rows]
             if invariant:
-                decode_attention(q, *cache.rows_of(i), cache.bias, cache.lengths, self.scale, cache.view, out)
+                decode_attention(
+                    q, *cache.rows_of(i), cache.bias, cache.lengths, self.scale, cache.view, out, cache.counts
+                )
                 attended = out
             elif s == 1 and groups > 1:  # a group's query heads as that group's queries: each K/V head read once
                 attended = F.scaled_dot_product_attention(

@@ -190,6 +190,15 @@ class GenerationService:
 
     def _once(self, waiting: list[Request]) -> None:
         left = self._admit(waiting)
+        # requests that arrived during those prefills are prefilled too before the next step (while rows are
+        # free): a burst of arrivals waits for the burst's prefills, not for a decode step between each
+        while not left:
+            with self._cond:
+                arrived, self._waiting = self._waiting, []
+            if not arrived:
+                break
+            waiting.extend(arrived)  # the loop's list: should this step fail, they are failed or put back too
+            left = self._admit(arrived)
         with self._cond:
             self._waiting[:0] = left
         self._drop_cancelled()

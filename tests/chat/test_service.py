@@ -288,3 +288,38 @@ def test_any_arrival_and_cancel_schedule_gives_every_greedy_reply_its_solo_text(
     while any(service._owners) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not any(service._owners)
+
+
+def test_arrivals_during_a_prefill_are_prefilled_before_the_next_step(served):
+    """A burst of chats: whatever arrives while the scheduler prefills is prefilled before the next decode
+    step (each first token waits for the burst's prefills, not for steps in between), and every reply is still
+    its solo reply."""
+    model, tokenizer, service = served
+    engine = service.static_engine()
+    original, arrivals, seen = engine.prefill, [], []
+
+    def prefill(row, prompt):  # the first prefill of the burst brings three more requests while it runs
+        if not arrivals:
+            for i in (1, 2, 3):
+                arrivals.append(
+                    threading.Thread(target=lambda i=i: seen.append((i, solo(model, tokenizer, conversation(i)))))
+                )
+                arrivals[-1].start()
+            deadline = time.monotonic() + 10
+            while len(service._waiting) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        steps_at[row] = service.steps
+        return original(row, prompt)
+
+    steps_at: dict[int, int] = {}
+    engine.prefill = prefill
+    try:
+        first = solo(model, tokenizer, conversation(0))
+        for t in arrivals:
+            t.join(60)
+    finally:
+        del engine.prefill
+    assert len(steps_at) == 4 and len(set(steps_at.values())) == 1  # all four prefilled before any step
+    expected = {i: solo(model, tokenizer, conversation(i)).raw_text for i in range(4)}
+    assert first.raw_text == expected[0]
+    assert {i: r.raw_text for i, r in seen} == {i: expected[i] for i in (1, 2, 3)}

@@ -248,6 +248,7 @@ def test_soak_16_users_on_a_7b_shape(arch):
 def test_decode_attention_matches_sdpa_and_ignores_its_neighbours():
     """rp_eval/chat/attention.py against SDPA (bf16 tolerance), and bit for bit the same for a row alone and
     in a batch of 16 rows of other lengths (GQA and plain heads, left-padded masks)."""
+    from rp_eval.chat import attention
     from rp_eval.chat.attention import decode_attention
 
     torch.manual_seed(0)
@@ -263,9 +264,16 @@ def test_decode_attention_matches_sdpa_and_ignores_its_neighbours():
         for r in range(rows):
             pad = r * 3 % 100
             bias[r, 0, 0, pad : int(lengths[r])] = 0
-        batch = decode_attention(q, keys, values, bias, lengths, d**-0.5)
-        alone = decode_attention(q[:1], keys[:1], values[:1], bias[:1], lengths[:1], d**-0.5)
+        counts = torch.zeros(rows * heads, dtype=torch.int32, device="cuda")
+        batch = decode_attention(q, keys, values, bias, lengths, d**-0.5, counts=counts)
+        assert not counts.any()  # every counter left zero for the next call
+        alone = decode_attention(q[:1], keys[:1], values[:1], bias[:1], lengths[:1], d**-0.5, counts=counts)
         assert torch.equal(batch[:1], alone)
+        attention.ONE_KERNEL = False  # the two-kernel version (partial, then combine): the same bits
+        try:
+            assert torch.equal(decode_attention(q, keys, values, bias, lengths, d**-0.5), batch)
+        finally:
+            attention.ONE_KERNEL = True
         # programs only over the step's view (as the engine calls it), into the first rows of a wider buffer
         out = torch.full((rows + 3, heads, 1, d), 7.0, device="cuda", dtype=torch.bfloat16)
         viewed = decode_attention(q, keys, values, bias, lengths, d**-0.5, int(lengths.max()) + 5, out)
