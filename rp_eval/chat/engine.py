@@ -178,6 +178,7 @@ class _ScatterKV:
 
 SHARED_LEAST = 16  # tokens a common beginning must have to be prefilled once for several prompts
 SHARED_WORTH = 0.75  # the shared prefill is used when it prefills at most this share of the plain one's tokens
+SHARED_SCRATCH = 2 << 30  # bytes of keys and values of the shared beginnings held at once (more: several passes)
 
 
 def _common(a: list[int], b: list[int]) -> int:
@@ -426,28 +427,33 @@ class StaticEngine:
         read before a decode step writes it)."""
         n, device = len(prompts), self.device
         prefix = {i: prefix.get(i, (0, 0)) for i in range(n)}
+        own = [len(p) - prefix[i][1] for i, p in enumerate(prompts)]  # tokens after the shared beginning
         spare = self.columns - 1
         longest = max(length for length, _ in groups)
-        # 1. the beginnings, left-padded together, into scratch keys and values
-        ids = torch.tensor([[0] * (longest - length) + prompts[m[0]][:length] for length, m in groups], device=device)
-        valid = torch.tensor([[0] * (longest - length) + [1] * length for length, _ in groups], device=device)
-        positions, mask = self._masks(valid, self.min, self.dtype)
-        shape = (len(groups), self.kv_heads, longest, self.head_dim)
-        scratch = [torch.empty(shape, dtype=self.dtype, device=device) for _ in range(2 * self.layers)]
-        self._forward(ids, positions, _PrefillKV(scratch[: self.layers], scratch[self.layers :], longest), mask)
-        # 2. each row's beginning copied right before where the rest of its prompt will sit
-        own = [len(p) - prefix[i][1] for i, p in enumerate(prompts)]  # tokens after the shared beginning
+        # 1. the beginnings, left-padded together, into scratch keys and values (as many at once as
+        # SHARED_SCRATCH holds), and 2. each copied into its prompts' rows, right before where the rest will sit
+        step = max(1, SHARED_SCRATCH // (longest * kv_bytes_per_token(self.model)))
         j = torch.arange(longest, device=device)
-        start = torch.tensor([width - own[i] - longest for i in range(n)], device=device)
-        kept = j[None, :] >= torch.tensor([longest - prefix[i][1] for i in range(n)], device=device)[:, None]
-        index = torch.where(kept, start[:, None] + j[None, :], spare)
-        index = index[:, None, :, None].expand(n, self.kv_heads, longest, self.head_dim)
-        source = torch.tensor([prefix[i][0] for i in range(n)], device=device)
+        for at in range(0, len(groups), step):
+            part = groups[at : at + step]
+            ids = [[0] * (longest - length) + prompts[m[0]][:length] for length, m in part]
+            valid = torch.tensor([[0] * (longest - length) + [1] * length for length, _ in part], device=device)
+            positions, mask = self._masks(valid, self.min, self.dtype)
+            shape = (len(part), self.kv_heads, longest, self.head_dim)
+            scratch = [torch.empty(shape, dtype=self.dtype, device=device) for _ in range(2 * self.layers)]
+            cache = _PrefillKV(scratch[: self.layers], scratch[self.layers :], longest)
+            self._forward(torch.tensor(ids, device=device), positions, cache, mask)
+            members = [i for _, m in part for i in m]
+            rows = torch.tensor([first + i for i in members], device=device)[:, None]
+            source = torch.tensor([prefix[i][0] - at for i in members], device=device)
+            skip = torch.tensor([longest - prefix[i][1] for i in members], device=device)[:, None]
+            start = torch.tensor([width - own[i] - longest for i in members], device=device)[:, None]
+            columns = torch.where(j[None, :] >= skip, start + j[None, :], spare)  # padding: to the spare column
+            for layer in range(self.layers):  # [members, longest, kv_heads, head_dim] into rows × columns
+                self.keys[layer][rows, :, columns] = scratch[layer][source].transpose(1, 2)
+                self.values[layer][rows, :, columns] = scratch[self.layers + layer][source].transpose(1, 2)
+            del scratch, cache
         rows = slice(first, first + n)
-        for layer in range(self.layers):
-            self.keys[layer][rows].scatter_(2, index, scratch[layer][source])
-            self.values[layer][rows].scatter_(2, index, scratch[self.layers + layer][source])
-        del scratch
         # 3. the rest of each prompt, left-padded, attending to its beginning and causally to itself
         tail = max(own)
         ids = torch.tensor([[0] * (tail - own[i]) + p[prefix[i][1] :] for i, p in enumerate(prompts)], device=device)

@@ -163,12 +163,17 @@ def test_shared_prefixes_choose_the_grouping_that_saves_most():
 
 @pytest.mark.parametrize("which", ["tiny_llama", "tiny_mistral"])
 @pytest.mark.parametrize("fused", [True, False])
-def test_a_shared_prefill_leaves_the_rows_as_the_plain_one(which, fused, request):
+@pytest.mark.parametrize("passes", ["one pass", "a pass a beginning"])
+def test_a_shared_prefill_leaves_the_rows_as_the_plain_one(which, fused, passes, request, monkeypatch):
     """Prompts that begin alike (an evaluation batch: one persona's system text) prefilled once per beginning
-    leave the same cache, masks and positions as the plain prefill, and the same next tokens for 12 steps."""
+    leave the same cache, masks and positions as the plain prefill, and the same next tokens for 12 steps;
+    also when the scratch memory holds one beginning at a time (SHARED_SCRATCH)."""
     import torch
 
     from rp_eval.chat import engine as engine_module
+
+    if passes != "one pass":
+        monkeypatch.setattr(engine_module, "SHARED_SCRATCH", 1)
 
     model, _ = load(request.getfixturevalue(which))
     vocab = model.config.vocab_size
