@@ -47,7 +47,9 @@ def test_chat_tab_streams_and_names_the_finish(app_url, page, artifacts):
     page.get_by_text("Raw prompt", exact=True).click()
     page.locator("#chat-raw-prompt").click()
     raw = page.locator("#chat-raw-box textarea")
-    page.wait_for_function("() => document.querySelector('#chat-raw-box textarea').value.includes('[/INST]')")
+    page.wait_for_function(
+        "() => document.querySelector('#chat-raw-box textarea').value.includes('[/INST]')", polling=250
+    )
     assert "<<SYS>>" in raw.input_value() and "浪花ひより" in raw.input_value()  # special tokens visible
 
     page.locator("#chat-side-by-side input").check()

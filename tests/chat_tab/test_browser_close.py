@@ -47,7 +47,9 @@ def test_closing_the_page_stops_its_reply(demo_build, tmp_path, tokenizer, monke
             page.locator("#chat-max-new input[type=number]").press("Enter")
             _send(page, "長い話を聞かせて。")
             page.wait_for_function(
-                "() => (document.querySelector('#chat-box-a')?.innerText || '').length > 200", timeout=60_000
+                "() => (document.querySelector('#chat-box-a')?.innerText || '').length > 200",
+                polling=250,
+                timeout=60_000,
             )
             page.screenshot(path=str(artifacts / "chat-before-close.png"))
             closed = time.monotonic()

@@ -30,13 +30,17 @@ def _messages(page, box: str) -> list[str]:
 
 def _wait_messages(page, box: str, n: int) -> None:
     """`n` messages shown and the event that wrote them over: Gradio ignores a send while the last one is still
-    pending (trigger mode "once"), so a test that sends again at once could see its Enter dropped."""
+    pending (trigger mode "once"), so a test that sends again at once could see its Enter dropped.
+    Every wait_for_function here polls on a timer: the default (once a frame) never fired again in Debian's
+    Chromium once the page had nothing left to draw (the seed message below waited 90 s for a text that was
+    there after 0.4 s)."""
     busy = " || ".join(f"s.includes('{STRINGS[k]}') || s.includes('{JA[k]}')" for k in ["chat_generating"])
     page.wait_for_function(
         f"() => document.querySelectorAll('#{box} .message-row').length === {n}"
         f" && !document.querySelector('#{box}').innerText.includes('▍')"
         f" && !document.querySelector('#{box} .wrap.generating, #{box} .wrap.pending')"
         f" && !((s) => {busy})(document.querySelector('#chat-status').innerText)",
+        polling=250,
         timeout=90_000,
     )
 
@@ -78,10 +82,13 @@ def test_chat_habits_in_japanese(app_url, artifacts):
         # Seed 1e30: a message naming the field, the status not stuck, nothing stored, the text kept in the box
         page.get_by_text(JA["chat_sampling"], exact=True).click()
         page.locator("#chat-seed input").fill("1e30")
+        # Tab commits the number as a person's next click does: Enter straight after `fill` could send the old seed
+        page.locator("#chat-seed input").press("Tab")
         box.fill("お菓子はある？")
         box.press("Enter")
         page.wait_for_function(  # the status's own text (a locator on it can resolve to the progress overlay)
             "() => document.querySelector('#chat-status').innerText.includes('シード: 1e+30 は使える範囲')",
+            polling=250,
             timeout=90_000,
         )
         assert JA["chat_generating"] not in _status(page) and len(_messages(page, "chat-box-a")) == 3
@@ -172,7 +179,9 @@ def test_card_round_trip_in_english(app_url, artifacts, tmp_path):
         page.get_by_text(STRINGS["chat_raw_prompt_heading"], exact=True).click()
         page.locator("#chat-raw-prompt").click()
         page.wait_for_function(
-            "() => document.querySelector('#chat-raw-box textarea').value.includes('Fresnel lens')", timeout=60_000
+            "() => document.querySelector('#chat-raw-box textarea').value.includes('Fresnel lens')",
+            polling=250,
+            timeout=60_000,
         )
         assert "Lorebook entries in this prompt: the lamp" in page.locator("#chat-raw-box textarea").input_value()
 
