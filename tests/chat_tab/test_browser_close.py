@@ -30,7 +30,7 @@ def _last_reply(workspace):
     return turns[-1] if turns else None
 
 
-def test_closing_the_page_stops_its_reply(demo_build, tmp_path, tokenizer, monkeypatch, artifacts):
+def test_closing_the_page_stops_its_reply(demo_build, tmp_path, tokenizer, monkeypatch):
     from playwright.sync_api import sync_playwright
 
     workspace = demo_copy_with(demo_build, tmp_path, tokenizer, LONG, max_position_embeddings=8192)
@@ -51,7 +51,7 @@ def test_closing_the_page_stops_its_reply(demo_build, tmp_path, tokenizer, monke
                 polling=250,
                 timeout=60_000,
             )
-            page.screenshot(path=str(artifacts / "chat-before-close.png"))
+            # no screenshot here: with the reply streaming, a loaded 2-core machine's renderer gave no frame in 30 s
             closed = time.monotonic()
             page.close()
             browser.close()

@@ -14,6 +14,7 @@ import urllib.parse
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from rp_eval.ui.locale import JA, STRINGS
 from tests.chat_tab.test_browser import _pick
@@ -43,6 +44,29 @@ def _wait_messages(page, box: str, n: int) -> None:
         polling=250,
         timeout=90_000,
     )
+
+
+def _send_refused(page, box, expected: str, messages: int) -> None:
+    """Enter sends a message the app must refuse with `expected` in the status. A send can be dropped by the page
+    itself (Gradio's trigger mode "once" while its last event is still pending on a loaded machine); a dropped
+    send leaves no trace, so Enter is pressed again then. What fails: a reply (the refused setting was used) or
+    no message after every try; the failure says what the page showed."""
+    seen = ""
+    for _ in range(4):
+        box.press("Enter")
+        try:
+            page.wait_for_function(  # the status's own text (a locator on it can resolve to the progress overlay)
+                f"() => document.querySelector('#chat-status').innerText.includes('{expected}')",
+                polling=250,
+                timeout=20_000,
+            )
+            return
+        except PlaywrightTimeout:
+            seen = _status(page)
+            shown = _messages(page, "chat-box-a")
+            print(f"no {expected!r} 20 s after Enter; status {seen!r}, {len(shown)} messages")
+            assert len(shown) == messages, f"a reply came instead of the message: {shown[-1]!r} (status: {seen!r})"
+    raise AssertionError(f"no {expected!r} after four sends; the status says {seen!r}")
 
 
 def _status(page) -> str:
@@ -85,12 +109,7 @@ def test_chat_habits_in_japanese(app_url, artifacts):
         # Tab commits the number as a person's next click does: Enter straight after `fill` could send the old seed
         page.locator("#chat-seed input").press("Tab")
         box.fill("お菓子はある？")
-        box.press("Enter")
-        page.wait_for_function(  # the status's own text (a locator on it can resolve to the progress overlay)
-            "() => document.querySelector('#chat-status').innerText.includes('シード: 1e+30 は使える範囲')",
-            polling=250,
-            timeout=90_000,
-        )
+        _send_refused(page, box, "シード: 1e+30 は使える範囲", messages=3)
         assert JA["chat_generating"] not in _status(page) and len(_messages(page, "chat-box-a")) == 3
         assert box.input_value() == "お菓子はある？"
         page.locator("#chat-seed input").fill("7")
