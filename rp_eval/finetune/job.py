@@ -164,9 +164,10 @@ def follow(run_id: int, poll_seconds: float = 0.5) -> Iterator[Progress]:
         return
     while True:
         p = job.progress
-        yield Progress(**{**p.__dict__, "losses": list(p.losses), "log": list(p.log)})
-        if p.finished:
-            return
+        snapshot = Progress(**{**p.__dict__, "losses": list(p.losses), "log": list(p.log)})
+        yield snapshot
+        if snapshot.finished:  # the snapshot's state, not the live one: a run that ends while the caller holds a
+            return  # "running" snapshot gets one more, final snapshot (the page and the CLI's exit code read it)
         time.sleep(poll_seconds)
 
 

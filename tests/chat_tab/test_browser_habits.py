@@ -18,6 +18,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from rp_eval.ui.locale import JA, STRINGS
 from tests.chat_tab.test_browser import _pick
+from tests.finetune.test_browser import _fill
 from tests.test_i18n import browser_page
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -65,7 +66,10 @@ def _send_refused(page, box, expected: str, messages: int) -> None:
             seen = _status(page)
             shown = _messages(page, "chat-box-a")
             print(f"no {expected!r} 20 s after Enter; status {seen!r}, {len(shown)} messages")
-            assert len(shown) == messages, f"a reply came instead of the message: {shown[-1]!r} (status: {seen!r})"
+            seed = page.locator("#chat-seed input").input_value()
+            assert len(shown) == messages, (
+                f"a reply came instead of the message: {shown[-1]!r} (status: {seen!r}, seed box {seed!r})"
+            )
     raise AssertionError(f"no {expected!r} after four sends; the status says {seen!r}")
 
 
@@ -105,14 +109,14 @@ def test_chat_habits_in_japanese(app_url, artifacts):
 
         # Seed 1e30: a message naming the field, the status not stuck, nothing stored, the text kept in the box
         page.get_by_text(JA["chat_sampling"], exact=True).click()
-        page.locator("#chat-seed input").fill("1e30")
-        # Tab commits the number as a person's next click does: Enter straight after `fill` could send the old seed
-        page.locator("#chat-seed input").press("Tab")
+        # typed, committed with Tab and read back before the send: in CI a send once went with a seed the app could
+        # use (a reply instead of the message), so the box's own value is checked first
+        _fill(page, "chat-seed", "1e30")
         box.fill("お菓子はある？")
         _send_refused(page, box, "シード: 1e+30 は使える範囲", messages=3)
         assert JA["chat_generating"] not in _status(page) and len(_messages(page, "chat-box-a")) == 3
         assert box.input_value() == "お菓子はある？"
-        page.locator("#chat-seed input").fill("7")
+        _fill(page, "chat-seed", "7")
 
         # Regenerate keeps the first reply: ‹ › flip between them
         first = _messages(page, "chat-box-a")[-1]

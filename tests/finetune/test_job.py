@@ -111,3 +111,16 @@ def test_requests_refused_before_a_run_is_recorded(tiny_base, tmp_path, monkeypa
     with pytest.raises(job.FinetuneError, match="already registered"):
         job.start(FinetuneSettings(base_model=tiny_base, adapter_name=tiny_base))
     assert runs.list_runs(get_store()) == []
+
+
+def test_follow_gives_the_final_state_of_a_run_that_ends_between_two_snapshots(monkeypatch):
+    """The page and `rp-eval finetune` show the last snapshot `follow` yields: a run that ends while the caller
+    still holds a "running" snapshot must get one more, final one (seen in CI: the page stayed at "running ·
+    step 8/8" after the run was done, and the CLI would have exited 2)."""
+    live = job.Progress(run_id=9_001, status="running", step=8, total=8)
+    monkeypatch.setitem(job._jobs, 9_001, type("Running", (), {"progress": live})())
+    snapshots = job.follow(9_001, poll_seconds=0)
+    assert next(snapshots).status == "running"
+    live.status, live.adapter = "done", "tiny-base-rp-lora-9001"  # the run ends while the caller holds that one
+    rest = list(snapshots)
+    assert [p.status for p in rest] == ["done"] and rest[-1].adapter == "tiny-base-rp-lora-9001"
