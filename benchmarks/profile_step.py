@@ -5,7 +5,10 @@ attention, for comparison (not invariant: for measuring only). With --prefill, t
 back to back (what 16 raters starting at once wait for), its TFLOP/s beside a bare matrix product of the same
 rows, and its kernels.
 
-    python benchmarks/profile_step.py [--shape llama2-7b] [--steps 50] [--prefill] [--out FILE]
+    python benchmarks/profile_step.py [--shape llama2-7b] [--steps 50] [--prefill] [--static-prefill] [--out FILE]
+
+`--static-prefill` then compiles the prefill's functions for the 512-token width alone (the service compiles
+them once for every length) and measures the same again: what the dynamic length costs.
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--rows", type=int, default=None, help="the KV cache's rows (default: the service's plan)")
     p.add_argument("--prefill", action="store_true", help="profile one 512-token chat prefill too")
+    p.add_argument("--static-prefill", action="store_true", help="and with the prefill compiled for 512 tokens alone")
     p.add_argument("--out", default="profile-step.txt")
     args = p.parse_args()
     model = build(args.shape, "cuda", torch.bfloat16)
@@ -126,6 +130,16 @@ def main() -> None:
             for r in range(rows):
                 engine.release(r)
     if args.prefill:
+        lines += prefill_profile(model, engine)
+    if args.static_prefill:  # the prefill functions compiled for the 512-token width alone (dynamic=False)
+        from rp_eval.chat.fused import attention_in, attention_out_mlp, final
+
+        fns = (attention_in, attention_out_mlp, final)
+        engine.fused.prefill_fns = tuple(torch.compile(f, fullgraph=True, dynamic=False) for f in fns)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            engine._capture_prefill(512)
+        lines.append(f"== static prefill: compiled and captured for one width in {time.perf_counter() - start:.1f} s")
         lines += prefill_profile(model, engine)
     text = "\n".join(lines)
     Path(args.out).write_text(text)

@@ -50,8 +50,14 @@ class Resident:
     """The source weights of a genome and one model the candidates are written into."""
 
     def __init__(
-        self, genome: Genome, device: str | None = None, dtype: torch.dtype | None = None, tokenizer: bool = True
+        self,
+        genome: Genome,
+        device: str | None = None,
+        dtype: torch.dtype | None = None,
+        tokenizer: bool = True,
+        warm: bool = True,
     ) -> None:
+        """`warm=False`: the compiles and graph captures wait for `warm_up` (a pool's workers take turns)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from rp_eval.chat.formats import detect_format, get_format
@@ -86,6 +92,11 @@ class Resident:
         # 64 items x 64 tokens against about half that in one run)
         engine = self.service.static_engine() if self.device == "cuda" else None
         self.batch_rows = engine.rows if engine is not None else FITNESS_BATCH
+        if warm:
+            self.warm_up()
+
+    def warm_up(self) -> None:
+        """Compile the fast path and capture its graphs (CUDA; nothing to do elsewhere)."""
         if self.device == "cuda":
             self.service.warm_up()
 

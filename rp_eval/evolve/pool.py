@@ -133,11 +133,11 @@ class InProcess:
 class Worker:
     """One Ray actor: its own sources and resident model, built once here (Ray wraps this class)."""
 
-    def __init__(self, genome_yaml: str, fitness_fn: FitnessFn, device: str | None) -> None:
+    def __init__(self, genome_yaml: str, fitness_fn: FitnessFn, device: str | None, warm: bool = True) -> None:
         from rp_eval.evolve.inmemory import Resident
 
         self.genome, self.fitness_fn = parse_genome(genome_yaml), fitness_fn
-        self.resident = Resident(self.genome, device=device)
+        self.resident = Resident(self.genome, device=device, warm=warm)
 
     def evaluate(self, job: Job) -> Outcome:
         return run_job(self.resident, self.genome, self.fitness_fn, job)
@@ -163,7 +163,13 @@ def _worker_main(conn, index: int, genome_yaml: str, fitness: bytes, gpu: int | 
 
     torch.set_num_threads(threads)
     try:
-        worker = Worker(genome_yaml, pickle.loads(fitness), None if gpu is not None else "cpu")
+        worker = Worker(genome_yaml, pickle.loads(fitness), None if gpu is not None else "cpu", warm=False)
+        conn.send(("loaded", None))
+        if conn.recv() != "warm":  # the driver's turn for this worker's compiles (LocalPool.__init__ says why)
+            return
+        worker.resident.warm_up()
+    except (EOFError, KeyboardInterrupt):
+        return
     except BaseException as err:  # noqa: BLE001 - the driver shows it; a traceback here would go nowhere
         conn.send(("failed", f"{type(err).__name__}: {err}"))
         return
@@ -192,6 +198,8 @@ class LocalPool:
     or `workers` processes sharing the CPU cores. Jobs go to whichever worker is free; outcomes come back in
     the order asked."""
 
+    target = staticmethod(_worker_main)  # what each worker process runs
+
     def __init__(self, genome: Genome, fitness_fn: FitnessFn, workers: int = 0) -> None:
         from rp_eval.evolve.inmemory import check_genome
 
@@ -216,20 +224,33 @@ class LocalPool:
             for i in range(count):
                 parent, child = context.Pipe()
                 args = (child, i, genome.to_yaml(), fitness, i if gpus else None, threads, env)
-                process = context.Process(target=_worker_main, args=args, name=f"rp_eval-evolve-{i}", daemon=True)
+                process = context.Process(target=self.target, args=args, name=f"rp_eval-evolve-{i}", daemon=True)
                 process.start()
                 child.close()
                 self.conns.append(parent)
                 self.processes.append(process)
             for i in range(count):  # every worker loads its sources at the same time
-                status, detail = self._receive(i)
-                if status != "ready":
-                    raise PoolError(f"worker process {i} could not load the sources: {detail}")
+                self._expect(i, "loaded", "could not load the sources")
+            # then worker 0 compiles and captures alone, and the others after it, from the compile caches it
+            # filled (this machine's, shared by its processes). Compiled on their own, two processes can choose
+            # kernels differently (inductor times some choices): on an H200, two processes with empty caches
+            # gave other replies to 55 of 64 items of the same candidate, and two workers that compiled side by
+            # side scored the same candidate differently (benchmarks/evolve_identity.py, benchmarks/README.md).
+            for group in ([0], list(range(1, count))):
+                for i in group:
+                    self._send(i, "warm")
+                for i in group:
+                    self._expect(i, "ready", "could not compile its fast path")
         except BaseException:
             self.close()
             raise
         self.busy = [0.0] * count  # seconds each worker spent on jobs (for the benchmark's idle share)
         self.use = count  # how many of the workers `map` gives jobs to (the benchmark compares 1 and all)
+
+    def _expect(self, i: int, status: str, failed: str) -> None:
+        got, detail = self._receive(i)
+        if got != status:
+            raise PoolError(f"worker process {i} {failed}: {detail}")
 
     def _receive(self, i: int):
         try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +134,45 @@ def test_the_default_is_this_process_on_a_machine_without_several_gpus(tiny_fami
     monkeypatch.setattr(pool_module, "_gpu_count", lambda: 2)
     with pytest.raises(PoolError, match="3 worker processes asked for, but this machine has 2 GPUs"):
         make_evaluator(genome, _fitness(settings), PoolSettings(workers=3))
+
+
+def _turn_taking_worker(conn, index, *_):
+    """A stand-in for a worker process that logs when its compiles would start and end."""
+    log = Path(os.environ["RP_EVAL_TEST_WARM_LOG"])
+    conn.send(("loaded", None))
+    if conn.recv() != "warm":
+        return
+    with log.open("a") as f:
+        f.write(f"start {index}\n")
+    time.sleep(0.5)
+    with log.open("a") as f:
+        f.write(f"end {index}\n")
+    conn.send(("ready", None))
+    while conn.recv() is not None:
+        pass
+
+
+def test_workers_compile_one_after_the_first(tiny_family, workspace, tmp_path, monkeypatch):
+    """Worker 0 compiles alone, the others after it (from the caches it filled): two processes that compile
+    side by side can choose kernels differently, and then the same candidate scores differently."""
+    log = tmp_path / "warm.log"
+    monkeypatch.setenv("RP_EVAL_TEST_WARM_LOG", str(log))
+    monkeypatch.setattr(LocalPool, "target", staticmethod(_turn_taking_worker))
+    pool = LocalPool(_genome(tiny_family), _fitness(SearchSettings(**FAST)), workers=3)
+    pool.close()
+    lines = log.read_text().split("\n")[:-1]
+    assert lines[:2] == ["start 0", "end 0"], lines
+    assert sorted(lines[2:]) == ["end 1", "end 2", "start 1", "start 2"], lines
+    assert lines[2:4] == ["start 1", "start 2"] or lines[2:4] == ["start 2", "start 1"], lines  # side by side
+
+
+def test_a_worker_that_fails_its_compiles_is_reported(tiny_family, workspace, monkeypatch):
+    monkeypatch.setattr(LocalPool, "target", staticmethod(_failing_warm_up))
+    with pytest.raises(PoolError, match="worker process 0 could not compile its fast path: RuntimeError: no kernel"):
+        LocalPool(_genome(tiny_family), _fitness(SearchSettings(**FAST)), workers=2)
+
+
+def _failing_warm_up(conn, index, *_):
+    conn.send(("loaded", None))
+    if conn.recv() == "warm":
+        conn.send(("failed", "RuntimeError: no kernel"))

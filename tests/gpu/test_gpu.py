@@ -291,6 +291,53 @@ def test_decode_attention_matches_sdpa_and_ignores_its_neighbours():
     assert worst < 0.05
 
 
+def _replays_that_differ(device: int, replays: int) -> int:
+    """The one-launch decode attention at a fitness batch's shape (64 rows, 32 heads, 350-510 columns), captured
+    in a CUDA graph as the engine captures it and replayed with two inputs in turn, against the two-kernel
+    result of each: how many replays gave other bits. The inputs alternate so that a combining program which
+    read a chunk's partial result before it was visible would read the last replay's (wrong) numbers."""
+    from rp_eval.chat import attention
+    from rp_eval.chat.attention import decode_attention
+
+    cuda = torch.device("cuda", device)
+    with torch.cuda.device(cuda):
+        torch.manual_seed(device)
+        rows, heads, columns, d, view = 64, 32, 2048, 128, 512
+        keys = torch.randn(rows, heads, columns, d, device=cuda, dtype=torch.bfloat16)
+        values = torch.randn_like(keys)
+        lengths = torch.randint(350, 510, (rows,), device=cuda)
+        bias = torch.zeros(rows, 1, 1, columns, device=cuda, dtype=torch.bfloat16)
+        inputs = [torch.randn(rows, heads, 1, d, device=cuda, dtype=torch.bfloat16) for _ in range(2)]
+        attention.ONE_KERNEL = False
+        try:
+            references = [decode_attention(q, keys, values, bias, lengths, d**-0.5, view) for q in inputs]
+        finally:
+            attention.ONE_KERNEL = True
+        q, out = inputs[0].clone(), torch.zeros_like(inputs[0])
+        counts = torch.zeros(rows * heads, dtype=torch.int32, device=cuda)
+        decode_attention(q, keys, values, bias, lengths, d**-0.5, view, out, counts)  # compiled before capture
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            decode_attention(q, keys, values, bias, lengths, d**-0.5, view, out, counts)
+        differ = torch.zeros((), dtype=torch.int64, device=cuda)
+        for i in range(replays):
+            q.copy_(inputs[i % 2])
+            graph.replay()
+            differ += (~torch.eq(out, references[i % 2]).all()).long()
+        assert not counts.any()
+        return int(differ)
+
+
+def test_one_kernel_attention_under_load_gives_the_two_kernel_bits_on_every_gpu():
+    """The one-launch decode attention combines in the program that finishes its (row, head) last; it must
+    read every other chunk's finished result, replay after replay, on every GPU of the machine. (Written when
+    an evolution search on two H200s scored one candidate differently on its two GPUs; the cause was elsewhere:
+    see rp_eval/evolve/pool.py, LocalPool's compile turns.)"""
+    counts = {f"gpu{device}": _replays_that_differ(device, 2000) for device in range(torch.cuda.device_count())}
+    record("one-kernel-attention-under-load", replays=2000, **counts)
+    assert all(v == 0 for v in counts.values()), counts
+
+
 def test_one_kernel_writes_each_rows_key_and_value_at_its_column():
     """rp_eval/chat/attention.py's write_kv against the two scatters it replaces (Mistral-like 8 KV heads)."""
     from rp_eval.chat.attention import write_kv
