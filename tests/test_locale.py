@@ -230,3 +230,24 @@ def test_every_metric_and_meta_category_has_japanese_words_and_english_keeps_its
         english_header = in_language("en", header, name)
         assert english_header in (name, "characters") and english_header.isascii()  # "chars" had a word already
     assert _label(english, "natural_stop") == "natural_stop"  # a library caller without a page: the identifier
+
+
+def test_a_japanese_font_installed_after_matplotlib_listed_the_fonts_is_found(monkeypatch):
+    """matplotlib keeps its list of the system's fonts in a cache; a Japanese font installed after the list was
+    made (fonts-noto-cjk added on a machine where matplotlib ran before) must still be used, not boxes."""
+    from pathlib import Path
+
+    from matplotlib import font_manager
+
+    from rp_eval import plotfonts
+
+    files = [p for p in font_manager.findSystemFonts() if any(h in Path(p).name.lower() for h in plotfonts.FILE_HINTS)]
+    if not files:
+        pytest.fail("no Japanese font file on this machine (apt-get install fonts-noto-cjk)")
+    stale = [f for f in font_manager.fontManager.ttflist if f.name not in plotfonts.CJK]  # the list before the font
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", stale)
+    plotfonts.families.cache_clear()
+    try:
+        assert plotfonts.families()[0] in plotfonts.CJK
+    finally:
+        plotfonts.families.cache_clear()
