@@ -4,6 +4,7 @@ glyphs the first font lacks: matplotlib falls back glyph by glyph)."""
 
 from __future__ import annotations
 
+import contextlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,7 +25,8 @@ def families() -> list[str]:
         # after that (apt-get install fonts-noto-cjk on a machine where matplotlib ran before) is not in it
         for path in font_manager.findSystemFonts():
             if any(hint in Path(path).name.lower() for hint in FILE_HINTS):
-                font_manager.fontManager.addfont(path)
+                with contextlib.suppress(OSError, RuntimeError, ValueError):  # an unreadable file: not a plot's end
+                    font_manager.fontManager.addfont(path)
         installed = {f.name for f in font_manager.fontManager.ttflist}
     return [f for f in CJK if f in installed][:1] + ["DejaVu Sans"]
 
