@@ -133,9 +133,32 @@ class _RowsKV:
         return len(self.engine.keys)
 
 
+class _RowKV:
+    """One prompt's keys and values written from column 0 into the engine's row named by a device index (so
+    one CUDA graph serves every row), and attended as they are: the prompt sees only itself, so attention never
+    reads them back from the cache (nor from a staging row copied into the cache after)."""
+
+    is_compileable = True
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], row: torch.Tensor) -> None:
+        self.keys, self.values, self.row = keys, values, row
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
+        n = key_states.shape[-2]
+        self.keys[layer_idx][:, :, :n].index_copy_(0, self.row, key_states)
+        self.values[layer_idx][:, :, :n].index_copy_(0, self.row, value_states)
+        return key_states, value_states
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
 class _PrefillKV:
-    """A prompt written from column 0 into given keys/values tensors (a range of the engine's rows, or the
-    staging rows that a prefill graph writes into)."""
+    """Prompts written from column 0 into given keys/values tensors (a range of the engine's rows, or scratch
+    rows), and attended from there."""
 
     is_compileable = True
 
@@ -272,7 +295,7 @@ class StaticEngine:
     `attend` rows (a power of two covering the rows in use) and the first `view` columns (a multiple of 128
     covering the longest row); masked columns add exact zeros. On CUDA each (attend, view) step is a CUDA graph
     captured at `warm_up` (never during a request: a shape without a graph runs without one), and so are chat
-    prefills up to PREFILL_GRAPH_MAX columns, through a staging row copied into the request's row."""
+    prefills up to PREFILL_GRAPH_MAX columns (one graph per width for every row: the row is a device index)."""
 
     def __init__(
         self,
@@ -319,7 +342,6 @@ class StaticEngine:
         self.prefills: dict[int, tuple] = {}  # padded width -> (graph, inputs, logits)
         self.captures = 0
         self._pool = None
-        self._staging = None
 
     # -- rows ---------------------------------------------------------------------------------------------
     def padded(self, width: int) -> int:
@@ -389,7 +411,7 @@ class StaticEngine:
             graph.replay()
             logits = logits.clone()
         else:
-            cache = _PrefillKV([k[row : row + 1] for k in self.keys], [v[row : row + 1] for v in self.values], width)
+            cache = _RowKV(self.keys, self.values, torch.tensor([row], device=self.device))
             logits = self._forward(ids, positions, cache, mask)
         self._occupy(row, width, valid[0], int(positions[0, -1]))
         return logits
@@ -549,27 +571,14 @@ class StaticEngine:
         self.captures += 1
 
     def _capture_prefill(self, width: int) -> None:
-        """The prefill of one prompt padded to `width`, into a staging row, then copied into the row named by
-        a device index (so one graph serves every row)."""
-        if self._staging is None:
-            top = min(PREFILL_GRAPH_MAX, self.columns)
-            shape = (1, self.kv_heads, top, self.head_dim)
-            kw = {"dtype": self.dtype, "device": self.device}
-            self._staging = (
-                [torch.zeros(shape, **kw) for _ in range(self.layers)],
-                [torch.zeros(shape, **kw) for _ in range(self.layers)],
-            )
+        """The prefill of one prompt padded to `width`, its keys and values written straight into the row named
+        by a device index (so one graph serves every row)."""
         ids = torch.ones(1, width, dtype=torch.long, device=self.device)
         positions, mask = self._masks(torch.ones_like(ids), self.min, self.dtype)
         inputs = (ids, positions, mask, torch.zeros(1, dtype=torch.long, device=self.device))
-        keys, values = self._staging
 
         def body():
-            logits = self._forward(inputs[0], inputs[1], _PrefillKV(keys, values, width), inputs[2])
-            for layer in range(self.layers):
-                self.keys[layer][:, :, :width].index_copy_(0, inputs[3], keys[layer][:, :, :width])
-                self.values[layer][:, :, :width].index_copy_(0, inputs[3], values[layer][:, :, :width])
-            return logits
+            return self._forward(inputs[0], inputs[1], _RowKV(self.keys, self.values, inputs[3]), inputs[2])
 
         self._on_side_stream(body)
         graph = torch.cuda.CUDAGraph()

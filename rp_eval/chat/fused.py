@@ -166,7 +166,8 @@ class FusedStep:
                 ).reshape(rows, self.heads, 1, -1)
             else:
                 attended = F.scaled_dot_product_attention(
-                    q, keys, values, attn_mask=mask, scale=self.scale, enable_gqa=groups > 1
+                    q, keys, values, attn_mask=mask, scale=self.scale, enable_gqa=groups > 1,
+                    is_causal=mask is None,  # a prompt without padding: causal, no mask to read
                 )
             if attended.shape[0] < b:
                 attended = F.pad(attended, (0, 0, 0, 0, 0, 0, 0, b - rows))

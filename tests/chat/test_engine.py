@@ -138,6 +138,55 @@ def test_fused_step_logits_equal_the_forward(tiny_mistral):
     assert torch.allclose(outputs["forward"], outputs["fused"], atol=1e-5, rtol=1e-4)
 
 
+def test_a_prompt_without_a_mask_is_causal_in_the_fused_layers(tiny_llama):
+    """The fused layers given no mask attend causally (SDPA's own flag): the same logits and keys as with the
+    causal mask written out."""
+    import torch
+
+    from rp_eval.chat.engine import _PrefillKV
+
+    model, tokenizer = load(tiny_llama)
+    engine = StaticEngine(model, rows=2, columns=256, fused=True)
+    ids = torch.tensor(
+        [tokenizer("むかしむかし、山のふもとに小さな宿がありました", add_special_tokens=False)["input_ids"]]
+    )
+    positions, mask = engine._masks(torch.ones_like(ids), engine.min, engine.dtype)
+    shape = (1, engine.kv_heads, ids.shape[1], engine.head_dim)
+    out = {}
+    with torch.inference_mode():
+        for name, given in (("mask", mask), ("flag", None)):
+            keys = [torch.zeros(shape) for _ in range(engine.layers)]
+            values = [torch.zeros(shape) for _ in range(engine.layers)]
+            out[name] = engine.fused(ids, positions, _PrefillKV(keys, values, ids.shape[1]), given), keys
+        scratch = _PrefillKV([torch.zeros(shape)] * engine.layers, [torch.zeros(shape)] * engine.layers, ids.shape[1])
+        no_causality = engine.fused(ids, positions, scratch, torch.zeros_like(mask))
+    assert torch.allclose(out["mask"][0], out["flag"][0], atol=1e-5, rtol=1e-4)
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(out["mask"][1], out["flag"][1], strict=True))
+    assert not torch.allclose(no_causality, out["flag"][0], atol=1e-3)  # without the flag, not causal
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_chat_prefill_writes_only_its_own_row(tiny_llama, fused):
+    """A chat prompt's keys and values go into the row it was given (a device index, as the prefill graphs
+    take it), from column 0, and no other row changes."""
+    import torch
+
+    model, tokenizer = load(tiny_llama)
+    engine = StaticEngine(model, rows=4, columns=256, fused=fused)
+    ids = tokenizer("灯台守の娘は、嵐の夜にだけ歌を歌う", add_special_tokens=False)["input_ids"]
+    for layer in range(engine.layers):
+        engine.keys[layer].fill_(7.0)
+        engine.values[layer].fill_(7.0)
+    with torch.inference_mode():
+        engine.prefill(2, ids)
+    width = engine.padded(len(ids))
+    for layer in range(engine.layers):
+        for cache in (engine.keys[layer], engine.values[layer]):
+            assert bool((cache[[0, 1, 3]] == 7.0).all())  # other rows untouched
+            assert bool((cache[2, :, width:] == 7.0).all())  # nothing past the prompt
+            assert not bool((cache[2, :, width - len(ids) : width] == 7.0).any())  # the prompt written
+
+
 def test_shared_prefixes_choose_the_grouping_that_saves_most():
     from rp_eval.chat.engine import SHARED_LEAST, shared_prefixes
 
