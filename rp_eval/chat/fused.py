@@ -164,10 +164,9 @@ class FusedStep:
                 attended = F.scaled_dot_product_attention(
                     q.reshape(rows, self.kv_heads, groups, -1), keys, values, attn_mask=mask, scale=self.scale
                 ).reshape(rows, self.heads, 1, -1)
-            else:
+            else:  # no mask: a prompt without padding, causal by SDPA's own flag
                 attended = F.scaled_dot_product_attention(
-                    q, keys, values, attn_mask=mask, scale=self.scale, enable_gqa=groups > 1,
-                    is_causal=mask is None,  # a prompt without padding: causal, no mask to read
+                    q, keys, values, attn_mask=mask, scale=self.scale, enable_gqa=groups > 1, is_causal=mask is None
                 )
             if attended.shape[0] < b:
                 attended = F.pad(attended, (0, 0, 0, 0, 0, 0, 0, b - rows))
