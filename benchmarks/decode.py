@@ -92,6 +92,20 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def mean_seconds(fn, repeats: int, warm: int = 1) -> float:
+    """Mean seconds a call of `fn` takes: `warm` calls first, then `repeats` timed between GPU synchronisations
+    (none on a machine without CUDA)."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    for _ in range(warm):
+        fn()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync(device)
+    return (time.perf_counter() - start) / repeats
+
+
 def copy_bandwidth() -> float:
     """Device-to-device copy bandwidth in bytes/s (read + write counted)."""
     x = torch.empty(2 * 2**30, dtype=torch.uint8, device="cuda")

@@ -8,9 +8,14 @@ microseconds each and the share of the 4.8 TB/s the weights' read would take at 
 from __future__ import annotations
 
 import json
-import time
+import sys
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.decode import mean_seconds  # noqa: E402
 
 SHAPES = {
     "qkv": (4096, 12288),
@@ -22,14 +27,7 @@ SHAPES = {
 
 
 def us(fn, repeats: int = 200) -> float:
-    for _ in range(10):
-        fn()
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats * 1e6
+    return mean_seconds(fn, repeats, warm=10) * 1e6
 
 
 def main() -> None:

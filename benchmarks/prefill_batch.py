@@ -27,18 +27,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.decode import build  # noqa: E402
+from benchmarks.decode import build, mean_seconds  # noqa: E402
 from rp_eval.chat.engine import StaticEngine, _PrefillKV  # noqa: E402
 
 
 def seconds(fn, repeats: int = 5) -> float:
-    fn()
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
+    return mean_seconds(fn, repeats)
 
 
 def gemm_invariance(model, tokens: int) -> list[dict]:
