@@ -166,9 +166,48 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.explain:
+        return _explain(args)
     from rp_eval.server import serve
 
     return serve(args)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    """The KV cache each registered model would get (read from its config, no weights loaded)."""
+    import torch
+    from transformers import AutoConfig
+
+    from rp_eval.chat.blocks import explain
+    from rp_eval.models import registry
+    from rp_eval.models.loading import _expected_bytes, pick_device
+
+    if args.budget_gb is not None and not 0 < args.budget_gb < 10_000:
+        print(f"error: --budget-gb must be a number of gigabytes above 0 (got {args.budget_gb})", file=sys.stderr)
+        return 2
+    for line in registry.register_configured():
+        print(f"warning: {line}")
+    device, dtype = pick_device()
+    size = torch.tensor([], dtype=dtype).element_size()
+    free = torch.cuda.mem_get_info()[0] if device == "cuda" else None
+    rows = registry.list_models()
+    if not rows:
+        print("no models registered yet (rp-eval models add SOURCE)")
+    for row in rows:
+        source = registry.get_model(row.parents[0]).source if row.kind == "adapter" and row.parents else row.source
+        try:
+            config = AutoConfig.from_pretrained(source)
+        except (OSError, ValueError) as err:
+            print(f"{row.name}: its config can not be read ({str(err).splitlines()[0][:200]})")
+            continue
+        if args.budget_gb is not None:
+            budget = int(args.budget_gb * 1e9)
+        elif free is not None:  # as the engine plans after loading: 60% of what the weights leave free
+            budget = int(max(0, free - _expected_bytes(row)) * 0.6)
+        else:
+            budget = 2 << 30
+        print(f"{row.name} ({device}, {dtype}): {explain(config, size, budget)}")
+    return 0
 
 
 def _backup(args: argparse.Namespace) -> int:
@@ -237,6 +276,8 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     from rp_eval.server import add_arguments
 
     add_arguments(s)
+    s.add_argument("--explain", action="store_true", help="print each model's KV cache plan and exit")
+    s.add_argument("--budget-gb", type=float, default=None, help="with --explain: the KV budget to plan for")
     s.set_defaults(func=_serve)
 
     u = sub.add_parser("users", help="logins for a lab server (python app.py --auth FILE)")

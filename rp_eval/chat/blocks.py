@@ -311,3 +311,22 @@ class Admission:
             self.waiting.remove(key)
         self._tokens.pop(key, None)
         self._left.pop(key, None)
+
+
+def explain(config, element_size: int, budget_bytes: int) -> str:
+    """What the KV cache of a model with this `config` (transformers' config, `element_size` bytes a value)
+    would be under `budget_bytes`: the engine's plan of today (rows × the whole context each, as
+    rp_eval.chat.engine.plan chooses) and the block pool the same bytes give."""
+    import torch
+
+    from rp_eval.chat.engine import kv_bytes_per_token, plan
+
+    dtype = {1: torch.int8, 2: torch.bfloat16, 4: torch.float32}[element_size]
+    shape = type("Shape", (), {"config": config, "parameters": lambda self: iter([torch.empty(0, dtype=dtype)])})()
+    rows, columns = plan(shape, budget_bytes=budget_bytes)
+    per_token = kv_bytes_per_token(shape)
+    pool = plan_blocks(per_token, budget_bytes)
+    return (
+        f"budget {budget_bytes / 1e9:.1f} GB; rows today: {rows} rows × {columns:,} columns "
+        f"({rows} chats at once, each reserving its whole context); in blocks: {pool.describe()}"
+    )
