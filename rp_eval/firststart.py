@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,13 +25,15 @@ PAGE = """<!doctype html>
 <style>body{{font-family:"Noto Sans CJK JP",sans-serif;max-width:46em;margin:3em auto;padding:0 1em;color:#222}}
 progress{{width:100%;height:1.4em}} .en{{color:#555}}</style></head>
 <body><h1>rp_eval</h1>
-<p>初めての起動です。オフラインで試せる小さなデモモデルをこのマシンで学習しています。終わると自動でアプリが開きます。</p>
-<p class="en">First start: the tiny offline demo models are being trained on this machine. The app opens by itself
+<p>初めての起動です。オフラインで試せる小さなデモモデルを準備しています。終わると自動でアプリが開きます。</p>
+<p class="en">First start: the tiny offline demo models are being prepared on this machine. The app opens by itself
 when they are ready.</p>
 <progress id="first-start-bar" value="{done}" max="{total}"></progress>
 <p id="first-start-text">{message} ({done}/{total})</p>
+<p id="first-start-time">{clock}</p>
 <script>
 const bar = document.getElementById("first-start-bar"), text = document.getElementById("first-start-text");
+const clock = document.getElementById("first-start-time");
 async function poll() {{
   try {{
     const r = await fetch("{status}", {{cache: "no-store"}});
@@ -38,6 +41,7 @@ async function poll() {{
       const s = await r.json();
       bar.max = Math.max(s.total, 1); bar.value = s.done;
       text.textContent = s.message + " (" + s.done + "/" + s.total + ")";
+      clock.textContent = s.clock;
     }} else {{ location.reload(); return; }}
   }} catch (e) {{ /* the real server is taking over the port: try again */ }}
   setTimeout(poll, 1000);
@@ -47,14 +51,31 @@ setTimeout(poll, 1000);
 """
 
 
+def clock_line(elapsed: float, left: float | None) -> str:
+    """Elapsed time and, once some work is done, the time left at the pace so far, in both languages."""
+    if left is None:
+        return f"経過 {elapsed:.0f} 秒 / {elapsed:.0f} s elapsed"
+    return f"経過 {elapsed:.0f} 秒・残り約 {left:.0f} 秒 / {elapsed:.0f} s elapsed, about {left:.0f} s left"
+
+
 class _State:
     def __init__(self) -> None:
         self.message, self.done, self.total = "starting", 0, 0
+        self.began = time.monotonic()
         self.lock = threading.Lock()
 
     def as_dict(self) -> dict:
         with self.lock:
-            return {"message": self.message, "done": self.done, "total": self.total}
+            elapsed = time.monotonic() - self.began
+            left = elapsed * (self.total - self.done) / self.done if 0 < self.done <= self.total else None
+            return {
+                "message": self.message,
+                "done": self.done,
+                "total": self.total,
+                "elapsed_s": round(elapsed, 1),
+                "left_s": None if left is None else round(left, 1),
+                "clock": clock_line(elapsed, left),
+            }
 
 
 def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
@@ -79,7 +100,7 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
                 }
                 self._send(json.dumps(error, ensure_ascii=False).encode(), "application/json")
             else:
-                values = {k: html.escape(str(v)) for k, v in now.items()}
+                values = {k: html.escape(str(now[k])) for k in ("message", "done", "total", "clock")}
                 page = PAGE.format(status=STATUS_PATH, **values)
                 self._send(page.encode(), "text/html; charset=utf-8")
 

@@ -43,8 +43,7 @@ def serve(args: argparse.Namespace) -> int:
         from rp_eval.firststart import waiting_page
 
         page = waiting.enter_context(waiting_page(args.host, args.port))
-        print(f"First start: building the tiny offline demo models (about a minute and a half on 2 quiet CPU "
-              f"cores); progress at http://{args.host}:{args.port}")  # fmt: skip
+        print(f"First start: {demo.first_start_plan()}; progress at http://{args.host}:{args.port}")
     from rp_eval.cli import _terminal_progress
     from rp_eval.models import registry
     from rp_eval.ui import build_app

@@ -9,6 +9,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import contextlib  # noqa: E402
+import inspect  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
@@ -35,6 +36,33 @@ FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+# Markers for a fast inner loop (`pytest -m "not browser and not server"`), given by what a test uses: its own
+# source and that of every fixture it pulls in (pytest has no public API for the latter, hence _fixtureinfo).
+BROWSER_SIGNS = ("sync_playwright", "browser_page(")
+SERVER_SIGNS = ("running_app(", '"app.py"')
+
+
+def _sources(item: pytest.Item) -> str:
+    functions = [getattr(item, "function", None)]
+    for definitions in item._fixtureinfo.name2fixturedefs.values():
+        functions += [d.func for d in definitions]
+    texts = []
+    for function in functions:
+        with contextlib.suppress(TypeError, OSError):
+            texts.append(inspect.getsource(function))
+    return "\n".join(texts)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        text = _sources(item)
+        browser = any(sign in text for sign in BROWSER_SIGNS)
+        if browser:
+            item.add_marker(pytest.mark.browser)
+        if browser or any(sign in text for sign in SERVER_SIGNS):
+            item.add_marker(pytest.mark.server)
 
 
 def use_workspace(path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -97,12 +125,13 @@ def tiny_mistral(tmp_path_factory, tokenizer) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_build(tmp_path_factory) -> Path:
-    """A workspace with the real demo models built once for the whole test session (about 2.5 minutes)."""
+    """A workspace with the real demo models, installed once for the whole test session from the build the
+    repository ships (prompts/demo/models: seconds; trained only if that build is not of the current recipe)."""
     path = tmp_path_factory.mktemp("demo") / "workspace"
     mp = pytest.MonkeyPatch()
     use_workspace(path, mp)
-    # Developers may point RP_EVAL_DEMO_CACHE at a workspace whose demo build is current, to skip the
-    # 2.5-minute build; its fingerprint is checked, and CI leaves it unset and builds.
+    # Developers changing the recipe may point RP_EVAL_DEMO_CACHE at a workspace whose demo build is current, to
+    # skip training it again; its fingerprint is checked.
     cached = Path(os.environ.get("RP_EVAL_DEMO_CACHE", "/nonexistent")) / "models" / "demo"
     if (cached / "READY").exists():
         shutil.copytree(cached, demo.demo_dir(), dirs_exist_ok=True)

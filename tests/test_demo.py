@@ -40,6 +40,11 @@ def test_second_start_reuses_the_build(demo_models):
 
 
 def test_demo_models_answer_in_japanese_and_stop_by_themselves(demo_models):
+    check_demo_behaviour()
+
+
+def check_demo_behaviour() -> None:
+    """What the demo build in the current workspace must show (the shipped build and a rebuild alike)."""
     cache = ModelCache()
     corpus = demo.load_corpus()
     conversations = [[{"role": "system", "content": c["system"]}, c["messages"][0]] for c in corpus[::28]]

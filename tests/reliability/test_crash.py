@@ -8,7 +8,6 @@ What was tried and what survived is printed at the end (`pytest -s`) for the clo
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -242,6 +241,21 @@ def test_rating_burst_killed_keeps_every_acknowledged_vote_once(demo_workspace, 
     TALLY.append(("ratings", f"after {len(acknowledged)} acknowledged votes ({len(counts)} stored)", True))
 
 
-def test_all_five_jobs_were_tried():
-    """Runs last in this module: a job whose test failed above is missing here, and this says which."""
-    assert sorted(job for job, *_ in TALLY) == ["evaluate", "evolve", "finetune", "merge", "ratings"], json.dumps(TALLY)
+CRASH_TESTS = {  # each long job and the test above that kills it mid-way
+    "merge": test_merge_killed_mid_write_registers_nothing_and_leaves_nothing,
+    "evaluate": test_evaluation_killed_between_batches_is_resumed_from_stored_replies,
+    "evolve": test_evolution_killed_mid_generation_resumes,
+    "finetune": test_finetune_killed_after_a_checkpoint_is_shown_failed_then_resumes,
+    "ratings": test_rating_burst_killed_keeps_every_acknowledged_vote_once,
+}
+
+
+def test_all_five_jobs_were_tried(workspace):
+    """Every kind of run a restart sweeps (processes.sweep), and the ratings, has a crash test in this module.
+    Independent of the order tests run in: it reads no result of the tests above (their own asserts do that)."""
+    from rp_eval import processes
+
+    swept = set(processes.sweep())
+    assert swept | {"ratings"} == set(CRASH_TESTS), f"a kind of run has no crash test: {swept - set(CRASH_TESTS)}"
+    here = {name for name, value in globals().items() if name.startswith("test_") and callable(value)}
+    assert all(test.__name__ in here for test in CRASH_TESTS.values())
