@@ -231,6 +231,25 @@ MESSAGES: dict[str, str] = {
     "plot_axis_length_fit": "Turn length",
     "plot_axis_overall": "Overall",
     "plot_axis_vote": "Blind A/B votes",
+    # issue 32: the Evolve tab on the researcher's own task
+    "task_problem_missing": "'{field}' is missing",
+    "task_problem_extra": "'{field}' is not a field of a task item",
+    "task_problem_empty": "'{field}' is empty",
+    "task_problem_choice": "'{field}' must be one of {expected}",
+    "task_problem_pattern": "'{field}' may hold only letters, digits, '_', '.' and '-'",
+    "task_problem_type": "'{field}' has the wrong type",
+    "task_problem_alternate": "'{field}': turns must alternate user / assistant",
+    "task_problem_ends": "'{field}': turns must start and end with a user turn",
+    "task_choices": "{choices}",
+    "path_task_file": "task file",
+    "task_problem_other": "'{field}': {detail}",
+    "err_task_no_dev": "the task {task} has no items in the dev split (the search scores candidates on dev items)",
+    "err_task_not_found": "no task file or folder at {path}",
+    "flag_marker": "marker rate {before}→{after}/100 chars",
+    "flag_repetition": "repetition {before}→{after}",
+    "flag_judge": "judge {delta}",
+    "flag_no_judge": "no judge in the fitness to vouch for it",
+    "flag_line": "{jumps} ({why})",
 }
 
 

@@ -81,11 +81,46 @@ class Task:
         return items
 
 
+# pydantic's error types that a hand-written task line runs into, worded by the library's own messages
+_PROBLEMS = {
+    "missing": "task_problem_missing",
+    "extra_forbidden": "task_problem_extra",
+    "string_too_short": "task_problem_empty",
+    "too_short": "task_problem_empty",
+    "literal_error": "task_problem_choice",
+    "string_pattern_mismatch": "task_problem_pattern",
+    "string_type": "task_problem_type",
+    "list_type": "task_problem_type",
+    "model_type": "task_problem_type",
+    "model_attributes_type": "task_problem_type",
+}
+
+
+def _problems(err: ValidationError) -> list[Said]:
+    """Each field problem of a task line as a message (pydantic's own text only for a kind not listed above)."""
+    out = []
+    for e in err.errors():
+        field = ".".join(map(str, e["loc"])) or "item"
+        key = _PROBLEMS.get(e["type"])
+        if e["type"] == "value_error" and "alternate" in e["msg"]:
+            key = "task_problem_alternate"
+        elif e["type"] == "value_error" and "start and end" in e["msg"]:
+            key = "task_problem_ends"
+        expected = Said("task_choices", choices=str((e.get("ctx") or {}).get("expected", "")).split(" or "))
+        out.append(Said(key, field=field, expected=expected) if key else Said("task_problem_other", field=field,
+                                                                              detail=e["msg"]))  # fmt: skip
+    return out
+
+
 def read_items(folder: Path = TASK_DIR) -> list[Item]:
-    """Every item of every `*.jsonl` file in `folder`; a bad line raises TaskError naming file and line."""
+    """Every item of every `*.jsonl` file in `folder` (or of the one file `folder` names); a bad line raises
+    TaskError naming file and line."""
     items: list[Item] = []
     seen: dict[str, Said] = {}
-    files = sorted(Path(folder).glob("*.jsonl"))
+    folder = Path(folder)
+    if not folder.exists():
+        raise TaskError(key="err_task_not_found", path=str(folder))
+    files = [folder] if folder.is_file() else sorted(folder.glob("*.jsonl"))
     if not files:
         raise TaskError(key="err_task_none", folder=str(folder))
     for path in files:
@@ -102,8 +137,7 @@ def read_items(folder: Path = TASK_DIR) -> list[Item]:
             except json.JSONDecodeError as err:
                 raise TaskError(key="err_task_json", where=where, detail=err.msg, column=err.colno) from None
             except ValidationError as err:
-                problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'item'}: {e['msg']}" for e in err.errors())
-                raise TaskError(key="err_task_fields", where=where, problems=problems) from None
+                raise TaskError(key="err_task_fields", where=where, problems=_problems(err)) from None
             if item.id in seen:
                 raise TaskError(key="err_task_duplicate", where=where, id=item.id, first=seen[item.id])
             seen[item.id] = where
@@ -111,9 +145,10 @@ def read_items(folder: Path = TASK_DIR) -> list[Item]:
     return items
 
 
-def load_task(folder: Path = TASK_DIR, personas: dict[str, Persona] | None = None) -> Task:
-    """The task with its personas checked: an item naming an unknown persona raises TaskError."""
-    items = read_items(folder)
+def load_task(folder: Path | str | None = TASK_DIR, personas: dict[str, Persona] | None = None) -> Task:
+    """The task with its personas checked: an item naming an unknown persona raises TaskError. `folder`: a folder of
+    `*.jsonl` files or one such file (None: the project's own task)."""
+    items = read_items(Path(folder) if folder else TASK_DIR)
     personas = load_personas() if personas is None else personas
     for item in items:
         if item.persona not in personas:

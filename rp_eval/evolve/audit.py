@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rp_eval.errors import RpEvalError
+from rp_eval.errors import RpEvalError, Said
 
 # a jump: above the first generation's median by more than this (marker rate: per 100 characters, or half the
 # median if that is more; repetition: share of repeated 4-grams)
@@ -107,8 +107,8 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def gaming_flags(candidates) -> dict[int, str]:
-    """Candidate id -> why it is flagged, for successful candidates whose marker rate or repetition jumped
+def gaming_flags(candidates) -> dict[int, Said]:
+    """Candidate id -> why it is flagged (a message: English as text, the page's language through its key), for successful candidates whose marker rate or repetition jumped
     above the first generation's median while the judge did not improve."""
     ok = [c for c in candidates if c.status == "ok" and c.metrics]
     if not ok:
@@ -124,19 +124,19 @@ def gaming_flags(candidates) -> dict[int, str]:
         rate, rep = c.metrics.get("marker_rate"), c.metrics.get("repeated_ngrams")
         r0, p0 = base["marker_rate"], base["repeated_ngrams"]
         if rate is not None and r0 is not None and rate - r0 > max(MARKER_JUMP, 0.5 * r0):
-            jumps.append(f"marker rate {r0:.2f}→{rate:.2f}/100 chars")
+            jumps.append(Said("flag_marker", before=f"{r0:.2f}", after=f"{rate:.2f}"))
         if rep is not None and p0 is not None and rep - p0 > REPETITION_JUMP:
-            jumps.append(f"repetition {p0:.2f}→{rep:.2f}")
+            jumps.append(Said("flag_repetition", before=f"{p0:.2f}", after=f"{rep:.2f}"))
         if not jumps:
             continue
         judge = c.metrics.get("judge")
         if judge is not None and base["judge"] is not None:
             if judge - base["judge"] > JUDGE_GAIN:
                 continue
-            why = f"judge {judge - base['judge']:+.3f}"
+            why = Said("flag_judge", delta=f"{judge - base['judge']:+.3f}")
         else:
-            why = "no judge in the fitness to vouch for it"
-        flags[c.id] = f"{'; '.join(jumps)} ({why})"
+            why = Said("flag_no_judge")
+        flags[c.id] = Said("flag_line", jumps=tuple(jumps), why=why)
     return flags
 
 

@@ -31,6 +31,7 @@ def _evolve(args: argparse.Namespace) -> int:
             test_top=args.test_top,
             weights=args.weights,
             judge_model=args.judge,
+            task=args.task,
         )
         if args.resume:  # the run's own settings; only the wall-time budget may change
             row = db.get_run(get_store(), args.run)
@@ -87,6 +88,9 @@ def add_parser(sub) -> None:
     p.add_argument("--test-top", type=int, default=1, help="best candidates scored on the test split")
     p.add_argument("--weights", default=None, help="run: the fitness's weights (YAML path or workspace name)")
     p.add_argument("--judge", default=None, help="run: a registered model as the judge metric (weight it)")
+    p.add_argument(
+        "--task", default=None, help="run: the task's items, a JSONL file or folder in the prompts/eval format"
+    )
     p.add_argument("--name", default="", help="export: the merged model's name (and recipe file)")
     p.add_argument("--recipe-dir", default="", help="export: folder for NAME.yaml (default: the workspace's merges/)")
     p.add_argument(

@@ -53,6 +53,7 @@ class SearchSettings(BaseModel, frozen=True, extra="forbid"):
     test_top: int = Field(1, ge=0)  # how many of the best candidates get a test score
     weights: str | None = None  # the fitness's weights (a YAML path or workspace name); None: the defaults
     judge_model: str | None = None  # a registered model as the `judge` metric (weight it in `weights`)
+    task: str | None = None  # the task's items (a `prompts/eval` JSONL file or folder); None: the project's own
 
 
 @dataclass
@@ -76,8 +77,10 @@ def role_play_fitness(
     max_new_tokens: int,
     weights: str | None = None,
     judge_model: str | None = None,
+    task: str | None = None,
 ) -> tuple[float, dict]:
-    """The evaluation's combined score (and the mean of every metric) of the resident model on a split."""
+    """The evaluation's combined score (and the mean of every metric) of the resident model on a split of the
+    task (`task`: a JSONL file or folder in the `prompts/eval` format; None: the project's own)."""
     from rp_eval.chat.generate import GenerationSettings
     from rp_eval.evaluate.fitness import fitness_rows
     from rp_eval.evaluate.score import load_weights
@@ -87,7 +90,7 @@ def role_play_fitness(
     rows = fitness_rows(
         resident.model, resident.tokenizer, resident.format, split=split, limit=limit, seed=seed, generation=gen,
         weights=load_weights(weights), judge=judge, seconds=getattr(resident, "seconds", None),
-        batch_size=getattr(resident, "batch_rows", 32),
+        batch_size=getattr(resident, "batch_rows", 32), task=_task(task),
     )  # fmt: skip
     if not rows:
         return float("nan"), {}
@@ -104,10 +107,23 @@ def _resident_judge(name: str):
     return load_judge(name)
 
 
-def _check_fitness(search: SearchSettings) -> None:
-    """Weights and judge that can not be used are refused before the run is created."""
-    from rp_eval.evaluate.score import load_weights
+@lru_cache(maxsize=4)
+def _task(source: str | None):
+    """The fitness's task, read once per process (None: the project's own task)."""
+    from rp_eval.evaluate.task import load_task
 
+    return load_task(source)
+
+
+def _check_fitness(search: SearchSettings) -> None:
+    """A task, weights and judge that can not be used are refused before the run is created (a bad task file
+    with its file and line)."""
+    from rp_eval.evaluate.score import load_weights
+    from rp_eval.evaluate.task import load_task
+
+    task = load_task(search.task)
+    if not task.select("dev"):
+        raise SearchError(key="err_task_no_dev", task=search.task or "prompts/eval/items")
     load_weights(search.weights)
     if search.judge_model:  # registered, and its tokenizer has single-token grades
         _resident_judge(search.judge_model)
@@ -198,7 +214,7 @@ def evolve(
         _check_fitness(search)
         fitness_fn = partial(  # a partial, not a lambda: worker processes receive it pickled
             role_play_fitness, max_new_tokens=search.max_new_tokens, weights=search.weights,
-            judge_model=search.judge_model,
+            judge_model=search.judge_model, task=search.task,
         )  # fmt: skip
     path = checkpoint_path(run)
     state = _load_checkpoint(path, genome, search) if resume and path.exists() else None
@@ -245,7 +261,7 @@ def evolve(
                 rows.append(done[i])  # not read back: rereading every row per candidate grew with the run
                 yield EvolveProgress(
                     run, generation, len(rows), search.budget, _best(rows),
-                    f"generation {generation} candidate {i}: {_describe(done[i])}", _history(rows),
+                    f"generation {generation + 1} candidate {i}: {_describe(done[i])}", _history(rows),
                 )  # fmt: skip
                 if stop.is_set():
                     break

@@ -104,8 +104,8 @@ STRINGS: dict[str, str] = {
     "chat_footer_short": "{reason} · {model}",
     "evo_meta_none": "The fitness's meta-evaluation: not measured.",
     "evo_meta_line": (
-        "The fitness (weights `{weights}`, judge {judge}) prefers the better reply in **{accuracy}** of {pairs} "
-        "meta-evaluation pairs (95% {lo}–{hi}; {categories})"
+        "It prefers the better reply in **{accuracy}** of {pairs} meta-evaluation pairs (95% {lo}–{hi}; "
+        "{categories})"
     ),
     "run_status_running": "running",
     "run_status_done": "done",
@@ -555,6 +555,20 @@ STRINGS: dict[str, str] = {
         "You have {count} replies being written or waiting already (at most {limit} at once for one login); "
         "wait for one to finish, then try again."
     ),
+    # issue 32: the Evolve tab on the researcher's own task
+    "evo_task_file": "Task file (JSONL in the prompts/eval format; empty: the path below)",
+    "evo_task_path": "or a task file or folder (relative: inside the workspace; empty: the project's task)",
+    "evo_weights": "Fitness weights (empty: the defaults; a workspace name such as calibrated, or a YAML path)",
+    "evo_judge": "Judge model (empty: none)",
+    "evo_fitness_what": "**Fitness** (task `{task}`, weights `{weights}`, judge {judge}).",
+    "evo_task_default": "prompts/eval/items",
+    "evo_judge_none": "none",
+    "col_test_fitness": "test fitness",
+    "col_capped": "capped",
+    "col_build_s": "build s",
+    "col_eval_s": "eval s",
+    "col_flag": "flag",
+    "col_dev_fitness": "dev fitness",
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."

@@ -86,8 +86,7 @@ JA: dict[str, str] = {
     "chat_footer_short": "{reason} · {model}",
     "evo_meta_none": "適応度のメタ評価: 未測定",
     "evo_meta_line": (
-        "適応度（重み `{weights}`、ジャッジ {judge}）は、メタ評価の {pairs} 組のうち **{accuracy}** で良い方の応答を選びます"
-        "（95% 区間 {lo}–{hi}。{categories}）"
+        "メタ評価の {pairs} 組のうち **{accuracy}** で良い方の応答を選びます（95% 区間 {lo}–{hi}。{categories}）"
     ),
     "run_status_running": "実行中",
     "run_status_done": "完了",
@@ -201,7 +200,7 @@ JA: dict[str, str] = {
     "ev_intro": (
         "日本語ロールプレイのタスク（`prompts/eval/`）でモデルを評価します。応答はチャットと同じ停止・切り詰めで生成し、"
         "自動指標で採点して保存するので、同じ設定の 2 回目は保存済みの結果を再利用します。**総合**スコアは 0〜1 で"
-        "高いほど良く、進化的マージの適合度にも使われます。人手評価があれば Bradley–Terry と Likert の列も表示されます。"
+        "高いほど良く、進化的マージの適応度にも使われます。人手評価があれば Bradley–Terry と Likert の列も表示されます。"
     ),
     "ev_models": "モデル",
     "ev_split": "分割（dev: 最適化用、test: 報告用）",
@@ -238,7 +237,7 @@ JA: dict[str, str] = {
     "ev_calibration_intro": (
         "各指標と総合スコアについて、人が付けた Likert スコア（応答ごと）および Bradley–Terry スコア（モデルごと。"
         "3 モデル以上が評価されてから）との順位相関（Spearman・Kendall、95% ブートストラップ区間）を求め、"
-        "評価に合わせて当てはめた重み（非負リッジ回帰）を適合度用に保存します。"
+        "評価に合わせて当てはめた重み（非負リッジ回帰）を適応度用に保存します。"
     ),
     "ev_ridge": "リッジの強さ",
     "ev_calibrate": "較正して重みを保存",
@@ -375,7 +374,7 @@ JA: dict[str, str] = {
     # -- Evolve tab --
     "evolve_tab": "進化的マージ",
     "evo_intro": (
-        "タスクの dev 分割でのロールプレイ適合度を目的に、CMA-ES でマージのパラメータを探索します。候補は評価が済むたびに"
+        "タスクの dev 分割でのロールプレイ適応度を目的に、CMA-ES でマージのパラメータを探索します。候補は評価が済むたびに"
         "保存され、止めた実行や強制終了した実行も最後の世代から再開できます。"
     ),
     "evo_models": "マージするモデル",
@@ -394,7 +393,7 @@ JA: dict[str, str] = {
     "evo_stop": "停止",
     "evo_resume": "再開",
     "evo_refresh": "更新",
-    "evo_plot": "世代ごとの最良・平均適合度",
+    "evo_plot": "世代ごとの最良・平均適応度",
     "evo_candidates": "候補",
     "evo_export_name": "書き出すモデルの名前",
     "evo_export": "最良の候補を書き出す",
@@ -447,7 +446,7 @@ JA: dict[str, str] = {
     "col_series": "系列",
     "col_generation": "世代",
     "col_index": "番号",
-    "col_fitness": "適合度",
+    "col_fitness": "適応度",
     "col_error": "エラー",
     "col_item": "項目",
     "col_persona": "ペルソナ",
@@ -532,17 +531,17 @@ JA: dict[str, str] = {
     "ft_stop_caption": "学習前と学習後（評価タスクのプロンプト {prompts} 件）：",
     # -- Evolve tab: stop, plot, export folder (rp_eval/ui/evolve_tab.py) --
     "evo_no_run": "'{run}' という名前の進化的マージの実行はありません。",
-    "evo_not_running": "実行 '{run}' は動いていません（状態：{status}、最良の適合度 {best}）。止めるものはありません。",
+    "evo_not_running": "実行 '{run}' は動いていません（状態：{status}、最良の適応度 {best}）。止めるものはありません。",
     "evo_running_elsewhere": "実行 '{run}' は別のプロセス（コマンドラインや別のサーバー）で動いています。そちらで止めてください。",
     "evo_series_best": "これまでの最良",
     "evo_series_mean": "世代の平均",
     "evo_axis_generation": "世代",
-    "evo_axis_fitness": "適合度",
+    "evo_axis_fitness": "適応度",
     "evo_line_loading": "マージ元のモデルを読み込んでいます…",
-    "evo_line_progress": "第 {generation} 世代: 候補 {budget} 件中 {evaluated} 件を評価済み。最良の適合度は {best}",
-    "evo_line_stopped": "候補 {budget} 件中 {evaluated} 件を評価したところで止めました（最良の適合度 {best}）。「再開」で続きから進められます。",
-    "evo_line_test": "最良の候補を test 分割で採点しています（dev での最良の適合度 {best}）…",
-    "evo_line_done": "完了しました。評価した候補は {evaluated} 件、最良の適合度は {best} です。",
+    "evo_line_progress": "第 {generation} 世代: 候補 {budget} 件中 {evaluated} 件を評価済み。最良の適応度は {best}",
+    "evo_line_stopped": "候補 {budget} 件中 {evaluated} 件を評価したところで止めました（最良の適応度 {best}）。「再開」で続きから進められます。",
+    "evo_line_test": "最良の候補を test 分割で採点しています（dev での最良の適応度 {best}）…",
+    "evo_line_done": "完了しました。評価した候補は {evaluated} 件、最良の適応度は {best} です。",
     "evo_export_folder": "レシピの保存先フォルダ（空欄：ワークスペースの merges/、相対パスはワークスペース内）",
     "evo_exported_to": "`{path}` を書き出し、**{name}** を登録しました。チャットと人手評価のタブですぐに使えます。",
     # -- Models, Merge, Rate and Leaderboard tabs: smaller fixes --
@@ -728,6 +727,38 @@ JA: dict[str, str] = {
     "err_judge_unknown": "ジャッジモデル: {error}",
     "err_judge_same_token": "このトークナイザは異なる評点を同じトークン（{ids}）に割り当てるため、ジャッジには使えません",
     "err_judge_grade": "このトークナイザには評点 '{grade}' を表す単一のトークンがありません（{n} 個のトークン {tokens} に分かれます）。1 回の順伝播で採点するジャッジには使えないので、数字が 1 トークンになるトークナイザのモデルを選んでください",
+    # issue 32: the Evolve tab on the researcher's own task
+    "task_problem_missing": "「{field}」がありません",
+    "task_problem_extra": "「{field}」は課題項目の欄にありません",
+    "task_problem_empty": "「{field}」が空です",
+    "task_problem_choice": "「{field}」は {expected} のどれかにしてください",
+    "task_problem_pattern": "「{field}」に使える文字は英数字と「_」「.」「-」だけです",
+    "task_problem_type": "「{field}」の型が違います",
+    "task_problem_alternate": "「{field}」: user と assistant の発話は交互に並べてください",
+    "task_problem_ends": "「{field}」: 発話は user で始まり user で終わるようにしてください",
+    "task_choices": "{choices}",
+    "path_task_file": "課題ファイル",
+    "task_problem_other": "「{field}」: {detail}",
+    "err_task_no_dev": "課題 {task} には dev 分割の項目がありません（探索は dev の項目で候補を採点します）",
+    "err_task_not_found": "{path} に課題ファイルもフォルダもありません",
+    "flag_marker": "キャラの言葉の頻度 {before}→{after}（100 文字あたり）",
+    "flag_repetition": "繰り返し {before}→{after}",
+    "flag_judge": "ジャッジ {delta}",
+    "flag_no_judge": "それを裏づけるジャッジが適応度に入っていません",
+    "flag_line": "{jumps}（{why}）",
+    "evo_task_file": "課題ファイル（prompts/eval 形式の JSONL。空欄なら下のパス）",
+    "evo_task_path": "または課題ファイルかフォルダのパス（相対パスはワークスペース内、空欄ならプロジェクトの課題）",
+    "evo_weights": "適応度の重み（空欄：既定。calibrated などワークスペースの名前か YAML のパス）",
+    "evo_judge": "ジャッジモデル（空欄：なし）",
+    "evo_fitness_what": "**適応度**（課題 `{task}`、重み `{weights}`、ジャッジ {judge}）。",
+    "evo_task_default": "prompts/eval/items",
+    "evo_judge_none": "なし",
+    "col_test_fitness": "test の適応度",
+    "col_capped": "上限で打ち切り",
+    "col_build_s": "構築（秒）",
+    "col_eval_s": "評価（秒）",
+    "col_flag": "注意",
+    "col_dev_fitness": "dev の適応度",
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page

@@ -42,7 +42,7 @@ def _number(page, elem_id: str, value: int) -> None:
 
 def _rows(page) -> int:
     """Candidates in the table (Gradio's table draws only the rows in view; the grid knows them all)."""
-    return int(page.locator("#ev-candidates [role=grid]").get_attribute("aria-rowcount")) - 1
+    return int(page.locator("#evo-candidates [role=grid]").get_attribute("aria-rowcount")) - 1
 
 
 def test_search_stop_resume_and_export_in_the_browser(
@@ -50,38 +50,38 @@ def test_search_stop_resume_and_export_in_the_browser(
 ):
     page.goto(evolve_app)
     page.get_by_role("tab", name="Evolve").click()
-    _pick(page, "ev-models", "demo-llama-b")
-    _pick(page, "ev-base", "demo-llama-a")
-    page.locator("#ev-run input, #ev-run textarea").first.fill("browser-run")
-    for elem_id, value in (("ev-population", 4), ("ev-budget", 8), ("ev-dev-limit", 4), ("ev-tokens", 32)):
+    _pick(page, "evo-models", "demo-llama-b")
+    _pick(page, "evo-base", "demo-llama-a")
+    page.locator("#evo-run input, #evo-run textarea").first.fill("browser-run")
+    for elem_id, value in (("evo-population", 4), ("evo-budget", 8), ("evo-dev-limit", 4), ("evo-tokens", 32)):
         _number(page, elem_id, value)
-    status = page.locator("#ev-status")
+    status = page.locator("#evo-status")
 
-    page.locator("#ev-start").click()
+    page.locator("#evo-start").click()
     try:  # candidates slow enough (4 replies of 32 tokens each) that Stop lands inside the run
-        expect(status).to_contain_text(re.compile(r"generation 0 candidate \d"), timeout=60_000)
+        expect(status).to_contain_text(re.compile(r"generation 1 candidate \d"), timeout=60_000)
     except AssertionError:
         page.screenshot(path=str(artifacts / "evolve-start-failed.png"), full_page=True)
         raise AssertionError(f"the search did not start; the status says: {status.inner_text()!r}") from None
-    page.locator("#ev-stop").click()
+    page.locator("#evo-stop").click()
     status.get_by_text("stopped").wait_for(timeout=60_000)
     stopped_at = _rows(page)
     assert 1 <= stopped_at < 8, stopped_at  # stopped inside the first generation, every finished one shown
 
-    page.locator("#ev-resume").click()
+    page.locator("#evo-resume").click()
     status.get_by_text("done").wait_for(timeout=120_000)
-    expect(page.locator("#ev-candidates [role=grid]")).to_have_attribute("aria-rowcount", "9", timeout=30_000)
-    table = page.locator("#ev-candidates").inner_text()
+    expect(page.locator("#evo-candidates [role=grid]")).to_have_attribute("aria-rowcount", "9", timeout=30_000)
+    table = page.locator("#evo-candidates").inner_text()
     assert "fitness" in table and "ok" in table and "failed" not in table
     assert not re.search(r"\d\.\d{5,}", table)  # fitness rounded, no float noise
-    plot = page.locator("#ev-plot")
+    plot = page.locator("#evo-plot")
     expect(plot.locator("img").first).to_be_visible(timeout=30_000)  # matplotlib: whole generations on the axis
     page.screenshot(path=str(artifacts / "evolve-tab.png"), full_page=True)
-    page.locator("#ev-stop").click()  # the run is finished: Stop says so instead of promising to stop
+    page.locator("#evo-stop").click()  # the run is finished: Stop says so instead of promising to stop
     expect(status).to_contain_text("is not running (status: done", timeout=30_000)
 
-    page.locator("#ev-export-name input, #ev-export-name textarea").first.fill("browser-evolved")
-    page.locator("#ev-export").click()
+    page.locator("#evo-export-name input, #evo-export-name textarea").first.fill("browser-evolved")
+    page.locator("#evo-export").click()
     status.get_by_text("registered").wait_for(timeout=180_000)
     assert (demo_workspace / "merges" / "browser-evolved.yaml").exists()  # the workspace, by default
     page.screenshot(path=str(artifacts / "evolve-exported.png"), full_page=True)
