@@ -231,6 +231,11 @@ MESSAGES: dict[str, str] = {
     "plot_axis_length_fit": "Turn length",
     "plot_axis_overall": "Overall",
     "plot_axis_vote": "Blind A/B votes",
+    # issue 29: lab-server trust, second pass
+    "err_path_store": (
+        "{what} '{text}' is one of the server's own files (its database, the users file or an internal folder, "
+        "or a folder holding one): it can not be opened from the page"
+    ),
 }
 
 

@@ -728,6 +728,11 @@ JA: dict[str, str] = {
     "err_judge_unknown": "ジャッジモデル: {error}",
     "err_judge_same_token": "このトークナイザは異なる評点を同じトークン（{ids}）に割り当てるため、ジャッジには使えません",
     "err_judge_grade": "このトークナイザには評点 '{grade}' を表す単一のトークンがありません（{n} 個のトークン {tokens} に分かれます）。1 回の順伝播で採点するジャッジには使えないので、数字が 1 トークンになるトークナイザのモデルを選んでください",
+    # issue 29: lab-server trust, second pass
+    "err_path_store": (
+        "{what} '{text}' はサーバー自身のファイル（データベース、ユーザーファイル、内部フォルダ、またはそれらを含むフォルダ）"
+        "なので、ページからは開けません"
+    ),
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page
