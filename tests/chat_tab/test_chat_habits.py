@@ -178,7 +178,9 @@ def test_the_status_never_sticks_and_a_failed_request_stores_nothing(store, monk
     *_, conv_id, box, status, _ = steps[-1]
     assert "Generating" in steps[-2][4] and "Generating" not in status
     assert "the request failed (OverflowError); nothing was stored" in status and box == "こんにちは"
-    assert conv_id is None and chat_store.list_conversations(store, chat_store.EVERYONE) == []  # not even the new chat's opening
+    assert (
+        conv_id is None and chat_store.list_conversations(store, chat_store.EVERYONE) == []
+    )  # not even the new chat's opening
 
 
 def _wait_for_stop(home: str, conv_id: int, seen) -> None:
