@@ -250,6 +250,11 @@ MESSAGES: dict[str, str] = {
     "flag_judge": "judge {delta}",
     "flag_no_judge": "no judge in the fitness to vouch for it",
     "flag_line": "{jumps} ({why})",
+    # issue 29: lab-server trust, second pass
+    "err_path_store": (
+        "{what} '{text}' is one of the server's own files (its database, the users file or an internal folder, "
+        "or a folder holding one): it can not be opened from the page"
+    ),
 }
 
 

@@ -7,6 +7,12 @@ the forms offer by default) and the folders of the `allowed_roots` setting. Syml
 Who is confined: the web page and the HTTP API, used by whoever can reach the server. The CLI is not: it runs
 as its user, in that user's own shell, with that user's file permissions, so it reads any path it is given.
 
+Inside the roots, the store's own files are refused wherever they lie (`refuse_store_files`): the SQLite database
+and its `-wal`, `-shm` and `-journal` files, the login's users file, the workspace's internal folders (`run/`,
+`evolve/`, `hub_sync/`), and a folder that holds any of them. Opening the database from another connection in the
+server's process and closing it drops SQLite's POSIX locks for the whole process, after which a backup could
+delete the write-ahead log under acknowledged votes; so no typed path and no file input may reach them.
+
 A model source that is not a local path (a Hugging Face id such as `owner/name`) is passed through unchanged:
 the hub is not a file system.
 """
@@ -20,6 +26,9 @@ from rp_eval.errors import MESSAGES, RpEvalError, Said
 
 PROJECT = Path(__file__).resolve().parents[1]
 DATA_FOLDERS = ("prompts", "merges")  # shipped data the forms offer (tasks, personas, recipes, training sets)
+INTERNAL_FOLDERS = ("run", "evolve", "hub_sync")  # the workspace's own state: stop flags, checkpoints, sync copies
+DATABASE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+_users_files: set[Path] = set()  # users files the running server reads (server.py registers --auth)
 
 
 class PathNotAllowed(RpEvalError):
@@ -52,7 +61,52 @@ def confine(path: str | Path, what: str = "path") -> Path:
     if not any(resolved.is_relative_to(root) for root in roots):
         key = "err_path_outside" if str(resolved) == text else "err_path_outside_resolved"
         raise PathNotAllowed(key=key, what=what, text=text, resolved=resolved, roots=", ".join(map(str, roots)))
+    refuse_store_files(resolved, what, text)
     return resolved
+
+
+def protect_users_file(path: str | Path) -> None:
+    """Refuse `path` (a users YAML the server reads) to every typed path and file input from now on."""
+    _users_files.add(Path(path).expanduser().resolve())
+
+
+def store_files() -> tuple[list[Path], list[Path]]:
+    """(files, folders) no typed path may name, symlinks resolved: the SQLite database and its companions, the
+    users files, the workspace's internal folders."""
+    files: list[Path] = []
+    url = settings.database_url()
+    if url.startswith("sqlite"):
+        from sqlalchemy.engine import make_url
+
+        database = make_url(url).database
+        if database and database != ":memory:":
+            db = Path(database).expanduser().resolve()
+            files += [db.with_name(db.name + suffix) for suffix in DATABASE_SUFFIXES]
+    auth = settings.config().auth
+    users = {*_users_files, *([Path(auth).expanduser().resolve()] if auth else [])}
+    files += sorted(users)
+    home = settings.home()
+    return files, [(home / d).resolve() for d in INTERNAL_FOLDERS]
+
+
+def refuse_store_files(resolved: Path, what: str = "path", text: str | None = None) -> None:
+    """PathNotAllowed if `resolved` (already resolved) is one of the store's files, lies in an internal folder,
+    is a folder that holds one, or is the same file under another name (a hard link)."""
+    files, folders = store_files()
+    hit = next((f for f in files if resolved == f or f.is_relative_to(resolved)), None)
+    hit = hit or next((d for d in folders if resolved.is_relative_to(d) or d.is_relative_to(resolved)), None)
+    if hit is None and resolved.is_file():
+        try:
+            here = resolved.stat()
+            hit = next((f for f in files if f.exists() and _same(f.stat(), here)), None)
+        except OSError:
+            hit = None
+    if hit is not None:
+        raise PathNotAllowed(key="err_path_store", what=what, text=text if text is not None else str(resolved))
+
+
+def _same(a, b) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _noun(what: str) -> str:

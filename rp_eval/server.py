@@ -77,9 +77,11 @@ def serve(args: argparse.Namespace) -> int:
     server.add_api_route("/rate", lambda: RedirectResponse("/rate/"), include_in_schema=False)
     mounted: dict[str, gr.Blocks] = {}
     if users:
+        from rp_eval import paths
         from rp_eval.auth import AuthError, Login
         from rp_eval.ui import RATER_TABS
 
+        paths.protect_users_file(users)  # no typed path or file input may name it
         try:
             raters, admins = Login(users), Login(users, admins_only=True)
             admins.throttle = raters.throttle  # one count of failures for both pages

@@ -111,7 +111,7 @@ def _history(conv, turns: list, side: str) -> list[Message]:
 
 def side_messages(store: Store, conversation_id: int, side: str) -> list[Message]:
     """The conversation as one side's model sees it: system, shared turns and that side's chosen replies."""
-    conv = chat_store.get_conversation(store, conversation_id)
+    conv = chat_store.get_conversation(store, conversation_id, chat_store.EVERYONE)  # callers checked the owner
     if conv is None:
         raise ChatError(key="err_chat_missing", id=conversation_id)
     return _history(conv, chat_store.turns(store, conversation_id), side)
@@ -138,7 +138,7 @@ def start(
 
 def switch_models(store: Store, conversation_id: int, models: list[str]) -> None:
     """Go on with other models from the next reply (each stored reply keeps the model that wrote it)."""
-    conv = chat_store.get_conversation(store, conversation_id)
+    conv = chat_store.get_conversation(store, conversation_id, chat_store.EVERYONE)  # callers checked the owner
     if conv is None:
         raise ChatError(key="err_chat_missing", id=conversation_id)
     if not models or not all(models) or len(models) != len(conv.models):

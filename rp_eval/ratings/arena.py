@@ -306,15 +306,16 @@ def open_repeat(store: Store, rater: str, rng: random.Random | None = None) -> S
     )
 
 
-def open_chat_turn(store: Store, rater: str) -> SingleView | None:
-    """A reply from a stored chat (the Chat tab's turns), with the conversation before it, for scoring."""
+def open_chat_turn(store: Store, rater: str, owner: str) -> SingleView | None:
+    """A reply from one of `owner`'s stored chats (the Chat tab's turns of that login, "" without one), with the
+    conversation before it, for scoring."""
     from rp_eval.store import chat
 
     rater = _rater(rater)
-    turn = table.chat_turn_to_score(store, rater)
+    turn = table.chat_turn_to_score(store, rater, owner)
     if turn is None:
         return None
-    conversation = chat.get_conversation(store, turn.conversation_id)
+    conversation = chat.get_conversation(store, turn.conversation_id, owner)
     history = [t for t in chat.turns(store, turn.conversation_id) if t.id <= turn.id and t.side in ("", turn.side)]
     messages = [{"role": "system", "content": conversation.system_prompt}] if conversation.system_prompt else []
     messages += [{"role": t.role, "content": t.content} for t in history if t.role in ("user", "assistant")]

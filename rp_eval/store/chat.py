@@ -138,15 +138,18 @@ def delete_conversation(store: Store, conversation_id: int) -> None:
         s.execute(delete(ConversationRow).where(ConversationRow.id == conversation_id))
 
 
-def get_conversation(store: Store, conversation_id: int, owner: str | None = None) -> ConversationRow | None:
-    """The conversation, or None; with `owner` (a login, "" for none) only if it is that owner's."""
+EVERYONE = None  # the owner an admin, the CLI or the library itself passes to read every login's conversations
+
+
+def get_conversation(store: Store, conversation_id: int, owner: str | None) -> ConversationRow | None:
+    """The conversation, or None; only if it is `owner`'s (a login, "" for none); `EVERYONE`: whoever owns it."""
     with store.transaction() as s:
         row = s.get(ConversationRow, conversation_id)
     return row if row is not None and (owner is None or row.owner == owner) else None
 
 
-def list_conversations(store: Store, limit: int = 200, owner: str | None = None) -> list[ConversationRow]:
-    """The latest conversations; with `owner` only that owner's (None: everyone's, for admins and the CLI)."""
+def list_conversations(store: Store, owner: str | None, limit: int = 200) -> list[ConversationRow]:
+    """The latest conversations of `owner` (`EVERYONE`: every login's, for admins and the CLI)."""
     with store.transaction() as s:
         q = select(ConversationRow)
         if owner is not None:
@@ -240,7 +243,7 @@ def edits(store: Store, turn_id: int) -> list[ChatEditRow]:
 
 def export_jsonl(store: Store, conversation_id: int, include_discarded: bool = False) -> str:
     """The conversation as JSON lines: one header line, then one line per turn."""
-    conv = get_conversation(store, conversation_id)
+    conv = get_conversation(store, conversation_id, EVERYONE)  # callers checked the owner
     if conv is None:
         return ""
     header = {

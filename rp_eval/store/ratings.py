@@ -242,13 +242,18 @@ def personas_rated(store: Store) -> list[str]:
     return sorted(i for i in ids if i)
 
 
-def chat_turn_to_score(store: Store, rater: str):
-    """A stored chat reply (rp_eval.store.chat) that `rater` has not scored yet, at random; None when none is left."""
-    from rp_eval.store.chat import TurnRow
+def chat_turn_to_score(store: Store, rater: str, owner: str):
+    """A stored chat reply (rp_eval.store.chat) of `owner`'s conversations (the login asking, "" without one) that
+    `rater` has not scored yet, at random; None when none is left. Never another login's chat."""
+    from rp_eval.store.chat import ConversationRow, TurnRow
 
     with store.transaction() as s:
         mine = select(ScoreRow.source_id).where(ScoreRow.source_kind == "chat_turn", ScoreRow.rater == rater)
-        query = select(TurnRow).where(
+        query = (
+            select(TurnRow)
+            .join(ConversationRow, ConversationRow.id == TurnRow.conversation_id)
+            .where(ConversationRow.owner == owner)
+        ).where(
             TurnRow.role == "assistant",
             TurnRow.discarded.is_(False),
             TurnRow.model != "",

@@ -195,7 +195,7 @@ def _edit_b(conv_id, show_raw, data: gr.EditData):
 
 
 def _conversation_choices() -> list[tuple[str, int]]:
-    rows = chat_store.list_conversations(get_store(), owner=signed_in.scope())
+    rows = chat_store.list_conversations(get_store(), signed_in.scope())
     return [(f"#{c.id} {c.title} ({c.created_at:%Y-%m-%d %H:%M})", c.id) for c in rows]
 
 

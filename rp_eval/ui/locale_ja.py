@@ -759,6 +759,11 @@ JA: dict[str, str] = {
     "col_eval_s": "評価（秒）",
     "col_flag": "注意",
     "col_dev_fitness": "dev の適応度",
+    # issue 29: lab-server trust, second pass
+    "err_path_store": (
+        "{what} '{text}' はサーバー自身のファイル（データベース、ユーザーファイル、内部フォルダ、またはそれらを含むフォルダ）"
+        "なので、ページからは開けません"
+    ),
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page

@@ -16,6 +16,7 @@ from rp_eval.errors import RpEvalError
 from rp_eval.ratings import arena, hub_sync
 from rp_eval.ratings.records import AXES
 from rp_eval.store import get_store
+from rp_eval.ui import signed_in
 from rp_eval.ui.locale import t, warn
 from rp_eval.ui.zerogpu import on_gpu
 
@@ -117,7 +118,7 @@ def new_single(name, persona, message, source, max_new_tokens, temperature, requ
             view = arena.open_repeat(get_store(), rater)
             note = t("rate_single_repeat") if view else t("rate_single_no_repeat")
         elif source == "chat":
-            view = arena.open_chat_turn(get_store(), rater)
+            view = arena.open_chat_turn(get_store(), rater, signed_in.login())  # own chats only
             note = t("rate_single_chat") if view else t("rate_single_no_chat")
         elif source == "evaluation":
             view = arena.open_eval_reply(get_store(), rater)

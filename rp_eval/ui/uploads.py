@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gradio.utils import get_upload_folder
 
+from rp_eval import paths
 from rp_eval.errors import RpEvalError
 
 
@@ -27,6 +28,15 @@ def uploaded(path: str | Path) -> Path:
         resolved = Path(str(path)).resolve()
     except (OSError, RuntimeError, ValueError):
         resolved = None
-    if resolved is None or not resolved.is_relative_to(root) or not resolved.is_file():
+    if resolved is None or not resolved.is_relative_to(root) or not resolved.is_file() or _store_file(resolved):
         raise NotUploaded("only a file uploaded through this page can be used here")
     return resolved
+
+
+def _store_file(resolved: Path) -> bool:
+    # the database or users file itself (a workspace or database placed in the upload folder): the same refusal
+    try:
+        paths.refuse_store_files(resolved)
+    except paths.PathNotAllowed:
+        return True
+    return False

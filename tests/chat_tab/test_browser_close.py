@@ -23,7 +23,7 @@ def _last_reply(workspace):
     from rp_eval.store import get_store
 
     store = get_store()
-    conversations = chat_store.list_conversations(store)
+    conversations = chat_store.list_conversations(store, chat_store.EVERYONE)
     if not conversations:
         return None
     turns = [t for t in chat_store.turns(store, conversations[0].id) if t.role == "assistant" and t.model == LONG]

@@ -30,7 +30,7 @@ def test_another_model_goes_on_with_the_same_conversation(store, tiny_cache):
     assert [t.model for t in turns if t.role == "assistant"][1:] == ["tiny-llama", "tiny-mistral"]
     # the second model saw the first one's reply: one conversation, not a restart
     assert turns[2].content in final[0].result.prompt and "紅茶をお願いします。" in final[0].result.prompt
-    assert chat_store.get_conversation(store, conv).models == ["tiny-mistral"]
+    assert chat_store.get_conversation(store, conv, chat_store.EVERYONE).models == ["tiny-mistral"]
     with pytest.raises(session.ChatError, match="choose a model"):
         session.switch_models(store, conv, ["tiny-llama", "tiny-mistral"])  # a side can not be added mid-chat
 
@@ -166,7 +166,7 @@ def test_the_status_never_sticks_and_a_failed_request_stores_nothing(store, monk
     steps = _respond("こんにちは", seed=1e30)
     *_, conv_id, box, status, _ = steps[-1]
     assert "Seed: 1e+30 is outside the allowed range" in status and conv_id is None
-    assert chat_store.list_conversations(store) == []
+    assert chat_store.list_conversations(store, chat_store.EVERYONE) == []
 
     # an unforeseen failure half way: a message naming its kind, the status not left on "Generating…"
     def failing_reply(*args, **kwargs):
@@ -178,7 +178,9 @@ def test_the_status_never_sticks_and_a_failed_request_stores_nothing(store, monk
     *_, conv_id, box, status, _ = steps[-1]
     assert "Generating" in steps[-2][4] and "Generating" not in status
     assert "the request failed (OverflowError); nothing was stored" in status and box == "こんにちは"
-    assert conv_id is None and chat_store.list_conversations(store) == []  # not even the new chat's opening
+    assert (
+        conv_id is None and chat_store.list_conversations(store, chat_store.EVERYONE) == []
+    )  # not even the new chat's opening
 
 
 def _wait_for_stop(home: str, conv_id: int, seen) -> None:

@@ -207,14 +207,14 @@ def test_stored_chat_turns_can_be_scored_with_their_context(store):
     chat.add_turn(store, conv.id, "assistant", "ほかの返事。", side="b", model="m-two", finish_reason="length")
     seen = set()
     for _ in range(2):
-        view = arena.open_chat_turn(store, "ann")
+        view = arena.open_chat_turn(store, "ann", "")
         assert view.greeting == "雨宿りでござるか。" and view.persona_name == "源之丞"
         assert len(view.turns) == 1 and view.turns[0][0] == "団子、おいしそうですね。"
         seen.add(view.turns[0][1])
         arena.score(store, view.item_id, "ann", GOOD)
     assert seen == {"一皿いかがでござる。", "ほかの返事。"}  # the other side's reply is not in the context
-    assert arena.open_chat_turn(store, "ann") is None  # ann scored both
-    assert arena.open_chat_turn(store, "bob") is not None
+    assert arena.open_chat_turn(store, "ann", "") is None  # ann scored both
+    assert arena.open_chat_turn(store, "bob", "") is not None
     scores = load_scores(store)
     assert set(scores["source_kind"]) == {"chat_turn"} and set(scores["model"]) == {"m-one", "m-two"}
     assert scores.set_index("model").loc["m-two", "finish_reason"] == "length"
