@@ -11,12 +11,13 @@ Set `RP_EVAL_API_KEY` to require `Authorization: Bearer <key>`.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
-import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 
 import anyio
@@ -26,8 +27,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rp_eval import settings
-from rp_eval.chat.formats import render_prompt
-from rp_eval.chat.generate import GenerationResult, GenerationSettings, stream
+from rp_eval.chat.generate import (
+    ContextError,
+    GenerationResult,
+    GenerationSettings,
+    context_of,
+    fit_messages,
+    stream,
+)
 from rp_eval.errors import RpEvalError
 from rp_eval.models import registry
 from rp_eval.models.loading import model_cache
@@ -90,15 +97,48 @@ class ChatRequest(BaseModel):
     n: int = Field(1, ge=1, le=1)
 
 
+# OpenAI's string codes, by HTTP status, for errors that name no more precise one
+DEFAULT_CODE = {
+    400: "invalid_value",
+    401: "invalid_api_key",
+    404: "not_found",
+    413: "request_too_large",
+    429: "rate_limit_exceeded",
+    500: "server_error",
+}
+
+
 class ApiError(RpEvalError):
-    def __init__(self, message: str, status: int = 400, kind: str = "invalid_request_error", headers=None) -> None:
+    """An error answered in OpenAI's shape: `param` names the request field at fault, `code` is a string."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        kind: str = "invalid_request_error",
+        headers=None,
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
-        self.status, self.kind, self.headers = status, kind, headers
+        self.status, self.kind, self.headers, self.param = status, kind, headers, param
+        self.code = code or DEFAULT_CODE.get(status, "error")
 
 
-def _error(status: int, message: str, kind: str, headers: dict | None = None) -> JSONResponse:
-    body = {"error": {"message": message, "type": kind, "code": status}}
+def _error(
+    status: int,
+    message: str,
+    kind: str,
+    headers: dict | None = None,
+    param: str | None = None,
+    code: str | None = None,
+) -> JSONResponse:
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code or DEFAULT_CODE.get(status)}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _answer(err: ApiError) -> JSONResponse:
+    return _error(err.status, str(err), err.kind, err.headers, err.param, err.code)
 
 
 def _check_key(request: Request, authorization: str | None = Header(None)) -> None:
@@ -114,41 +154,87 @@ router = APIRouter(prefix="/v1", dependencies=[Depends(_check_key)])
 
 
 class InFlight:
-    """Requests generating now, in all and per client (API key or address); over either limit: 429."""
+    """Requests generating now, in all (`limit_in_flight_api`) and per client (API key or address,
+    `limit_in_flight_per_user`). A request over a limit waits in its client's queue (`limit_queue_per_user`,
+    `limit_queue_api` in all);
+    a freed slot goes to the clients in turn (round robin), so one client's burst can not starve another's.
+    Past the queue: 429 with Retry-After. All of it runs on the server's event loop (no lock needed)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self.total = 0
         self.per_client: dict[str, int] = {}
+        self.waiting: dict[str, deque[asyncio.Future]] = {}  # insertion order: the round robin's order
 
-    def acquire(self, client: str) -> None:
-        """Take a slot for `client`, or ApiError 429 with Retry-After."""
+    def _free_for(self, client: str) -> bool:
         limits = settings.config()
-        with self._lock:
-            if self.total >= limits.limit_in_flight_api:
-                raise ApiError(
-                    f"the server is answering {self.total} API requests already (limit_in_flight_api); try again",
-                    429,
-                    "rate_limit_error",
-                    {"Retry-After": "2"},
-                )
-            if self.per_client.get(client, 0) >= limits.limit_in_flight_per_user:
-                raise ApiError(
-                    f"this client has {self.per_client[client]} requests running already (limit_in_flight_per_user); "
-                    "wait for one to finish",
-                    429,
-                    "rate_limit_error",
-                    {"Retry-After": "2"},
-                )
-            self.total += 1
-            self.per_client[client] = self.per_client.get(client, 0) + 1
+        return self.total < limits.limit_in_flight_api and self.per_client.get(client, 0) < (
+            limits.limit_in_flight_per_user
+        )
+
+    def _take(self, client: str) -> None:
+        self.total += 1
+        self.per_client[client] = self.per_client.get(client, 0) + 1
+
+    async def acquire(self, client: str) -> None:
+        """Take a slot for `client`, waiting in its queue if need be; ApiError 429 past the queue."""
+        queue = self.waiting.get(client)
+        if not queue and self._free_for(client):
+            self._take(client)
+            return
+        queued = sum(len(q) for q in self.waiting.values())
+        limits = settings.config()
+        if len(queue or ()) >= limits.limit_queue_per_user or queued >= limits.limit_queue_api:
+            running = self.per_client.get(client, 0)
+            raise ApiError(
+                f"this client has {running} requests running and {len(queue or ())} waiting, the server "
+                f"{self.total} running and {queued} waiting (limit_in_flight_per_user, limit_queue_per_user, "
+                "limit_in_flight_api, limit_queue_api): "
+                "try again",
+                429,
+                "rate_limit_error",
+                {"Retry-After": "2"},
+            )
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault(client, deque()).append(future)
+        try:
+            await future  # _grant took the slot for it
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():  # granted, then cancelled: give the slot on
+                self.release(client)
+            else:
+                self._forget(client, future)
+            raise
+
+    def _forget(self, client: str, future: asyncio.Future) -> None:
+        queue = self.waiting.get(client)
+        if queue and future in queue:
+            queue.remove(future)
+            if not queue:
+                del self.waiting[client]
+
+    def _grant(self) -> None:
+        """Hand free slots to waiting clients, one each in turn, the longest-waiting client first."""
+        progress = True
+        while progress and self.waiting:
+            progress = False
+            for client in list(self.waiting):
+                queue = self.waiting[client]
+                if self._free_for(client):
+                    future = queue.popleft()
+                    if not queue:
+                        del self.waiting[client]
+                    else:  # to the back of the round
+                        self.waiting[client] = self.waiting.pop(client)
+                    self._take(client)
+                    future.set_result(None)
+                    progress = True
 
     def release(self, client: str) -> None:
-        with self._lock:
-            self.total -= 1
-            self.per_client[client] -= 1
-            if not self.per_client[client]:
-                del self.per_client[client]
+        self.total -= 1
+        self.per_client[client] -= 1
+        if not self.per_client[client]:
+            del self.per_client[client]
+        self._grant()
 
 
 IN_FLIGHT = InFlight()
@@ -178,28 +264,37 @@ def _check_request(req: ChatRequest) -> None:
     for field, neutral in UNSUPPORTED.items():
         value = (req.model_extra or {}).get(field)
         if value not in neutral:
-            raise ApiError(f"'{field}' is not supported by this server (send it unset)")
+            raise ApiError(
+                f"'{field}' is not supported by this server (send it unset)", param=field, code="unsupported_parameter"
+            )
     roles = {"system", "user", "assistant"}
     bad = [m.role for m in req.messages if m.role not in roles]
     if bad:
-        raise ApiError(f"unsupported message role '{bad[0]}' (use system, user, assistant)")
+        raise ApiError(f"unsupported message role '{bad[0]}' (use system, user, assistant)", param="messages")
     for i, m in enumerate(req.messages):
         other = [p.type for p in m.content or [] if p.type != "text"] if isinstance(m.content, list) else []
         if other:
-            raise ApiError(f"messages.{i}.content: only text parts are supported, not '{other[0]}'")
+            raise ApiError(
+                f"messages.{i}.content: only text parts are supported, not '{other[0]}'", param=f"messages.{i}.content"
+            )
     if not any(m.role == "user" for m in req.messages):
-        raise ApiError("messages: the conversation has no user message")
+        raise ApiError("messages: the conversation has no user message", param="messages")
     if not req.messages[-1].text().strip():
-        raise ApiError("messages: the last message is empty: send some text for the character to answer")
+        raise ApiError(
+            "messages: the last message is empty: send some text for the character to answer", param="messages"
+        )
     wanted = req.max_completion_tokens or req.max_tokens or 256
     if wanted > limits.limit_max_tokens:
-        raise ApiError(f"max_tokens: {wanted} is over this server's limit of {limits.limit_max_tokens}")
+        field = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
+        raise ApiError(f"{field}: {wanted} is over this server's limit of {limits.limit_max_tokens}", param=field)
     stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
     if len(stops) > limits.limit_stop_count:
-        raise ApiError(f"stop: {len(stops)} strings, at most {limits.limit_stop_count} are accepted")
+        raise ApiError(f"stop: {len(stops)} strings, at most {limits.limit_stop_count} are accepted", param="stop")
     long = [s for s in stops if len(s) > limits.limit_stop_chars]
     if long:
-        raise ApiError(f"stop: a string of {len(long[0])} characters; at most {limits.limit_stop_chars} each")
+        raise ApiError(
+            f"stop: a string of {len(long[0])} characters; at most {limits.limit_stop_chars} each", param="stop"
+        )
 
 
 def _prepare(req: ChatRequest):
@@ -220,30 +315,49 @@ def _prepare(req: ChatRequest):
     )
     row = registry.get_store().get_model(req.model)
     if row is None:
-        raise ApiError(f"model '{req.model}' is not registered; GET /v1/models lists them", 404, "not_found_error")
+        raise ApiError(
+            f"model '{req.model}' is not registered; GET /v1/models lists them",
+            404,
+            "not_found_error",
+            param="model",
+            code="model_not_found",
+        )
     loaded = model_cache().get(row)
-    _check_context(loaded, messages, gen.max_new_tokens)
-    return loaded, messages, gen
+    messages, dropped = _fit(loaded, messages, gen.max_new_tokens, req)
+    return loaded, messages, gen, dropped
 
 
-def _check_context(loaded, messages: list[dict], max_new_tokens: int) -> None:
-    """The prompt's length against the model's context and the server's limit, before any generation."""
+def _fit(loaded, messages: list[dict], max_new_tokens: int, req: ChatRequest) -> tuple[list[dict], int]:
+    """The conversation with its oldest turns dropped until it fits the model's context and the server's limit
+    (the system prompt and the last user message stay); 400 `context_length_exceeded` when those alone do not."""
+    context = context_of(loaded.model)
+    limit = settings.config().limit_prompt_tokens
+    field = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
+    if max_new_tokens >= context:
+        raise ApiError(
+            f"{field}: {max_new_tokens} new tokens, but model '{loaded.name}' reads at most {context} in all",
+            param=field,
+            code="context_length_exceeded",
+        )
+    room = min(context - max_new_tokens, limit)
     try:
-        prompt = render_prompt(loaded.format, loaded.tokenizer, messages)
+        _, _, kept, dropped = fit_messages(loaded.tokenizer, loaded.format, messages, room)
+    except ContextError as err:
+        raise ApiError(
+            f"messages: the prompt is {err.tokens} tokens even with only the system prompt and the last user "
+            f"message kept; model '{loaded.name}' has a context of {context} positions, the reply may take "
+            f"{max_new_tokens} and this server takes prompts of at most {limit} tokens (limit_prompt_tokens): "
+            f"shorten the system prompt or the last message, or lower {field}",
+            param="messages",
+            code="context_length_exceeded",
+        ) from err
     except RpEvalError:
         raise
     except Exception as err:  # noqa: BLE001 - a chat template's own refusal (jinja's raise_exception)
-        raise ApiError(f"messages: model '{loaded.name}' can not take this conversation: {err}") from err
-    n = len(loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"])
-    context = int(getattr(loaded.model.config, "max_position_embeddings", 0) or 0)
-    limit = settings.config().limit_prompt_tokens
-    if context and n + max_new_tokens > context:
         raise ApiError(
-            f"messages: the prompt is {n} tokens and the reply may take {max_new_tokens} more, but model "
-            f"'{loaded.name}' has a context of {context} positions: shorten the conversation or lower max_tokens"
-        )
-    if n > limit:
-        raise ApiError(f"messages: the prompt is {n} tokens; this server takes at most {limit} (limit_prompt_tokens)")
+            f"messages: model '{loaded.name}' can not take this conversation: {err}", param="messages"
+        ) from err
+    return kept, dropped
 
 
 def _extra(result: GenerationResult) -> dict:
@@ -288,14 +402,25 @@ def _reply(req: ChatRequest, result: GenerationResult) -> dict:
 def _start(req: ChatRequest) -> tuple[Iterator, str | GenerationResult]:
     """The reply's generator and its first item: every error a request can cause is raised here, before the
     response starts (a stream can not turn into a 400 after its first byte)."""
-    loaded, messages, gen = _prepare(req)
-    items = stream(loaded.model, loaded.tokenizer, loaded.format, messages, gen)
+    loaded, messages, gen, dropped = _prepare(req)
+    items = _counting_dropped(stream(loaded.model, loaded.tokenizer, loaded.format, messages, gen), dropped)
     try:
         first = next(items)
     except BaseException:
         items.close()
         raise
     return items, first
+
+
+def _counting_dropped(items: Iterator, dropped: int) -> Iterator:
+    """The reply's items, its result counting the turns the API dropped to fit the context."""
+    try:
+        for item in items:
+            if isinstance(item, GenerationResult):
+                item.dropped_turns += dropped
+            yield item
+    finally:
+        items.close()
 
 
 def _next(items: Iterator):
@@ -377,7 +502,9 @@ def _client(request: Request) -> str:
 def _bad_request(err: ValidationError) -> JSONResponse:
     detail = err.errors()[0]
     where = ".".join(str(p) for p in detail["loc"])
-    return _error(400, f"bad request: {where + ': ' if where else ''}{detail['msg']}", "invalid_request_error")
+    code = "missing_required_parameter" if detail["type"] == "missing" else "invalid_value"
+    message = f"bad request: {where + ': ' if where else ''}{detail['msg']}"
+    return _error(400, message, "invalid_request_error", param=where or None, code=code)
 
 
 @router.post("/chat/completions")
@@ -392,9 +519,9 @@ async def chat_completions(request: Request):
         return _bad_request(err)
     client = _client(request)
     try:
-        IN_FLIGHT.acquire(client)
+        await IN_FLIGHT.acquire(client)
     except ApiError as err:
-        return _error(err.status, str(err), err.kind, err.headers)
+        return _answer(err)
     streaming = False
     try:
         if req.stream:
@@ -405,7 +532,7 @@ async def chat_completions(request: Request):
         reply = await _complete(req, request)
         return reply if reply is not None else JSONResponse({}, status_code=499)
     except ApiError as err:
-        return _error(err.status, str(err), err.kind, err.headers)
+        return _answer(err)
     except ValidationError as err:
         return _bad_request(err)
     except RpEvalError as err:
@@ -413,6 +540,12 @@ async def chat_completions(request: Request):
     finally:
         if not streaming:
             IN_FLIGHT.release(client)
+
+
+@router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+def unknown_route(path: str, request: Request):
+    """Every other /v1 path: a 404 in OpenAI's shape (the page's own mount would answer FastAPI's `detail`)."""
+    raise ApiError(f"{request.method} /v1/{path} is not a route of this server", 404, code="unknown_url")
 
 
 def install(app: FastAPI, login_required: bool = False) -> FastAPI:
@@ -423,11 +556,17 @@ def install(app: FastAPI, login_required: bool = False) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, err: ApiError) -> JSONResponse:
-        return _error(err.status, str(err), err.kind, err.headers)
+        return _answer(err)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, err: Exception) -> JSONResponse:  # logged; never a traceback in a reply
         log.error("error answering %s %s", request.method, request.url.path, exc_info=err)
         return _error(500, "internal error: the server could not answer this request (logged)", "server_error")
+
+    # the catch-all must come after every /v1 route, also those other modules add: it is moved to the end
+    routes = app.router.routes
+    for route in [r for r in routes if getattr(r, "endpoint", None) is unknown_route]:
+        routes.remove(route)
+        routes.append(route)
 
     return app

@@ -48,8 +48,14 @@ class Config(BaseModel):
     limit_stop_count: int = Field(16, ge=0, description="most stop strings one API request may send")
     limit_stop_chars: int = Field(64, ge=1, description="longest stop string, in characters")
     limit_upload_mb: float = Field(10.0, gt=0, description="largest file the page accepts as an upload, in MB")
-    limit_in_flight_api: int = Field(8, ge=1, description="API requests generating at once (more: 429, Retry-After)")
+    limit_in_flight_api: int = Field(
+        8, ge=1, description="API requests generating at once (more wait in their client's queue)"
+    )
     limit_in_flight_per_user: int = Field(2, ge=1, description="API requests at once from one key or address")
+    limit_queue_per_user: int = Field(
+        16, ge=0, description="API requests of one key or address waiting for a place (more: 429, Retry-After)"
+    )
+    limit_queue_api: int = Field(64, ge=0, description="API requests waiting for a place, all clients together")
     limit_events_per_login: int = Field(
         2, ge=1, description="page events generating text (chat, rating) queued or running at once per login"
     )

@@ -115,6 +115,14 @@ class GenerationError(RpEvalError):
     """A request that can not be generated, with a message meant for the person who asked."""
 
 
+class ContextError(GenerationError):
+    """The conversation does not fit the model's context even with its oldest turns dropped."""
+
+    def __init__(self, message: str, tokens: int = 0, room: int = 0) -> None:
+        super().__init__(message)
+        self.tokens, self.room = tokens, room
+
+
 def _check(messages: list[Message], settings: GenerationSettings) -> None:
     if not messages or not any(m["role"] == "user" for m in messages):
         raise GenerationError("the conversation has no user message")
@@ -183,6 +191,39 @@ def context_of(model) -> int:
     return int(getattr(model.config, "max_position_embeddings", 0) or 2048)
 
 
+def fit_messages(
+    tokenizer, fmt: PromptFormat, messages: list[Message], room: int, refuse: bool = False
+) -> tuple[str, list[int], list[Message], int]:
+    """(prompt, its ids, the messages kept, how many were dropped) for a prompt of at most `room` tokens: the
+    oldest turns go first; every system message stays where it is (a client's mid-chat notes keep their place) and
+    so does everything from the last user message on. Too long even then (or `refuse`): ContextError."""
+    kept = list(messages)
+    dropped = 0
+    while True:
+        prompt = render_prompt(fmt, tokenizer, kept)
+        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise GenerationError("the prompt tokenised to nothing")
+        if len(ids) <= room:
+            return prompt, ids, kept, dropped
+        last_user = max((i for i, m in enumerate(kept) if m["role"] == "user"), default=0)
+        turns = [i for i in range(last_user) if kept[i]["role"] != "system"]
+        if refuse or not turns:
+            raise ContextError(
+                f"the conversation is {len(ids)} tokens"
+                + ("" if refuse else " with only the system prompt and the last user message left")
+                + f"; at most {room} fit: shorten it or lower max_new_tokens",
+                tokens=len(ids),
+                room=room,
+            )
+        # the oldest turn goes (a user line with the reply after it), never the last user message
+        gone = set(turns[:1])
+        if kept[turns[0]]["role"] == "user" and len(turns) > 1 and kept[turns[1]]["role"] == "assistant":
+            gone.add(turns[1])
+        kept = [m for i, m in enumerate(kept) if i not in gone]
+        dropped += len(gone)
+
+
 def _prompt(model, tokenizer, fmt: PromptFormat, messages: list[Message], settings: GenerationSettings):
     """The prompt text and ids, with the oldest turns dropped when the conversation is longer than the context."""
     _check(messages, settings)
@@ -191,25 +232,8 @@ def _prompt(model, tokenizer, fmt: PromptFormat, messages: list[Message], settin
         raise GenerationError(
             f"max_new_tokens is {settings.max_new_tokens}, but this model reads at most {context_of(model)} tokens"
         )
-    system = [m for m in messages if m["role"] == "system"]
-    body = [m for m in messages if m["role"] != "system"]
-    dropped = 0
-    while True:
-        prompt = render_prompt(fmt, tokenizer, [*system, *body])
-        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        if not ids:
-            raise GenerationError("the prompt tokenised to nothing")
-        if len(ids) <= room:
-            return prompt, ids, dropped
-        if settings.overflow == "refuse" or len(body) <= 1:
-            raise GenerationError(
-                f"the conversation is {len(ids)} tokens; this model reads {context_of(model)} "
-                f"including the {settings.max_new_tokens} new ones: shorten it or lower max_new_tokens"
-            )
-        # the oldest turn goes (a user line with the reply after it), never the last message
-        drop = 2 if len(body) > 2 and body[0]["role"] == "user" and body[1]["role"] == "assistant" else 1
-        body = body[drop:]
-        dropped += drop
+    prompt, ids, _, dropped = fit_messages(tokenizer, fmt, messages, room, settings.overflow == "refuse")
+    return prompt, ids, dropped
 
 
 def _submit(model, tokenizer, fmt, conversations, settings, streaming: bool):

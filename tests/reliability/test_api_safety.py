@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -35,6 +36,7 @@ def api(demo_build, tmp_path_factory, tokenizer):
         "RP_EVAL_LIMIT_UPLOAD_MB": "1",
         "RP_EVAL_LIMIT_MAX_TOKENS": "6000",
         "RP_EVAL_LIMIT_IN_FLIGHT_PER_USER": "2",
+        "RP_EVAL_LIMIT_QUEUE_PER_USER": "1",
     }
     with running_app(workspace, root / "app.log", env=env) as url:
         yield url, root / "app.log"
@@ -141,26 +143,36 @@ def _long(url: str, **extra) -> dict:
 
 
 def test_requests_in_flight_are_limited_and_a_client_that_leaves_stops_its_generation(api):
-    """Finding 5: two streams of one client are in flight, a third gets 429 with Retry-After; closing them
-    frees their places; a plain request whose client gave up stops too (its place is free again soon)."""
+    """Finding 5: two streams of one client are in flight, a third waits in the client's queue (one place:
+    limit_queue_per_user 1), a fourth gets 429 with Retry-After; closing the streams lets the third through;
+    a plain request whose client gave up stops too (its place is free again soon)."""
     url, _ = api
-    with httpx.Client(timeout=120, headers=AUTH) as a, httpx.Client(timeout=120, headers=AUTH) as b:
+    with (
+        httpx.Client(timeout=120, headers=AUTH) as a,
+        httpx.Client(timeout=120, headers=AUTH) as b,
+        ThreadPoolExecutor(1) as pool,
+    ):
         streams = [c.stream("POST", f"{url}/v1/chat/completions", json=_long(url, stream=True)) for c in (a, b)]
         opened = [s.__enter__() for s in streams]
         lines = [r.iter_lines() for r in opened]  # kept: an iterator dropped closes its response (httpx)
         for r, line in zip(opened, lines, strict=True):
             assert r.status_code == 200
             assert next(line).startswith("data:")
-        third = _post(url, _long(url, max_tokens=8))
-        _json_error(third, 429, "limit_in_flight_per_user")
-        assert third.headers["retry-after"].isdigit()
+        third = pool.submit(_post, url, _long(url, max_tokens=8))
+        time.sleep(2)
+        assert not third.done(), "the third request was answered while two of its client's were generating"
+        fourth = _post(url, _long(url, max_tokens=8))
+        _json_error(fourth, 429, "limit_in_flight_per_user", "limit_queue_per_user", "1 waiting")
+        assert fourth.headers["retry-after"].isdigit()
         for s in streams:
             s.__exit__(None, None, None)
-    assert _free_within(url, 10), ("closing the streams did not free their places", SEEN[-4:])
+        answered = third.result(timeout=60)
+        assert answered.status_code == 200, answered.text[:300]
+    assert _free_within(url, 20), ("closing the streams did not free their places", SEEN[-4:])
     for _ in range(2):  # plain requests whose client gives up after a second
         with pytest.raises(httpx.ReadTimeout):
             _post(url, _long(url), timeout=1.0)
-    assert _free_within(url, 10), "the abandoned requests kept generating"
+    assert _free_within(url, 20), "the abandoned requests kept generating"
 
 
 SEEN: list = []
@@ -168,22 +180,25 @@ SEEN: list = []
 
 def _free_within(url: str, seconds: float) -> bool:
     """Whether this client soon has both its places again: one long stream held open, and one more request
-    beside it answered (a request still generating anywhere for this client would make one of them a 429)."""
+    beside it answered (a request still generating anywhere for this client would make one of them wait)."""
     deadline = time.time() + seconds
     while time.time() < deadline:
         body = _long(url, stream=True)
-        with (
-            httpx.Client(timeout=120, headers=AUTH) as c,
-            c.stream("POST", f"{url}/v1/chat/completions", json=body) as held,
-        ):
-            SEEN.append(held.status_code)
-            if held.status_code == 200:
-                lines = held.iter_lines()  # kept until the request beside it is answered
-                next(lines)
-                r = _post(url, {"model": "demo-mistral", "messages": MESSAGES, "max_tokens": 2})
-                SEEN.append((r.status_code, r.text[:150]))
-                if r.status_code == 200 and lines is not None:  # the held stream was still open
-                    return True
+        try:  # a request that waits in the queue (a place still taken) times out: not free yet
+            with (
+                httpx.Client(timeout=5, headers=AUTH) as c,
+                c.stream("POST", f"{url}/v1/chat/completions", json=body) as held,
+            ):
+                SEEN.append(held.status_code)
+                if held.status_code == 200:
+                    lines = held.iter_lines()  # kept until the request beside it is answered
+                    next(lines)
+                    r = _post(url, {"model": "demo-mistral", "messages": MESSAGES, "max_tokens": 2}, timeout=5)
+                    SEEN.append((r.status_code, r.text[:150]))
+                    if r.status_code == 200 and lines is not None:  # the held stream was still open
+                        return True
+        except httpx.TimeoutException as err:
+            SEEN.append(repr(err))
         time.sleep(0.5)
     return False
 
