@@ -255,6 +255,13 @@ MESSAGES: dict[str, str] = {
         "{what} '{text}' is one of the server's own files (its database, the users file or an internal folder, "
         "or a folder holding one): it can not be opened from the page"
     ),
+    # issue 32: cards fit the context
+    "err_fit_card_too_long": (
+        "this card's system prompt needs {tokens} tokens even without its example dialogues and lorebook entries and "
+        "with only the last message, but the model reads {room} ({context} in all, less {new} for the reply): "
+        "shorten the card's description or lower Max new tokens"
+    ),
+    "err_fit_no_room": "Max new tokens is {new}, but this model reads at most {context} tokens in all: lower it",
 }
 
 

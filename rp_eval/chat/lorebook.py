@@ -7,7 +7,9 @@ The rules follow SillyTavern's World Info for what a Character Card V2/V3 book h
 - a `selective` entry with `secondary_keys` also needs them, by `extensions.selectiveLogic`:
   0 AND ANY (one of them, the default), 1 NOT ALL (not all of them), 2 NOT ANY (none), 3 AND ALL (all);
 - the book's `token_budget` caps what is inserted: constant entries first, then by `insertion_order`, higher
-  first (`priority` breaks ties), until the next entry would not fit;
+  first (`priority` breaks ties), until the next entry would not fit (those left out are reported as over it);
+- when the whole prompt is longer than the model's context, entries go in the reverse of that order, lowest
+  first (`rp_eval.chat.fitting`);
 - the entries kept go in by `insertion_order`, lowest first: `position` "before_char" ones before the character
   definition (the system prompt), the others ("after_char", the default) after it.
 Recursive scanning and V3 decorators are not applied.
@@ -113,20 +115,32 @@ def _active(entry: Entry, text: str) -> bool:
     return {"and_any": any(hits), "and_all": all(hits), "not_any": not any(hits), "not_all": not all(hits)}[entry.logic]
 
 
-def select_entries(book: Book, recent: list[str], count: Callable[[str], int] = len) -> list[Entry]:
-    """The entries the last `book.scan_depth` of `recent` (oldest first) call up, in insertion order, within the
-    token budget (`count` gives an entry's size: the model's tokenizer, or characters)."""
+def rank(book: Book, recent: list[str], count: Callable[[str], int] = len) -> tuple[list[Entry], list[Entry]]:
+    """(the entries the last `book.scan_depth` of `recent` (oldest first) call up that fit the token budget, highest
+    rank first; those that were called up but did not fit). The rank is the budget's order: constant entries, then
+    higher `insertion_order`, then higher `priority`. `count` gives an entry's size (the model's tokenizer, or
+    characters). As in SillyTavern, the first entry that does not fit ends the filling: the rest are over it too."""
     text = "\n".join(recent[-book.scan_depth :])
     active = [e for e in book.entries if _active(e, text)]
     ranked = sorted(active, key=lambda e: (not e.constant, -e.insertion_order, -e.priority))
-    kept, used = [], 0
-    for entry in ranked:
+    used = 0
+    for i, entry in enumerate(ranked):
         size = count(entry.content)
         if used + size > book.token_budget:
-            break
-        kept.append(entry)
+            return ranked[:i], ranked[i:]
         used += size
-    return sorted(kept, key=lambda e: e.insertion_order)
+    return ranked, []
+
+
+def select_entries(book: Book, recent: list[str], count: Callable[[str], int] = len) -> list[Entry]:
+    """The entries the last `book.scan_depth` of `recent` (oldest first) call up, in insertion order, within the
+    token budget (`rank` has the order in which the budget takes them)."""
+    return in_order(rank(book, recent, count)[0])
+
+
+def in_order(entries: list[Entry]) -> list[Entry]:
+    """Entries in the order they go into the prompt: `insertion_order`, lowest first."""
+    return sorted(entries, key=lambda e: e.insertion_order)
 
 
 def apply(system: str, entries: list[Entry]) -> str:

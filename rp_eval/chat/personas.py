@@ -121,6 +121,14 @@ class Persona(BaseModel, frozen=True):
             parts.append(self.post_history_instructions.strip())
         return self.fill("\n\n".join(parts), user)
 
+    def example_blocks(self, user: str = "あなた") -> list[str]:
+        """The example dialogues as `system_text` writes them (under either frame's title, then without one), so a
+        prompt too long for a model can be told where they are and leave them out; [] when the card has none."""
+        body = self.mes_example.strip()
+        if not body or body == "-":
+            return []
+        return [self.fill(f"{FRAMES[lang]['examples']}\n{body}", user) for lang in FRAMES] + [self.fill(body, user)]
+
     def greeting(self, user: str = "あなた", index: int = 0) -> str:
         """The first message (index 0) or one of the alternate greetings (1, 2, ...)."""
         greetings = [self.first_mes, *self.alternate_greetings]

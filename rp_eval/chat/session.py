@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from rp_eval.chat import lorebook
+from rp_eval.chat import fitting, lorebook
 from rp_eval.chat.cards import Card, card_to_persona
 from rp_eval.chat.formats import Message, PromptFormat, render_prompt, speaker_tags
-from rp_eval.chat.generate import GenerationResult, GenerationSettings, stream
+from rp_eval.chat.generate import GenerationResult, GenerationSettings, context_of, stream
 from rp_eval.chat.personas import PERSONAS_DIR, Persona, is_japanese, load_personas
 from rp_eval.errors import RpEvalError
 from rp_eval.store import Store
@@ -53,6 +53,7 @@ class Reply:
     result: GenerationResult | None = None
     error: RpEvalError | None = None
     turn_id: int | None = None
+    fitted: fitting.Fitted | None = None  # what of the card was left out to fit the model's context
 
     @property
     def done(self) -> bool:
@@ -87,20 +88,34 @@ def for_format(fmt: PromptFormat, messages: list[Message], persona_name: str = "
 
 
 def with_lore(messages: list[Message], book: dict | None, count=len) -> tuple[list[Message], list[str]]:
-    """The messages with the lorebook entries their recent turns call up around the system prompt, and the names
-    of those entries (`rp_eval.chat.lorebook` has the rules)."""
-    parsed = lorebook.parse_book(book)
-    if parsed is None or not parsed.entries:
-        return messages, []
-    recent = [m["content"] for m in messages if m["role"] != "system"]
-    entries = lorebook.select_entries(parsed, recent, count)
-    if not entries:
-        return messages, []
-    if messages and messages[0]["role"] == "system":
-        system, rest = messages[0]["content"], messages[1:]
-    else:
-        system, rest = "", messages
-    return [Message(role="system", content=lorebook.apply(system, entries)), *rest], [e.name for e in entries]
+    """The messages with the lorebook entries their recent turns call up around the card's system prompt (the first
+    system message, wherever it stands), and the names of those entries (`rp_eval.chat.lorebook` has the rules)."""
+    kept, _, _ = fitting.called_up(messages, book, count)
+    entries = lorebook.in_order(kept)
+    return fitting.with_entries(messages, entries), [e.name for e in entries]
+
+
+def example_blocks(persona: dict, user: str) -> list[str]:
+    """How a stored conversation's card writes its example dialogues into the system prompt ([] if unreadable)."""
+    try:
+        return Persona.model_validate(persona).example_blocks(user)
+    except ValueError:
+        return []
+
+
+def fit(loaded, messages: list[Message], max_new_tokens: int, book=None, persona_name="", user="あなた", examples=()):
+    """The prompt for the next reply made to fit `loaded`'s context (`rp_eval.chat.fitting`): examples, then
+    lorebook entries, then the oldest turns left out as needed."""
+    return fitting.fit_card(
+        loaded.format,
+        loaded.tokenizer,
+        messages,
+        context_of(loaded.model),
+        max_new_tokens,
+        book=book,
+        examples=list(examples),
+        prepare=lambda m: for_format(loaded.format, m, persona_name, user),
+    )
 
 
 def _history(conv, turns: list, side: str) -> list[Message]:
@@ -218,6 +233,7 @@ def reply(
     settings = _settings_for(settings, conv.user_name)
     name = conv.persona.get("name", "")
     book = conv.persona.get("character_book")
+    examples = example_blocks(conv.persona, conv.user_name)
     replies = [Reply(side, model) for side, model in zip(SIDES, conv.models, strict=False)]
     streams, prompts = {}, {}
     for r in replies:
@@ -226,10 +242,9 @@ def reply(
             messages = _history(conv, history, r.side)
             if message is not None:
                 messages.append(Message(role="user", content=message.strip()))
-            messages, _ = with_lore(messages, book, _counter(loaded.tokenizer))
-            messages = for_format(loaded.format, messages, name, conv.user_name)
-            prompts[r.side] = render_prompt(loaded.format, loaded.tokenizer, messages)
-            streams[r.side] = stream(loaded.model, loaded.tokenizer, loaded.format, messages, settings)
+            r.fitted = fit(loaded, messages, settings.max_new_tokens, book, name, conv.user_name, examples)
+            prompts[r.side] = r.fitted.prompt
+            streams[r.side] = stream(loaded.model, loaded.tokenizer, loaded.format, r.fitted.messages, settings)
         except RpEvalError as err:
             r.error = ChatError(key="err_chat_side_failed", model=r.model, error=err)
     if not streams:
@@ -249,6 +264,7 @@ def reply(
                     r.error = ChatError(key="err_chat_side_failed", model=r.model, error=err)
                     continue
                 if isinstance(item, GenerationResult):
+                    item.dropped_turns += r.fitted.turns_dropped
                     r.result, r.text = item, item.text  # the final text may be shorter (trimmed at the cap)
                 else:
                     r.text += item

@@ -87,6 +87,44 @@ def footer(turn_or_result, model: str) -> str:
     return t("chat_footer_short", model=model, reason=reason) + note
 
 
+def _names(names: list[str]) -> str:
+    return t("chat_fit_name_sep").join(t("chat_fit_name", name=n) for n in names)
+
+
+def fit_note(r: session.Reply, settings: GenerationSettings) -> str:
+    """What of the card a reply's prompt left out to fit its model's context, as one status line."""
+    f = r.fitted
+    what = [t("chat_fit_examples")] if f.examples_dropped else []
+    what += [t("chat_fit_lore", names=_names(f.lore_dropped))] if f.lore_dropped else []
+    what += [t("chat_fit_turns", n=f.turns_dropped)] if f.turns_dropped else []
+    context = f.room + settings.max_new_tokens
+    return t(
+        "chat_fit_note",
+        model=r.model,
+        room=f.room,
+        context=context,
+        new=settings.max_new_tokens,
+        what=t("sep_list").join(what),
+    )
+
+
+def lore_lines(f, has_book: bool) -> list[str]:
+    """The prompt view's lines on the card: lorebook entries in the prompt, called up but over the book's budget,
+    left out to fit; the example dialogues left out."""
+    lines = [t("chat_lore", names=", ".join(f.lore)) if f.lore else ""]
+    if f.over_budget:
+        lines.append(t("chat_lore_over_budget", budget=f.budget, names=_names(f.over_budget)))
+    if f.lore_dropped:
+        lines.append(t("chat_lore_dropped", names=_names(f.lore_dropped)))
+    if has_book and not (f.lore or f.over_budget or f.lore_dropped):
+        lines.append(t("chat_lore_none"))
+    if f.examples_dropped:
+        lines.append(t("chat_examples_dropped"))
+    if f.turns_dropped:
+        lines.append(t("chat_dropped_turns", n=f.turns_dropped))
+    return [line for line in lines if line]
+
+
 def side_turns(turns: list, side: str) -> list:
     return [turn for turn in turns if turn.side in ("", side)]
 

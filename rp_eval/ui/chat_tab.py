@@ -101,6 +101,8 @@ def respond(
         finally:
             replies.close()  # stores a reply stopped half way
         status = "\n".join(warn(r.error) for r in current if r.error is not None)
+        fit_notes = [act.fit_note(r, settings) for r in current if r.turn_id and r.fitted and r.fitted.left_out]
+        status = "\n\n".join(s for s in (*fit_notes, status) if s)
     except RpEvalError as err:
         status = warn(err)
     except Exception as err:  # noqa: BLE001  anything unforeseen still ends in a message, never a stuck status
@@ -128,9 +130,11 @@ def rerender(conv_id, persona_id, user, greeting, show_raw):
     return act.render(conv_id, "a", show_raw, text), act.render(conv_id, "b", show_raw)
 
 
-def raw_prompt(conv_id, persona_id, model_a, model_b, side_by_side, user, system, greeting, frame, message):
-    """The exact prompt each side gets for the next reply (with the draft message) or got for the last one, and
-    which lorebook entries it holds."""
+def raw_prompt(
+    conv_id, persona_id, model_a, model_b, side_by_side, user, system, greeting, frame, message, max_new=128
+):
+    """The exact prompt each side gets for the next reply (with the draft message) or got for the last one, made
+    to fit the model's context as a reply's would be, with what of the card it holds and leaves out."""
     from rp_eval.models.loading import model_cache  # loads models; kept out of the tab's import
 
     models = [model_a, model_b] if side_by_side else [model_a]
@@ -140,6 +144,7 @@ def raw_prompt(conv_id, persona_id, model_a, model_b, side_by_side, user, system
     user = act.user_name(user, persona, frame)
     conv = chat_store.get_conversation(get_store(), conv_id, signed_in.scope()) if conv_id is not None else None
     book = conv.persona.get("character_book") if conv is not None else persona.character_book
+    examples = session.example_blocks(conv.persona, user) if conv is not None else persona.example_blocks(user)
     parts = []
     for side, model in zip(session.SIDES, models, strict=False):
         if conv is not None:
@@ -158,10 +163,9 @@ def raw_prompt(conv_id, persona_id, model_a, model_b, side_by_side, user, system
             continue
         try:
             loaded = model_cache().get(model)
-            _, used = session.with_lore(messages, book)
-            lore = t("chat_lore", names=", ".join(used)) if used else t("chat_lore_none") if book else ""
-            text = session.prompt_text(loaded, messages, persona.name, user, book)
-            parts.append("\n".join(p for p in (f"### {side}: {model}", lore, text) if p))
+            fitted = session.fit(loaded, messages, int(max_new or 128), book, persona.name, user, examples)
+            lines = [f"### {side}: {model}", *act.lore_lines(fitted, bool(book)), fitted.prompt]
+            parts.append("\n".join(p for p in lines if p))
         except RpEvalError as err:
             parts.append(f"### {side}: {model}\n{warn(err)}")
     return "\n\n".join(parts)
@@ -342,7 +346,7 @@ def build() -> None:
     chat_b.edit(_edit_b, [conv_id, show_raw], [chat_a, chat_b, status])
     unload_button.click(act.unload, [model_a, model_b, side_by_side], status)
     show_raw.change(rerender, [conv_id, persona, user, greeting, show_raw], [chat_a, chat_b])
-    raw_button.click(raw_prompt, [*inputs[:9], message], raw_box)
+    raw_button.click(raw_prompt, [*inputs[:9], message, max_new], raw_box)
     card_in.upload(import_card, card_in, [persona, status]).then(
         choose_persona, [persona, user, frame], [greeting, user, *fresh]
     )

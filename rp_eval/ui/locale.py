@@ -569,6 +569,16 @@ STRINGS: dict[str, str] = {
     "col_eval_s": "eval s",
     "col_flag": "flag",
     "col_dev_fitness": "dev fitness",
+    # issue 32: cards fit the context
+    "chat_fit_note": "To fit {model}'s context ({room} tokens for the prompt: {context} less {new} for the reply), left out: {what}",
+    "chat_fit_examples": "the example dialogues",
+    "chat_fit_lore": "lorebook entries {names}",
+    "chat_fit_turns": "the oldest {n} messages",
+    "chat_fit_name": "'{name}'",
+    "chat_fit_name_sep": ", ",
+    "chat_lore_over_budget": "Called up by the recent turns but past the lorebook's token budget ({budget} tokens), so not in the prompt: {names}",
+    "chat_lore_dropped": "Called up but left out to fit the model's context: {names}",
+    "chat_examples_dropped": "The example dialogues are left out of this prompt to fit the model's context.",
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."

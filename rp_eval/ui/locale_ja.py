@@ -764,6 +764,22 @@ JA: dict[str, str] = {
         "{what} '{text}' はサーバー自身のファイル（データベース、ユーザーファイル、内部フォルダ、またはそれらを含むフォルダ）"
         "なので、ページからは開けません"
     ),
+    # issue 32: cards fit the context
+    "chat_fit_note": "{model} の文脈に収めるため（プロンプトに使えるのは {room} トークン。全体の {context} から返答の {new} を除いた分）、次を省きました: {what}",
+    "chat_fit_examples": "会話の例",
+    "chat_fit_lore": "ロアブックの項目{names}",
+    "chat_fit_turns": "古いメッセージ {n} 件",
+    "chat_fit_name": "「{name}」",
+    "chat_fit_name_sep": "",
+    "chat_lore_over_budget": "直近のやりとりで呼び出されましたが、ロアブックのトークン予算（{budget} トークン）を超えるためプロンプトに入れていない項目: {names}",
+    "chat_lore_dropped": "呼び出されましたが、モデルの文脈に収めるため省いた項目: {names}",
+    "chat_examples_dropped": "モデルの文脈に収めるため、このプロンプトでは会話の例を省いています。",
+    "err_fit_card_too_long": (
+        "このカードのシステムプロンプトは、会話の例とロアブックの項目を省いて最後のメッセージだけを残しても {tokens} トークン"
+        "必要ですが、このモデルが読めるのは {room} トークンです（全体の {context} から返答の {new} を除いた分）。"
+        "カードの説明を短くするか、最大生成トークン数を下げてください"
+    ),
+    "err_fit_no_room": "最大生成トークン数が {new} ですが、このモデルが読めるのは全体で {context} トークンまでです。下げてください",
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page
