@@ -262,6 +262,11 @@ MESSAGES: dict[str, str] = {
         "shorten the card's description or lower Max new tokens"
     ),
     "err_fit_no_room": "Max new tokens is {new}, but this model reads at most {context} tokens in all: lower it",
+    # issue 32: a hub id with no network
+    "err_hub_unreachable": (
+        "'{source}' is not a local folder, and the Hugging Face hub ({endpoint}) did not answer within {seconds} s: "
+        "with no network, start the app with HF_HUB_OFFLINE=1 to use models already downloaded, or give the model's folder"
+    ),
 }
 
 

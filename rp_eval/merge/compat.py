@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rp_eval.errors import RpEvalError, Said, english
 from rp_eval.merge.methods import is_parameter_space, method_names
+from rp_eval.models.hub import HubUnreachable, hub_kwargs
 
 # Fields that fix the shape of every layer; a difference in any of them forbids mixing layers.
 LAYER_FIELDS = ("hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "head_dim")
@@ -68,6 +69,10 @@ class PairCheck:
         return say("sep_reasons").join([verdict, *(render(r) for r in [*self.reasons, *self.notes])])
 
 
+def _hub(source: str) -> dict:
+    return {} if Path(source).expanduser().exists() else hub_kwargs(source)
+
+
 def _source_of(model: str) -> tuple[str, str]:
     """(name, source): a registered model's folder or hub id, or the argument itself (a folder or hub id)."""
     from rp_eval.store import get_store
@@ -81,8 +86,8 @@ def _tokenizer_identity(source: str) -> str:
     from transformers import AutoTokenizer
 
     try:
-        vocab = AutoTokenizer.from_pretrained(source).get_vocab()
-    except (OSError, ValueError, TypeError, KeyError):
+        vocab = AutoTokenizer.from_pretrained(source, **_hub(source)).get_vocab()
+    except (OSError, ValueError, TypeError, KeyError):  # HubUnreachable too: a ValueError
         return ""
     digest = hashlib.sha256(json.dumps(sorted(vocab.items()), ensure_ascii=False).encode()).hexdigest()
     return digest[:12]
@@ -94,7 +99,11 @@ def read_shape(model: str) -> ModelShape:
 
     name, source = _source_of(model)
     try:
-        config = AutoConfig.from_pretrained(source)
+        extra = _hub(source)  # a hub id with no network: refused in seconds, with the hint
+    except HubUnreachable as err:
+        raise CompatibilityError(key=err.key, **err.values) from None
+    try:
+        config = AutoConfig.from_pretrained(source, **extra)
     except (OSError, ValueError) as err:
         raise CompatibilityError(key="err_compat_config", name=name, detail=str(err).splitlines()[0]) from err
     text = getattr(config, "get_text_config", lambda: config)()

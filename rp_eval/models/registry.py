@@ -16,6 +16,7 @@ import yaml
 from rp_eval import settings
 from rp_eval.chat.formats import FORMATS
 from rp_eval.errors import RpEvalError
+from rp_eval.models.hub import HubUnreachable, hub_kwargs
 from rp_eval.store import ModelRow, get_store
 
 KINDS = ("base", "adapter", "merged", "demo")
@@ -87,7 +88,11 @@ def inspect_source(source: str, trust_remote_code: bool = False) -> SourceInfo:
             raise RegistryError(key="err_registry_no_config", source=source)
         source = str(path.resolve())
     try:
-        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+        extra = {} if local else hub_kwargs(source)  # no network: refused in seconds, or read from the local cache
+    except HubUnreachable as err:
+        raise RegistryError(key=err.key, **err.values) from None
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **extra)
     except (OSError, ValueError) as err:
         if local:
             raise RegistryError(key="err_registry_bad_config", source=source, detail=str(err).splitlines()[0]) from err
@@ -97,10 +102,10 @@ def inspect_source(source: str, trust_remote_code: bool = False) -> SourceInfo:
     if (not architectures or not any(a in known for a in architectures)) and not trust_remote_code:
         raise RegistryError(key="err_registry_not_causal", source=source, architectures=architectures or "-")
     try:
-        AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **extra)
     except (OSError, ValueError, TypeError) as err:
         raise RegistryError(key="err_registry_tokenizer", source=source, detail=str(err).splitlines()[0]) from err
-    params, size = _weights_summary(path) if local else _hub_weights_summary(source)
+    params, size = _weights_summary(path) if local else (0, 0) if extra else _hub_weights_summary(source)
     return SourceInfo(source, local, False, architectures[0] if architectures else "", config.model_type, params, size)
 
 

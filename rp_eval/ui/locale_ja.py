@@ -780,6 +780,11 @@ JA: dict[str, str] = {
         "カードの説明を短くするか、最大生成トークン数を下げてください"
     ),
     "err_fit_no_room": "最大生成トークン数が {new} ですが、このモデルが読めるのは全体で {context} トークンまでです。下げてください",
+    # issue 32: a hub id with no network
+    "err_hub_unreachable": (
+        "'{source}' はローカルのフォルダではなく、Hugging Face Hub（{endpoint}）にも {seconds} 秒以内につながりませんでした。"
+        "ネットワークのない環境では、HF_HUB_OFFLINE=1 を付けて起動してダウンロード済みのモデルを使うか、モデルのフォルダを指定してください"
+    ),
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page
