@@ -122,12 +122,16 @@ def serve(args: argparse.Namespace) -> int:
 
 def _quiet_shutdown() -> None:
     """A page's event stream still open when the server stops is cancelled after the grace period; uvicorn logs
-    that as an error with a traceback, which is no error of the app: it is left out of the log."""
+    that as an error ("Cancel 1 running task(s), timeout graceful shutdown exceeded", then a traceback), which is
+    no error of the app: the traceback is left out of the log, the line says what happened as information."""
     import asyncio
     import logging
 
     class _Cancelled(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
+            if str(record.msg).startswith("Cancel %s running task(s)"):
+                record.levelno, record.levelname = logging.INFO, "INFO"
+                record.msg = "stopped: %s open page or API stream(s) closed"
             return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
 
     for name in ("uvicorn.error", "uvicorn"):

@@ -53,6 +53,13 @@ def choose_persona(persona_id: str, user: str, frame: str):
     return gr.update(choices=choices, value=0), user, *reset(persona_id, user, 0, frame)
 
 
+def toggle_side_by_side(on: bool, conv_id, persona_id: str, user: str, greeting, frame: str):
+    """Side by side on or off: a fresh chat (one conversation has one or two sides from its first message), and,
+    when a conversation was open, a line saying so and where the earlier one is kept."""
+    note = t("chat_side_by_side_new") if act.mine(conv_id) is not None else ""
+    return (gr.update(visible=on), *reset(persona_id, user, greeting, frame)[:3], note)
+
+
 def reframe(persona_id: str, user: str, greeting, frame: str):
     """Another prompt frame: the system prompt in that language, and your default name with it."""
     user = act.user_name(user, act.personas().get(persona_id), frame)
@@ -329,9 +336,9 @@ def build() -> None:
     gr.on([clear.click, user.blur, greeting.input], reset, [persona, user, greeting, frame], fresh)
     frame.input(reframe, [persona, user, greeting, frame], [user, *fresh])
     side_by_side.input(
-        lambda on, p, u, g, f: (gr.update(visible=on), *reset(p, u, g, f)[:3]),
-        [side_by_side, persona, user, greeting, frame],
-        [model_b, conv_id, chat_a, chat_b],
+        toggle_side_by_side,
+        [side_by_side, conv_id, persona, user, greeting, frame],
+        [model_b, conv_id, chat_a, chat_b, status],
     ).then(lambda on: gr.update(visible=on), side_by_side, chat_b)
     model_a.change(lambda m: gr.update(label=_side_label("A", m)), model_a, chat_a)
     model_b.change(lambda m: gr.update(label=_side_label("B", m)), model_b, chat_b)

@@ -579,6 +579,7 @@ STRINGS: dict[str, str] = {
     "chat_lore_over_budget": "Called up by the recent turns but past the lorebook's token budget ({budget} tokens), so not in the prompt: {names}",
     "chat_lore_dropped": "Called up but left out to fit the model's context: {names}",
     "chat_examples_dropped": "The example dialogues are left out of this prompt to fit the model's context.",
+    "chat_side_by_side_new": "Side by side changed: a new conversation starts here; the earlier one is kept under Saved conversations.",
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."

@@ -53,6 +53,8 @@ def test_chat_tab_streams_and_names_the_finish(app_url, page, artifacts):
     assert "<<SYS>>" in raw.input_value() and "浪花ひより" in raw.input_value()  # special tokens visible
 
     page.locator("#chat-side-by-side input").check()
+    # ticking it starts a new conversation (a conversation has its sides from the start), and says so
+    page.locator("#chat-status").get_by_text("a new conversation starts here").wait_for(timeout=30_000)
     box_b = page.locator("#chat-box-b")
     box_b.wait_for(state="visible", timeout=30_000)
     _pick(page, "chat-model-b", "demo-mistral")

@@ -269,3 +269,25 @@ def test_sigterm_stops_the_server_within_seconds_with_a_stream_open(demo_build, 
             while not _exited(pid) and time.perf_counter() - start < 15:
                 time.sleep(0.1)
             assert _exited(pid) and time.perf_counter() - start < 8, "SIGTERM took too long"
+    log = (tmp_path / "app.log").read_text()
+    assert "ERROR" not in log and "Traceback" not in log, log[-3000:]  # a clean shutdown log
+
+
+def test_sigterm_with_a_page_open_logs_no_error(demo_build, tmp_path, page):
+    """An open page keeps an event stream that outlives the 3 s grace; uvicorn called that 'ERROR: Cancel 1 running
+    task(s)' (the report's shutdown log): now one INFO line says the stream was closed."""
+    workspace = tmp_path / "workspace"
+    shutil.copytree(demo_build, workspace)
+    with running_app(workspace, tmp_path / "app.log") as url:
+        port = url.rsplit(":", 1)[1]
+        pid = int(subprocess.check_output(["pgrep", "-f", f"app.py --port {port}"]).split()[0])
+        page.goto(url)
+        page.locator("#models-table").wait_for(timeout=60_000)
+        start = time.perf_counter()
+        os.kill(pid, signal.SIGTERM)
+        while not _exited(pid) and time.perf_counter() - start < 15:
+            time.sleep(0.1)
+        assert _exited(pid) and time.perf_counter() - start < 8, "SIGTERM took too long"
+    log = (tmp_path / "app.log").read_text()
+    assert "ERROR" not in log and "Traceback" not in log and "Cancel" not in log, log[-3000:]
+    assert "stream(s) closed" in log, log[-3000:]  # the path this test is for was taken
