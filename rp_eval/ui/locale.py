@@ -104,8 +104,7 @@ STRINGS: dict[str, str] = {
     "chat_footer_short": "{reason} · {model}",
     "evo_meta_none": "The fitness's meta-evaluation: not measured.",
     "evo_meta_line": (
-        "It prefers the better reply in **{accuracy}** of {pairs} meta-evaluation pairs (95% {lo}–{hi}; "
-        "{categories})"
+        "It prefers the better reply in **{accuracy}** of {pairs} meta-evaluation pairs (95% {lo}–{hi}; {categories})"
     ),
     "run_status_running": "running",
     "run_status_done": "done",
@@ -569,6 +568,8 @@ STRINGS: dict[str, str] = {
     "col_eval_s": "eval s",
     "col_flag": "flag",
     "col_dev_fitness": "dev fitness",
+    # issue 31: waits for a place in the engine
+    "chat_waited": "waited {seconds} s for a place (the model was serving others)",
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."

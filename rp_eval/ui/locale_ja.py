@@ -764,6 +764,8 @@ JA: dict[str, str] = {
         "{what} '{text}' はサーバー自身のファイル（データベース、ユーザーファイル、内部フォルダ、またはそれらを含むフォルダ）"
         "なので、ページからは開けません"
     ),
+    # issue 31: waits for a place in the engine
+    "chat_waited": "ほかの返事の生成が終わるまで {seconds} 秒待ちました",
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page
