@@ -674,11 +674,26 @@ def _marker(key: str, values: dict[str, object]) -> str:
     # Gradio's I18nData as text ("__i18n__{...}"): the front end translates it wherever it sits in a label,
     # Markdown or HTML value. A string with values becomes a key of its own, formatted once per language.
     if values:
-        formatted = {lang: in_language(lang, _now, key, values) for lang in LANGUAGES}  # library words too
-        key = f"{key}__" + hashlib.sha1(json.dumps(formatted, sort_keys=True).encode()).hexdigest()[:10]
-        _BUILT[key] = formatted
+        return _per_language(key, _now, key, values)
     _USED.add(key)
     return str(I18nData(key))
+
+
+def _per_language(name: str, fn, *args) -> str:
+    formatted = {lang: in_language(lang, fn, *args) for lang in LANGUAGES}  # library words too
+    key = f"{name}__" + hashlib.sha1(json.dumps(formatted, sort_keys=True).encode()).hexdigest()[:10]
+    _BUILT[key] = formatted
+    _USED.add(key)
+    return str(I18nData(key))
+
+
+def composed(name: str, fn, *args) -> str:
+    """`fn(*args)`, a text made of several strings (`t` calls joined or nested), in the page's language: inside
+    an event at once; while a page is built, one key of its own formatted once per language (a marker inside
+    another string would show as its JSON)."""
+    if language() is not None:
+        return fn(*args)
+    return _per_language(name, fn, *args)
 
 
 def begin_page() -> None:
