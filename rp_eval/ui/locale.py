@@ -570,6 +570,14 @@ STRINGS: dict[str, str] = {
     "col_dev_fitness": "dev fitness",
     # issue 31: waits for a place in the engine
     "chat_waited": "waited {seconds} s for a place (the model was serving others)",
+    # issue 32: the banner of a shipped demo build
+    "demo_banner_shipped": (
+        "**Offline demo models.** `demo-llama-a`, `demo-llama-b` and `demo-mistral` are tiny models (about a million "
+        "parameters) that this project's own code trained on a small Japanese role-play corpus ({steps} optimizer "
+        "steps, {seconds} seconds on {threads} CPU threads); the repository ships that build, so the first start only "
+        "copies it. The whole app can be tried with no network and no GPU. Their Japanese is rough because they are "
+        "so small; register real models below (a Hugging Face id or a folder) for real work."
+    ),
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."
