@@ -97,3 +97,16 @@ def test_every_handler_that_runs_a_model_borrows_a_zerogpu(monkeypatch):
         monkeypatch.delitem(sys.modules, "spaces")
         for name in names:
             importlib.reload(importlib.import_module(name))
+
+
+def test_empty_tables_show_no_placeholder_headers(workspace):
+    """A table with nothing in it yet shows no "1 2 3" column headers (Gradio's default for a table built empty)."""
+    import gradio as gr
+
+    from rp_eval.ui import build_app
+
+    app = build_app(demo_models=False)
+    tables = [b for b in app.blocks.values() if isinstance(b, gr.Dataframe)]
+    assert len(tables) >= 10
+    numbered = [b.elem_id or b.label for b in tables if (b.value or {}).get("headers") == ["1", "2", "3"]]
+    assert numbered == []

@@ -226,12 +226,14 @@ def build() -> None:
     progress = gr.HTML(_bar(0, 0, t("ev_idle")), elem_id="ev-progress")
     gr.HTML(TABLE_CSS, padding=False)
     with gr.Accordion(t("ev_past"), open=True):
-        runs = gr.Dataframe(interactive=False, wrap=False, max_height=260, label=t("ev_runs"), elem_id="ev-runs")
+        runs = gr.Dataframe(
+            column_count=0, interactive=False, wrap=False, max_height=260, label=t("ev_runs"), elem_id="ev-runs"
+        )
         with gr.Row(equal_height=True):
             picker = gr.Dropdown([], multiselect=True, label=t("ev_pick"), elem_id="ev-pick", scale=4)
             open_runs = gr.Button(t("ev_open"), elem_id="ev-open", scale=1)
     status = gr.Markdown(elem_id="ev-status")
-    table = gr.Dataframe(interactive=False, wrap=True, label=t("ev_table"), elem_id="ev-table")
+    table = gr.Dataframe(column_count=0, interactive=False, wrap=True, label=t("ev_table"), elem_id="ev-table")
     group = gr.Radio(
         [(t("ev_group_all"), "all"), *[(t(f"ev_group_{g}"), g) for g in plots.GROUPS]],
         value="all", label=t("ev_group"), elem_id="ev-metric-group",
@@ -250,7 +252,7 @@ def build() -> None:
         )
     gr.Markdown(f"### {t('ev_drill')}")
     drill_model = gr.Dropdown(["", *names], value="", label=t("ev_drill_model"))
-    drill = gr.Dataframe(interactive=False, wrap=True, elem_id="ev-drill")
+    drill = gr.Dataframe(column_count=0, interactive=False, wrap=True, elem_id="ev-drill")
     detail = gr.Markdown(elem_id="ev-detail")
     with gr.Row():
         export = gr.Button(t("ev_export"), elem_id="ev-export")
@@ -262,8 +264,8 @@ def build() -> None:
             ridge = gr.Number(1.0, label=t("ev_ridge"), minimum=0)
             calibrate = gr.Button(t("ev_calibrate"), elem_id="ev-calibrate")
         calibration = gr.Markdown(elem_id="ev-calibration")
-        per_reply = gr.Dataframe(interactive=False, label=t("ev_corr_reply"))
-        per_model = gr.Dataframe(interactive=False, label=t("ev_corr_model"))
+        per_reply = gr.Dataframe(column_count=0, interactive=False, label=t("ev_corr_reply"))
+        per_model = gr.Dataframe(column_count=0, interactive=False, label=t("ev_corr_model"))
     meta_section.build(weights, names)
     state = gr.State(None)
 

@@ -276,7 +276,7 @@ def build() -> None:
         locale.composed("evo_fitness", _fitness_meta_line, audit.default_fitness_meta()), elem_id="evo-fitness-meta"
     )
     plot = gr.Plot(label=t("evo_plot"), elem_id="evo-plot")
-    table = gr.Dataframe(label=t("evo_candidates"), interactive=False, elem_id="evo-candidates")
+    table = gr.Dataframe(column_count=0, label=t("evo_candidates"), interactive=False, elem_id="evo-candidates")
     with gr.Row():
         export_name = gr.Textbox("evolved-best", label=t("evo_export_name"), elem_id="evo-export-name")
         export_folder = gr.Textbox(

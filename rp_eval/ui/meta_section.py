@@ -102,5 +102,5 @@ def build(weights: gr.Textbox, names: list[str]) -> None:
             judge = gr.Dropdown(["", *names], value="", label=t("meta_judge"), elem_id="meta-judge")
             run = gr.Button(t("meta_run"), elem_id="meta-run")
         status = gr.Markdown(elem_id="meta-status")
-        table = gr.Dataframe(interactive=False, wrap=True, elem_id="meta-table")
+        table = gr.Dataframe(column_count=0, interactive=False, wrap=True, elem_id="meta-table")
     run.click(run_meta, [pairs, weights, judge], [status, table], concurrency_limit=1)
