@@ -15,8 +15,8 @@ optional). The model of one vote from source s is
   held-out blind votes (`fit_weights`).
 A tie or "both bad" counts as half a win for each side (as in bt.py).
 
-The 95% intervals come from a bootstrap over raters: each source's raters are drawn with replacement with all
-their votes (a rater's votes share the rater's taste, so they are not independent); a source with a single rater
+The 95% intervals come from a bootstrap over raters: raters are drawn with replacement with all their votes, of
+every source (a rater's votes share the rater's taste, so they are not independent); a source with a single rater
 (one judge model) is resampled over its votes. Percentile intervals, as bt.py's.
 
 The point fit is scipy's L-BFGS-B on the exact gradient. The bootstrap rounds and the cross-validated weight grid
@@ -160,11 +160,12 @@ def _prepare(
     if {"len_a", "len_b"} <= set(votes) and votes[["len_a", "len_b"]].notna().all().all():
         la, lb = votes["len_a"].to_numpy(float), votes["len_b"].to_numpy(float)
         x = np.where(la + lb > 0, (la - lb) / np.maximum(la + lb, 1e-9), 0.0)
-    # bootstrap units: a rater within a source; a source with one rater: each vote
+    # bootstrap units: a rater, with their votes of every source (their blind votes and chat choices share their
+    # taste); in a source with one rater (a judge model), each vote
     per_source_raters = votes.groupby("source")["rater"].nunique()
     unit = np.where(
         votes["source"].map(per_source_raters).to_numpy() > 1,
-        votes["source"].astype(str) + "\x00" + votes["rater"].astype(str),
+        "r\x00" + votes["rater"].astype(str),
         votes["source"].astype(str) + "\x00#" + np.arange(len(votes)).astype(str),
     )
     design = _Design(
@@ -237,7 +238,7 @@ def _fit_point(d: _Design) -> np.ndarray:
     return res.x
 
 
-def _fit_many(d: _Design, w: np.ndarray, start: np.ndarray, steps: int = 40, tol: float = 1e-6) -> np.ndarray:
+def _fit_many(d: _Design, w: np.ndarray, start: np.ndarray, steps: int = 40, tol: float = 1e-5) -> np.ndarray:
     """Fits for every row of vote weights w (B, V) at once: Gauss-Newton (Fisher scoring) steps, halved when the
     loss would rise (hand-written: see the module's docstring). Stops when no row's step exceeds `tol`."""
     theta = np.broadcast_to(start, (w.shape[0], start.size)).copy()

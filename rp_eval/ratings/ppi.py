@@ -13,7 +13,8 @@ automatic score's bias, provided the rated items are a random subset.
 95% interval (the CLT interval). The rated items are inside the N, so the score is split into two independent
 parts, mean(Y − λ(1 − n/N)·f) over the ratings and λ(N − n)/N · mean(f over the unrated items); the first part's
 variance is cluster-robust over raters when they are given (a rater's ratings share the rater's bias), else over
-items; the second part's is the plain variance of a mean. Written with numpy: a few lines of sums (the `ppi_py`
+items; the second part's is the plain variance of a mean. The half-width uses Student's t with one degree of
+freedom fewer than the clusters. Written with numpy: a few lines of sums (the `ppi_py`
 package does the same for independent sets and is not a dependency).
 """
 
@@ -28,7 +29,6 @@ from scipy import stats
 
 from rp_eval.errors import Said
 
-Z = float(stats.norm.ppf(0.975))
 COLUMNS = ["model", "ppi", "ppi_lower", "ppi_upper", "auto", "human", "human_lower", "human_upper"]
 COLUMNS += ["items", "rated_items", "ratings", "lam"]
 
@@ -95,7 +95,10 @@ def ppi_model(
     human, var_h = float(y.mean()), _cluster_var(y, groups)
     if math.isnan(var):
         problems.append(Said("ppi_one_unit", model=model))
-    half, half_h = Z * math.sqrt(var) if var == var else nan, Z * math.sqrt(var_h) if var_h == var_h else nan
+    # Student's t with (clusters − 1) degrees of freedom: a cluster-robust variance from a dozen raters is itself
+    # noisy, and the normal quantile then under-covers (the usual small-sample rule for clustered errors)
+    q = float(stats.t.ppf(0.975, len(np.unique(groups)) - 1)) if len(np.unique(groups)) > 1 else nan
+    half, half_h = q * math.sqrt(var) if var == var else nan, q * math.sqrt(var_h) if var_h == var_h else nan
     return (
         PPIScore(
             model,
