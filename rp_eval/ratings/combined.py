@@ -16,8 +16,8 @@ optional). The model of one vote from source s is
 A tie or "both bad" counts as half a win for each side (as in bt.py).
 
 The 95% intervals come from a bootstrap over raters: raters are drawn with replacement with all their votes, of
-every source (a rater's votes share the rater's taste, so they are not independent); a source with a single rater
-(one judge model) is resampled over its votes. Percentile intervals, as bt.py's.
+every source (a rater's votes share the rater's taste, so they are not independent); judge votes and a source with
+a single rater are resampled over their votes. Percentile intervals, as bt.py's.
 
 The point fit is scipy's L-BFGS-B on the exact gradient. The bootstrap rounds and the cross-validated weight grid
 are many fits of one small problem with different vote weights; scipy minimises one problem per call, so these
@@ -161,10 +161,11 @@ def _prepare(
         la, lb = votes["len_a"].to_numpy(float), votes["len_b"].to_numpy(float)
         x = np.where(la + lb > 0, (la - lb) / np.maximum(la + lb, 1e-9), 0.0)
     # bootstrap units: a rater, with their votes of every source (their blind votes and chat choices share their
-    # taste); in a source with one rater (a judge model), each vote
+    # taste); judge votes (one or a few judge models, not drawn from a population) and a source with one rater: each
+    # vote
     per_source_raters = votes.groupby("source")["rater"].nunique()
     unit = np.where(
-        votes["source"].map(per_source_raters).to_numpy() > 1,
+        (votes["source"].map(per_source_raters).to_numpy() > 1) & (votes["source"] != "judge").to_numpy(),
         "r\x00" + votes["rater"].astype(str),
         votes["source"].astype(str) + "\x00#" + np.arange(len(votes)).astype(str),
     )
