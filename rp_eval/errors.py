@@ -267,6 +267,17 @@ MESSAGES: dict[str, str] = {
         "'{source}' is not a local folder, and the Hugging Face hub ({endpoint}) did not answer within {seconds} s: "
         "with no network, start the app with HF_HUB_OFFLINE=1 to use models already downloaded, or give the model's folder"
     ),
+    # issue 30: one ranking from several vote sources, prediction-powered scores (rp_eval/ratings/combined.py, ppi.py)
+    "combined_no_votes": "source '{source}' has no votes: ranked without it",
+    "combined_weight": "source '{source}' has weight {weight}: a weight must be above 0, so it is left out",
+    "combined_constant": "source '{source}' gave {n} votes, every one a tie (a judge whose grades are constant): left out",
+    "combined_rater_no_votes": "rater '{rater}' has no votes (deleted or never given): not counted",
+    "combined_few_blind": "fewer than two raters gave blind votes: the weights can not be fitted, every source keeps weight 1",
+    "err_combined_nothing": "no votes to rank from (sources: {sources})",
+    "ppi_no_ratings": "{model}: no human ratings, so only the automatic score is shown",
+    "ppi_unknown_items": "{model}: {n} human ratings are on items without an automatic score and are left out",
+    "ppi_one_unit": "{model}: the human ratings come from one rater (or one item), so there is no interval",
+    "ppi_no_auto": "{model}: human ratings but no automatic scores, so no prediction-powered score",
 }
 
 

@@ -796,6 +796,17 @@ JA: dict[str, str] = {
         "'{source}' はローカルのフォルダではなく、Hugging Face Hub（{endpoint}）にも {seconds} 秒以内につながりませんでした。"
         "ネットワークのない環境では、HF_HUB_OFFLINE=1 を付けて起動してダウンロード済みのモデルを使うか、モデルのフォルダを指定してください"
     ),
+    # issue 30: one ranking from several vote sources, prediction-powered scores (rp_eval/ratings/combined.py, ppi.py)
+    "combined_no_votes": "票の出どころ「{source}」には票がありません。これを除いて順位をつけました",
+    "combined_weight": "票の出どころ「{source}」の重みが {weight} です。重みは 0 より大きくなければならないため、除きました",
+    "combined_constant": "票の出どころ「{source}」の {n} 票はすべて引き分けです（評点が一定のジャッジ）。除きました",
+    "combined_rater_no_votes": "評価者「{rater}」の票がありません（削除済みか未投票）。数に入れていません",
+    "combined_few_blind": "ブラインド票を入れた評価者が 2 人未満のため重みを推定できません。どの出どころも重み 1 のままです",
+    "err_combined_nothing": "順位をつけられる票がありません（出どころ: {sources}）",
+    "ppi_no_ratings": "{model}: 人の評価がないため、自動スコアだけを示します",
+    "ppi_unknown_items": "{model}: 自動スコアのない項目への人の評価 {n} 件を除きました",
+    "ppi_one_unit": "{model}: 人の評価が 1 人（または 1 項目）分しかないため、区間を出せません",
+    "ppi_no_auto": "{model}: 人の評価はありますが自動スコアがないため、予測で補強したスコアを出せません",
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page
