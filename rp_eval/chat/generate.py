@@ -43,6 +43,7 @@ class GenerationSettings(BaseModel, frozen=True):
     repetition_penalty: float = Field(1.0, gt=0.0, le=3.0)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    temperature_last: bool = False  # text-generation-webui's order: top-k/top-p/min-p on the raw logits
     seed: int | None = Field(None, ge=0, lt=2**63)
     stop_strings: tuple[str, ...] = ()  # extra literal strings, e.g. the user's character name tag
     trim_to_sentence: bool = True
@@ -64,6 +65,7 @@ class GenerationResult:
     stop: str = ""  # the end string or end token that stopped it
     prompt: str = field(default="", repr=False)
     dropped_turns: int = 0  # oldest messages left out to fit the model's context
+    token_ids: list[int] = field(default_factory=list, repr=False)  # every id sampled, the end token included
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -183,6 +185,7 @@ def _result(row: _Row, tokenizer, settings: GenerationSettings, prompt: str, pro
         tokens_per_second=round((n - 1) / decode_time, 2) if n > 1 and decode_time > 0 else 0.0,
         stop=row.stop,
         prompt=prompt,
+        token_ids=list(row.ids),
     )
 
 
@@ -260,6 +263,24 @@ def stream(
     """Text deltas as they become safe to show, then the `GenerationResult` (whose `text` is final).
     Closing the generator early (a Stop button, a client that left) stops the reply at the next step."""
     request, rules, dropped = _submit(model, tokenizer, fmt, [messages], settings, streaming=True)
+    yield from _deltas(request, rules, dropped[0])
+
+
+def stream_prompt(
+    model, tokenizer, fmt: PromptFormat, prompt: str, ids: list[int], settings: GenerationSettings
+) -> Iterator[str | GenerationResult]:
+    """`stream` for a text completion: the prompt's ids as the client gave them (no chat format around them, no
+    turns to drop); the reply stops and is cut by the same rules as a chat reply."""
+    from rp_eval.chat.service import service_for
+
+    if not ids:
+        raise GenerationError("the prompt is empty")
+    rules = stop_rules(tokenizer, model, fmt, settings.stop_strings)
+    request = service_for(model).submit(tokenizer, [prompt], [list(ids)], settings, rules, streaming=True)
+    yield from _deltas(request, rules, 0)
+
+
+def _deltas(request, rules: StopRules, dropped: int) -> Iterator[str | GenerationResult]:
     shown = 0
     try:
         for (text,) in request.texts():
@@ -271,7 +292,7 @@ def stream(
     finally:
         request.cancel()
     (result,) = request.results
-    result.dropped_turns = dropped[0]
+    result.dropped_turns = dropped
     if len(result.text) > shown:
         yield result.text[shown:]
     yield result
