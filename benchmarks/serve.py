@@ -4,10 +4,15 @@ against the same requests served one at a time, and against transformers' `gener
 
     python benchmarks/serve.py                 # 7B Llama-2 and Mistral shapes, bf16, on a CUDA GPU
     python benchmarks/serve.py --tiny          # a tiny model on the CPU: checks the script, measures nothing
+    python benchmarks/serve.py --budget-gb 9   # the KV cache planned from 9 GB, as on a 24 GB card with a 7B model
 
 Each stream: a 512-token prompt (random ids, random weights) and 256 new tokens, greedy, stopping off, so every
 stream makes exactly 256 tokens. For 1, 4, 16 and 32 streams started together: aggregate tokens/s (all tokens
 over the wall time), tokens/s per stream (each stream's own decode rate), first token p50/p95 (from submit).
+`--turns N` adds one role-play conversation of N turns (a 300-token system prompt, then turns of about 150 tokens
+of user line and reply each): the first-token time of each turn, turn N against turn 1 (a chat turn prefills its
+whole history unless a cached prefix is reused). Each shape's result records the plan: the KV rows the engine
+made and the block pool (rp_eval/chat/blocks.py) the same budget would give.
 Writes JSON to --out and prints a table with the targets.
 """
 
@@ -27,6 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.decode import build, prompts, word_tokenizer  # noqa: E402
+from rp_eval.chat.blocks import plan_blocks  # noqa: E402
+from rp_eval.chat.engine import kv_bytes_per_token, plan  # noqa: E402
 from rp_eval.chat.generate import GenerationSettings, StopRules  # noqa: E402
 from rp_eval.chat.service import GenerationService, own  # noqa: E402
 
@@ -66,6 +73,28 @@ def one_at_a_time(service, tokenizer, encoded: list[list[int]], new: int) -> dic
     return {"wall_s": round(wall, 3), "aggregate_tok_s": round(made / wall, 1)}
 
 
+def conversation(service, tokenizer, vocab: int, turns: int, new: int = 32) -> dict:
+    """One conversation turn after turn: each turn's prompt is the whole history so far plus a new user line
+    (random ids: a 300-token system prompt, 100-token user lines, the model's own replies of `new` tokens kept in
+    the history with 20 tokens of turn markup), as a chat client sends it. First-token time of every turn."""
+    settings = GenerationSettings(temperature=0, max_new_tokens=new, trim_to_sentence=False)
+    g = torch.Generator().manual_seed(11)
+    history = torch.randint(3, vocab, (300,), generator=g).tolist()
+    firsts, lengths = [], []
+    for _ in range(turns):
+        history += torch.randint(3, vocab, (100,), generator=g).tolist()
+        result = service.submit(tokenizer, ["p"], [history], settings, NO_STOPS).wait()[0]
+        firsts.append(round(result.first_token_seconds * 1000, 1))
+        lengths.append(len(history))
+        reply = tokenizer(result.raw_text, add_special_tokens=False)["input_ids"][:new]
+        history += reply + torch.randint(3, vocab, (20,), generator=g).tolist()
+    return {
+        "prompt_tokens": lengths,
+        "first_ms": firsts,
+        "last_over_first": round(firsts[-1] / firsts[0], 2) if firsts[0] else None,
+    }
+
+
 def hf_static(model, encoded: list[list[int]], new: int, device: str) -> dict:
     """transformers' own static cache (it compiles the forward on a GPU at the first call of each shape; the
     call timed is the second)."""
@@ -96,15 +125,30 @@ def hf_static(model, encoded: list[list[int]], new: int, device: str) -> dict:
 
 
 def run(
-    shape: str, device: str, dtype, streams: list[int], prompt_len: int, new: int, sequential: set, hf: set
+    shape: str,
+    device: str,
+    dtype,
+    streams: list[int],
+    prompt_len: int,
+    new: int,
+    sequential: set,
+    hf: set,
+    budget: int | None = None,
+    turns: int = 0,
 ) -> dict:
     model = build(shape, device, dtype)
     tokenizer = word_tokenizer(model.config.vocab_size)
-    service = GenerationService(model)
+    if budget is None and device == "cuda":  # the engine's own default, so the block plan below has its bytes
+        budget = int(torch.cuda.mem_get_info()[0] * 0.6)
+    rows = plan(model, budget_bytes=budget)[0] if budget else None
+    service = GenerationService(model, rows=rows)
     own(model, service)
     res: dict = {"shape": shape, "warmup_s": round(service.warm_up(), 1)}
     engine = service.static_engine()
     res["kv"] = f"{engine.rows} rows x {engine.columns} columns"
+    if budget:
+        res["budget_GB"] = round(budget / 1e9, 1)
+        res["blocks_for_the_same_budget"] = plan_blocks(kv_bytes_per_token(model), budget).describe()
     captured = engine.captures
     texts = prompts(max(streams), prompt_len, model.config.vocab_size, seed=3)
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
@@ -113,6 +157,8 @@ def run(
         res[f"{n}_streams"] = concurrent(service, tokenizer, encoded[:n], new)
         if n in sequential:
             res[f"{n}_one_at_a_time"] = one_at_a_time(service, tokenizer, encoded[:n], new)
+    if turns:
+        res[f"conversation_{turns}_turns"] = conversation(service, tokenizer, model.config.vocab_size, turns)
     res["graphs_captured_during_runs"] = engine.captures - captured
     if device == "cuda":
         res["peak_GB"] = round(torch.cuda.max_memory_allocated() / 1e9, 1)
@@ -137,15 +183,21 @@ def main() -> None:
     p.add_argument("--streams", default="1,4,16,32")
     p.add_argument("--sequential", default="4,16", help="stream counts also served one at a time")
     p.add_argument("--hf", default="1,16", help="stream counts also run through transformers' static generate")
+    p.add_argument("--budget-gb", type=float, default=None, help="the KV cache budget (default: 60%% of free)")
+    p.add_argument("--turns", type=int, default=0, help="also one conversation of this many turns")
     p.add_argument("--out", default=str(Path(__file__).with_name("serve.json")))
     args = p.parse_args()
+    budget = int(args.budget_gb * 1e9) if args.budget_gb else None
     streams = [int(n) for n in args.streams.split(",")]
     sequential = {int(n) for n in args.sequential.split(",") if n}
     hf = {int(n) for n in args.hf.split(",") if n}
     if args.tiny:
-        results = [run("tiny", "cpu", torch.float32, [1, 4], 32, 16, {4}, {1})]
+        results = [run("tiny", "cpu", torch.float32, [1, 4], 32, 16, {4}, {1}, budget, min(args.turns, 3))]
     else:
-        results = [run(s, "cuda", torch.bfloat16, streams, 512, 256, sequential, hf) for s in args.shapes.split(",")]
+        results = [
+            run(s, "cuda", torch.bfloat16, streams, 512, 256, sequential, hf, budget, args.turns)
+            for s in args.shapes.split(",")
+        ]
     info = {
         "date": time.strftime("%Y-%m-%d"),
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",

@@ -385,6 +385,7 @@ def _extra(result: GenerationResult) -> dict:
         "first_token_seconds": result.first_token_seconds,
         "tokens_per_second": result.tokens_per_second,
         "dropped_turns": result.dropped_turns,  # oldest messages left out to fit the model's context
+        "waited_seconds": result.waited_seconds,  # waiting for a place in the engine, before the prefill
     }
 
 

@@ -92,3 +92,8 @@ def test_the_banner_says_how_the_demo_models_were_built_here(workspace):
     demo.demo_dir().mkdir(parents=True)
     (demo.demo_dir() / "BUILD.json").write_text(json.dumps({"seconds": 84, "steps": 1000, "cpu_threads": 2}))
     assert "1000 optimizer steps in 84 seconds" in _demo_banner()
+    shipped = {"seconds": 705, "steps": 860, "cpu_threads": 2, "shipped": True}
+    (demo.demo_dir() / "BUILD.json").write_text(json.dumps(shipped))
+    banner = _demo_banner()
+    assert "860 optimizer steps, 705 seconds on 2 CPU threads" in banner and "ships that build" in banner
+    assert "on this machine" not in banner  # a copied build was not trained here

@@ -65,10 +65,11 @@ class GenerationResult:
     stop: str = ""  # the end string or end token that stopped it
     prompt: str = field(default="", repr=False)
     dropped_turns: int = 0  # oldest messages left out to fit the model's context
+    waited_seconds: float = 0.0  # from submit until its prefill began: the time spent waiting for a place
     token_ids: list[int] = field(default_factory=list, repr=False)  # every id sampled, the end token included
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "token_ids"}  # ids are for the API's logprobs
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class _Row:
     reason: FinishReason = "length"
     stop: str = ""
     cut_at: int | None = None
+    placed: float = 0.0  # seconds from submit until its prefill began (waiting for a place in the engine)
     first_token: float = 0.0
     finished: float = 0.0
     slot: int = -1  # the static engine's KV row while it has one (-1: not placed yet, -2: released)
@@ -185,6 +187,7 @@ def _result(row: _Row, tokenizer, settings: GenerationSettings, prompt: str, pro
         tokens_per_second=round((n - 1) / decode_time, 2) if n > 1 and decode_time > 0 else 0.0,
         stop=row.stop,
         prompt=prompt,
+        waited_seconds=round(row.placed, 4),
         token_ids=list(row.ids),
     )
 
@@ -235,7 +238,18 @@ def _prompt(model, tokenizer, fmt: PromptFormat, messages: list[Message], settin
         raise GenerationError(
             f"max_new_tokens is {settings.max_new_tokens}, but this model reads at most {context_of(model)} tokens"
         )
-    prompt, ids, _, dropped = fit_messages(tokenizer, fmt, messages, room, settings.overflow == "refuse")
+    refuse = settings.overflow == "refuse"
+    try:
+        prompt, ids, _, dropped = fit_messages(tokenizer, fmt, messages, room, refuse)
+    except ContextError as err:
+        raise ContextError(
+            f"the conversation is {err.tokens} tokens"
+            + ("" if refuse else " with only the system prompt and the last user message left")
+            + f"; this model reads {context_of(model)} including the {settings.max_new_tokens} new ones: "
+            "shorten it or lower max_new_tokens",
+            tokens=err.tokens,
+            room=err.room,
+        ) from None
     return prompt, ids, dropped
 
 

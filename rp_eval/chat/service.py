@@ -242,6 +242,7 @@ class GenerationService:
             return True
         if not free:
             return False
+        started = time.perf_counter() - request.submitted  # what it waited for a row, before its prefill
         if len(pending) == 1 or len(request.rows) == 1:
             take = [(pending[0], free[0])]
             logits = engine.prefill(free[0], request.encoded[pending[0]])
@@ -254,7 +255,7 @@ class GenerationService:
         for i, r in take:
             sampler.assign(r, request.settings, request.encoded[i], request.seeds[i])
             self._owners[r] = (request, i)
-            request.rows[i].slot = r
+            request.rows[i].slot, request.rows[i].placed = r, started
         first_ids = sampler.sample(logits, rows, packed=True)
         engine.ids[rows, 0] = first_ids
         self._take(request, [(i, r) for i, r in take], first_ids.tolist(), packed=True)
@@ -388,6 +389,9 @@ class GenerationService:
         try:
             rows = list(range(len(request.rows)))
             if not run.seen_prefill:
+                started = time.perf_counter() - request.submitted
+                for row in request.rows:
+                    row.placed = started
                 pad = request.tokenizer.pad_token_id
                 pad = pad if pad is not None else next(iter(request.rules.end_ids), 0)
                 width = max(len(e) for e in request.encoded)

@@ -180,6 +180,8 @@ def _store_reply(store: Store, conv_id: int, r: Reply, settings: GenerationSetti
             seconds=res.seconds,
             first_token_seconds=res.first_token_seconds,
             tokens_per_second=res.tokens_per_second,
+            waited_seconds=res.waited_seconds,
+            dropped_turns=res.dropped_turns,
         )
     else:
         fields.update(raw_text=r.text, finish_reason="stopped")

@@ -55,6 +55,8 @@ class TurnRow(Base):
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     first_token_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     tokens_per_second: Mapped[float] = mapped_column(Float, default=0.0)
+    waited_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # for a place in the engine, before prefill
+    dropped_turns: Mapped[int] = mapped_column(Integer, default=0)  # oldest messages left out to fit the context
     discarded: Mapped[bool] = mapped_column(Boolean, default=False)  # undone or regenerated
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 

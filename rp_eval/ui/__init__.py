@@ -64,5 +64,6 @@ def _demo_banner() -> str:
 
     info = demo.build_info()
     if info.get("steps") and info.get("seconds") is not None:
-        return t("demo_banner_built", steps=info["steps"], seconds=info["seconds"])
+        key = "demo_banner_shipped" if info.get("shipped") else "demo_banner_built"
+        return t(key, steps=info["steps"], seconds=info["seconds"], threads=info.get("cpu_threads") or "?")
     return t("demo_banner_plain")

@@ -74,6 +74,7 @@ def reason_words(turn_or_result) -> str:
 
 
 _FINISH_KEYS = {f"finish_{r}" for r in session.FINISH_WORDS}
+WAIT_SHOWN = 0.5  # seconds of waiting for a place in the engine worth a word in the footer
 
 
 def footer(turn_or_result, model: str) -> str:
@@ -81,6 +82,9 @@ def footer(turn_or_result, model: str) -> str:
     n, reason = turn_or_result.new_tokens, reason_words(turn_or_result)
     dropped = getattr(turn_or_result, "dropped_turns", 0)  # a reply to a conversation longer than the context
     note = " · " + t("chat_dropped_turns", n=dropped) if dropped else ""
+    waited = getattr(turn_or_result, "waited_seconds", 0.0) or 0.0
+    if waited >= WAIT_SHOWN:  # the engine was full: the reply queued for a place before it began
+        note += " · " + t("chat_waited", seconds=f"{waited:.1f}")
     if n:
         tps = f"{turn_or_result.tokens_per_second:.1f}"
         return t("chat_footer", model=model, reason=reason, tokens=n, tps=tps) + note

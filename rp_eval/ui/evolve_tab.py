@@ -272,7 +272,9 @@ def build() -> None:
         resume_btn = gr.Button(t("evo_resume"), elem_id="evo-resume")
         refresh_btn = gr.Button(t("evo_refresh"), elem_id="evo-refresh")
     status = gr.Markdown(elem_id="evo-status")
-    fitness = gr.Markdown(_fitness_meta_line(audit.default_fitness_meta()), elem_id="evo-fitness-meta")
+    fitness = gr.Markdown(
+        locale.composed("evo_fitness", _fitness_meta_line, audit.default_fitness_meta()), elem_id="evo-fitness-meta"
+    )
     plot = gr.Plot(label=t("evo_plot"), elem_id="evo-plot")
     table = gr.Dataframe(label=t("evo_candidates"), interactive=False, elem_id="evo-candidates")
     with gr.Row():

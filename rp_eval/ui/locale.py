@@ -104,8 +104,7 @@ STRINGS: dict[str, str] = {
     "chat_footer_short": "{reason} · {model}",
     "evo_meta_none": "The fitness's meta-evaluation: not measured.",
     "evo_meta_line": (
-        "It prefers the better reply in **{accuracy}** of {pairs} meta-evaluation pairs (95% {lo}–{hi}; "
-        "{categories})"
+        "It prefers the better reply in **{accuracy}** of {pairs} meta-evaluation pairs (95% {lo}–{hi}; {categories})"
     ),
     "run_status_running": "running",
     "run_status_done": "done",
@@ -569,6 +568,16 @@ STRINGS: dict[str, str] = {
     "col_eval_s": "eval s",
     "col_flag": "flag",
     "col_dev_fitness": "dev fitness",
+    # issue 31: waits for a place in the engine
+    "chat_waited": "waited {seconds} s for a place (the model was serving others)",
+    # issue 32: the banner of a shipped demo build
+    "demo_banner_shipped": (
+        "**Offline demo models.** `demo-llama-a`, `demo-llama-b` and `demo-mistral` are tiny models (about a million "
+        "parameters) that this project's own code trained on a small Japanese role-play corpus ({steps} optimizer "
+        "steps, {seconds} seconds on {threads} CPU threads); the repository ships that build, so the first start only "
+        "copies it. The whole app can be tried with no network and no GPU. Their Japanese is rough because they are "
+        "so small; register real models below (a Hugging Face id or a folder) for real work."
+    ),
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."
@@ -673,11 +682,26 @@ def _marker(key: str, values: dict[str, object]) -> str:
     # Gradio's I18nData as text ("__i18n__{...}"): the front end translates it wherever it sits in a label,
     # Markdown or HTML value. A string with values becomes a key of its own, formatted once per language.
     if values:
-        formatted = {lang: in_language(lang, _now, key, values) for lang in LANGUAGES}  # library words too
-        key = f"{key}__" + hashlib.sha1(json.dumps(formatted, sort_keys=True).encode()).hexdigest()[:10]
-        _BUILT[key] = formatted
+        return _per_language(key, _now, key, values)
     _USED.add(key)
     return str(I18nData(key))
+
+
+def _per_language(name: str, fn, *args) -> str:
+    formatted = {lang: in_language(lang, fn, *args) for lang in LANGUAGES}  # library words too
+    key = f"{name}__" + hashlib.sha1(json.dumps(formatted, sort_keys=True).encode()).hexdigest()[:10]
+    _BUILT[key] = formatted
+    _USED.add(key)
+    return str(I18nData(key))
+
+
+def composed(name: str, fn, *args) -> str:
+    """`fn(*args)`, a text made of several strings (`t` calls joined or nested), in the page's language: inside
+    an event at once; while a page is built, one key of its own formatted once per language (a marker inside
+    another string would show as its JSON)."""
+    if language() is not None:
+        return fn(*args)
+    return _per_language(name, fn, *args)
 
 
 def begin_page() -> None:

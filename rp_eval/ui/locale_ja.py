@@ -764,6 +764,16 @@ JA: dict[str, str] = {
         "{what} '{text}' はサーバー自身のファイル（データベース、ユーザーファイル、内部フォルダ、またはそれらを含むフォルダ）"
         "なので、ページからは開けません"
     ),
+    # issue 31: waits for a place in the engine
+    "chat_waited": "ほかの返事の生成が終わるまで {seconds} 秒待ちました",
+    # issue 32: the banner of a shipped demo build
+    "demo_banner_shipped": (
+        "**オフラインのデモモデルです。** `demo-llama-a`・`demo-llama-b`・`demo-mistral` は約 100 万パラメータの極小モデルで、"
+        "このプロジェクトのコードが小さな日本語ロールプレイコーパスから学習させたものです（最適化ステップ {steps} 回、"
+        "CPU {threads} スレッドで {seconds} 秒）。そのビルドをリポジトリに同梱しているので、初回起動はコピーするだけで済みます。"
+        "ネットワークも GPU もなしにアプリ全体を試せます。小さすぎて日本語はぎこちないので、実際の研究には下で本物のモデル"
+        "（Hugging Face の ID かフォルダ）を登録してください。"
+    ),
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page

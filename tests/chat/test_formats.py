@@ -98,9 +98,7 @@ def test_llama2_folds_later_system_messages_into_the_user_turns():
 
 def test_the_template_takes_the_same_folded_messages_as_the_builtin(tokenizer):
     # the demo template reads only messages[0] as the system prompt: the others are folded for it
-    assert render_prompt(FORMATS["template"], tokenizer, SILLYTAVERN_LIKE) == FORMATS["llama2"].render(
-        SILLYTAVERN_LIKE
-    )
+    assert render_prompt(FORMATS["template"], tokenizer, SILLYTAVERN_LIKE) == FORMATS["llama2"].render(SILLYTAVERN_LIKE)
 
 
 def test_a_template_that_refuses_system_turns_gets_them_in_the_user_turn():
@@ -113,7 +111,10 @@ def test_a_template_that_refuses_system_turns_gets_them_in_the_user_turn():
             return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
 
     text = render_prompt(FORMATS["template"], NoSystem(), SILLYTAVERN_LIKE[:4])
-    assert text == "<user>メインの指示。\n\nキャラクター: 執事のセバスチャン。\n\n[Start a new Chat]\n\nおはよう<assistant>"
+    assert (
+        text
+        == "<user>メインの指示。\n\nキャラクター: 執事のセバスチャン。\n\n[Start a new Chat]\n\nおはよう<assistant>"
+    )
 
 
 CONTINUE = [*CONVERSATION, {"role": "assistant", "content": "かしこまりました。ダージリンを"}]

@@ -323,3 +323,27 @@ def test_arrivals_during_a_prefill_are_prefilled_before_the_next_step(served):
     expected = {i: solo(model, tokenizer, conversation(i)).raw_text for i in range(4)}
     assert first.raw_text == expected[0]
     assert {i: r.raw_text for i, r in seen} == {i: expected[i] for i in (1, 2, 3)}
+
+
+def test_a_request_that_waited_for_a_row_says_how_long(tmp_path, tokenizer):
+    """One row: the second of two requests submitted together waits for the first to finish, and its result
+    says so (`waited_seconds`, shown in the chat footer and the API's `rp_eval` field); the first did not wait."""
+    from rp_eval.chat.generate import StopRules
+
+    folder = save_tiny(tmp_path / "m", tokenizer, seed=7)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    service = GenerationService(model, rows=1, columns=256)
+    try:
+        settings = GenerationSettings(temperature=0, max_new_tokens=40, engine="static", trim_to_sentence=False)
+        ids = tokenizer("こんにちは、今日は", add_special_tokens=False)["input_ids"]
+        no_stops = StopRules(frozenset(), ())
+        first = service.submit(tokenizer, ["a"], [ids], settings, no_stops)
+        second = service.submit(tokenizer, ["b"], [ids], settings, no_stops)
+        a, b = first.wait()[0], second.wait()[0]
+    finally:
+        service.close()
+    assert a.new_tokens == b.new_tokens == 40 and a.text == b.text
+    assert a.waited_seconds < a.first_token_seconds
+    # the second began its prefill only once the first had its last token
+    assert b.waited_seconds >= a.seconds - (second.submitted - first.submitted) - 1e-3, (a, b)
+    assert b.waited_seconds > 10 * a.waited_seconds

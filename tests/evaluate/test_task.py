@@ -41,7 +41,7 @@ def test_a_malformed_line_names_file_and_line(tmp_path):
 
 def test_a_bad_field_names_the_field(tmp_path):
     folder = write_items(tmp_path, [item(1), {**item(2), "split": "train"}])
-    with pytest.raises(TaskError, match=r"a\.jsonl line 2: split"):
+    with pytest.raises(TaskError, match=r"a\.jsonl line 2: 'split' must be one of 'dev', 'test'"):
         read_items(folder)
     folder = write_items(tmp_path, [item(1, turns=["やあ", "おう"])])
     with pytest.raises(TaskError, match="end with a user turn"):
