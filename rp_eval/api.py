@@ -419,7 +419,11 @@ def _start(req: ChatRequest) -> tuple[Iterator, str | GenerationResult]:
     """The reply's generator and its first item: every error a request can cause is raised here, before the
     response starts (a stream can not turn into a 400 after its first byte)."""
     loaded, messages, gen, dropped = _prepare(req)
-    items = _counting_dropped(stream(loaded.model, loaded.tokenizer, loaded.format, messages, gen), dropped)
+    return started(_counting_dropped(stream(loaded.model, loaded.tokenizer, loaded.format, messages, gen), dropped))
+
+
+def started(items: Iterator) -> tuple[Iterator, str | GenerationResult]:
+    """`items` with its first item taken (the generation's errors come out here); closed if that fails."""
     try:
         first = next(items)
     except BaseException:

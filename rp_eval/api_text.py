@@ -38,6 +38,7 @@ from rp_eval.api import (
     in_slot,
     parse,
     registered,
+    started,
 )
 from rp_eval.chat.generate import GenerationResult, GenerationSettings, context_of, stream_prompt
 from rp_eval.models.loading import model_cache
@@ -308,13 +309,7 @@ def _usage(prompts: list[list[int]], results: list[GenerationResult | None]) -> 
 
 def _begin(req: TextRequest, ids: list[int], loaded, gen: GenerationSettings):
     text = loaded.tokenizer.decode(ids, skip_special_tokens=False)
-    items = stream_prompt(loaded.model, loaded.tokenizer, loaded.format, text, ids, gen)
-    try:
-        first = next(items)
-    except BaseException:
-        items.close()
-        raise
-    return items, first
+    return started(stream_prompt(loaded.model, loaded.tokenizer, loaded.format, text, ids, gen))
 
 
 def _prepare(req: TextRequest):
