@@ -287,13 +287,17 @@ def _check_request(req: ChatRequest) -> None:
     if wanted > limits.limit_max_tokens:
         field = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
         raise ApiError(f"{field}: {wanted} is over this server's limit of {limits.limit_max_tokens}", param=field)
-    stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+    check_stops([req.stop] if isinstance(req.stop, str) else list(req.stop or []))
+
+
+def check_stops(stops: list[str], field: str = "stop") -> None:
+    limits = settings.config()
     if len(stops) > limits.limit_stop_count:
-        raise ApiError(f"stop: {len(stops)} strings, at most {limits.limit_stop_count} are accepted", param="stop")
+        raise ApiError(f"{field}: {len(stops)} strings, at most {limits.limit_stop_count} are accepted", param=field)
     long = [s for s in stops if len(s) > limits.limit_stop_chars]
     if long:
         raise ApiError(
-            f"stop: a string of {len(long[0])} characters; at most {limits.limit_stop_chars} each", param="stop"
+            f"{field}: a string of {len(long[0])} characters; at most {limits.limit_stop_chars} each", param=field
         )
 
 
@@ -313,18 +317,29 @@ def _prepare(req: ChatRequest):
         seed=req.seed if req.seed is not None and req.seed >= 0 else None,
         stop_strings=tuple(s for s in stops if s),
     )
-    row = registry.get_store().get_model(req.model)
+    loaded = model_cache().get(registered(req.model))
+    messages, dropped = _fit(loaded, messages, gen.max_new_tokens, req)
+    return loaded, messages, gen, dropped
+
+
+def registered(name: str | None):
+    """The model row of `name`; with no name, the first registered model (as text-generation-webui answers with
+    the one it has loaded); 404 `model_not_found` otherwise."""
+    if not name:
+        rows = registry.list_models()
+        if not rows:
+            raise ApiError("no model is registered yet", 404, "not_found_error", param="model", code="model_not_found")
+        return rows[0]
+    row = registry.get_store().get_model(name)
     if row is None:
         raise ApiError(
-            f"model '{req.model}' is not registered; GET /v1/models lists them",
+            f"model '{name}' is not registered; GET /v1/models lists them",
             404,
             "not_found_error",
             param="model",
             code="model_not_found",
         )
-    loaded = model_cache().get(row)
-    messages, dropped = _fit(loaded, messages, gen.max_new_tokens, req)
-    return loaded, messages, gen, dropped
+    return row
 
 
 def _fit(loaded, messages: list[dict], max_new_tokens: int, req: ChatRequest) -> tuple[list[dict], int]:
@@ -404,7 +419,11 @@ def _start(req: ChatRequest) -> tuple[Iterator, str | GenerationResult]:
     """The reply's generator and its first item: every error a request can cause is raised here, before the
     response starts (a stream can not turn into a 400 after its first byte)."""
     loaded, messages, gen, dropped = _prepare(req)
-    items = _counting_dropped(stream(loaded.model, loaded.tokenizer, loaded.format, messages, gen), dropped)
+    return started(_counting_dropped(stream(loaded.model, loaded.tokenizer, loaded.format, messages, gen), dropped))
+
+
+def started(items: Iterator) -> tuple[Iterator, str | GenerationResult]:
+    """`items` with its first item taken (the generation's errors come out here); closed if that fails."""
     try:
         first = next(items)
     except BaseException:
@@ -429,8 +448,15 @@ def _next(items: Iterator):
 
 
 async def _complete(req: ChatRequest, request: Request) -> dict | None:
-    """A whole reply; the generation stops (its generator closed) as soon as the client is gone."""
+    """A whole reply; None when the client left."""
     items, item = await run_in_threadpool(_start, req)
+    result = await drain(items, item, request)
+    return None if result is None else _reply(req, result)
+
+
+async def drain(items: Iterator, item, request: Request) -> GenerationResult | None:
+    """The result at the end of a reply's items (`item` the first, already taken); None as soon as the client is
+    gone. The generator is closed either way, which stops the generation."""
     try:
         while not isinstance(item, GenerationResult):
             if item is None:
@@ -438,14 +464,14 @@ async def _complete(req: ChatRequest, request: Request) -> dict | None:
             if await request.is_disconnected():
                 return None
             item = await run_in_threadpool(_next, items)
-        return _reply(req, item)
+        return item
     finally:
         with anyio.CancelScope(shield=True):
             await run_in_threadpool(items.close)
 
 
-def _chunk(req: ChatRequest, cid: str, created: int, delta: dict, reason: str | None = None, **extra) -> str:
-    body = {
+def _chunk(req: ChatRequest, cid: str, created: int, delta: dict, reason: str | None = None, **extra) -> dict:
+    return {
         "id": cid,
         "object": "chat.completion.chunk",
         "created": created,
@@ -453,21 +479,34 @@ def _chunk(req: ChatRequest, cid: str, created: int, delta: dict, reason: str | 
         "choices": [{"index": 0, "delta": delta, "finish_reason": reason}],
         **extra,
     }
+
+
+def _sse(body: dict) -> str:
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
 
-async def _events(req: ChatRequest, items: Iterator, first, done) -> AsyncIterator[str]:
-    """The SSE chunks; the generator is closed when the stream ends or the client leaves."""
+def _events(req: ChatRequest, items: Iterator, first, done) -> AsyncIterator[str]:
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+    def piece(item: str | GenerationResult) -> dict:
+        if isinstance(item, str):
+            return _chunk(req, cid, created, {"content": item})
+        reason = OPENAI_REASON[item.finish_reason]
+        return _chunk(req, cid, created, {}, reason, usage=_usage(item), rp_eval=_extra(item))
+
+    return events(items, first, done, [_chunk(req, cid, created, {"role": "assistant", "content": ""})], piece)
+
+
+async def events(items: Iterator, first, done, head: list[dict], piece) -> AsyncIterator[str]:
+    """A reply's SSE chunks: `head`, then `piece(item)` for each text delta and for the final result; the
+    generator is closed when the stream ends or the client leaves, and `done` called."""
     item = first
     try:
-        yield _chunk(req, cid, created, {"role": "assistant", "content": ""})
+        for body in head:
+            yield _sse(body)
         while item is not None:
-            if isinstance(item, str):
-                yield _chunk(req, cid, created, {"content": item})
-            else:
-                reason = OPENAI_REASON[item.finish_reason]
-                yield _chunk(req, cid, created, {}, reason, usage=_usage(item), rp_eval=_extra(item))
+            yield _sse(piece(item))
+            if isinstance(item, GenerationResult):
                 break
             item = await run_in_threadpool(_next, items)
         yield "data: [DONE]\n\n"
@@ -508,16 +547,36 @@ def _bad_request(err: ValidationError) -> JSONResponse:
     return _error(400, message, "invalid_request_error", param=where or None, code=code)
 
 
-@router.post("/chat/completions")
-async def chat_completions(request: Request):
+async def parse(request: Request, model: type[BaseModel]):
+    """The request body as `model`, or the 400 to answer (not JSON, or a field out of its bounds)."""
     try:
         body = await request.json()
     except (ValueError, RecursionError) as err:
         return _error(400, f"bad request: the body is not valid JSON ({str(err)[:100]})", "invalid_request_error")
     try:
-        req = ChatRequest.model_validate(body)
+        return model.model_validate(body)
     except ValidationError as err:
         return _bad_request(err)
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request):
+    req = await parse(request, ChatRequest)
+    if isinstance(req, JSONResponse):
+        return req
+
+    async def reply(done):
+        if req.stream:
+            items, first = await run_in_threadpool(_start, req)
+            return _Stream(_events(req, items, first, done), media_type="text/event-stream")
+        return await _complete(req, request)
+
+    return await in_slot(request, reply)
+
+
+async def in_slot(request: Request, reply):
+    """`await reply(done)` in one of the client's in-flight places (waiting for one in its queue): a dict to
+    answer, None when the client left, or a stream, which calls `done` when it ends and frees the place then."""
     client = _client(request)
     try:
         await IN_FLIGHT.acquire(client)
@@ -525,13 +584,9 @@ async def chat_completions(request: Request):
         return _answer(err)
     streaming = False
     try:
-        if req.stream:
-            items, first = await run_in_threadpool(_start, req)
-            streaming = True
-            events = _events(req, items, first, lambda: IN_FLIGHT.release(client))
-            return _Stream(events, media_type="text/event-stream")
-        reply = await _complete(req, request)
-        return reply if reply is not None else JSONResponse({}, status_code=499)
+        answer = await reply(lambda: IN_FLIGHT.release(client))
+        streaming = isinstance(answer, _Stream)
+        return answer if answer is not None else JSONResponse({}, status_code=499)
     except ApiError as err:
         return _answer(err)
     except ValidationError as err:
@@ -552,7 +607,13 @@ def unknown_route(path: str, request: Request):
 def install(app: FastAPI, login_required: bool = False) -> FastAPI:
     """Add the /v1 routes to a FastAPI app (the one the page is served from). `login_required` (a lab server with
     login): the API is closed unless an API key is set, so it is no way around the login."""
+    from rp_eval import api_text, api_tokens  # their routes share this module's errors, key, limits and queue
+
     app.state.login_required = login_required
+    # before `router`: its catch-all answers every /v1 path it reaches (FastAPI matches an included router as one)
+    app.include_router(api_text.router)
+    app.include_router(api_tokens.router)
+    app.include_router(api_tokens.root)
     app.include_router(router)
 
     @app.exception_handler(ApiError)

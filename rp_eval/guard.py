@@ -20,9 +20,9 @@ JSON_TYPES = ("application/json", "text/plain", "")  # what fetch() and scripts 
 
 
 class BadRequest(ValueError):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, param: str | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.status, self.param = status, param  # param: the body's field at fault, dotted (messages.0.content)
 
 
 def check_json(body: bytes, depth_limit: int) -> object:
@@ -33,30 +33,35 @@ def check_json(body: bytes, depth_limit: int) -> object:
         raise BadRequest(400, f"the JSON body nests deeper than {depth_limit} levels") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise BadRequest(400, f"the body is not valid JSON: {err}") from None
-    stack = [(data, 1)]
+    stack = [(data, 1, "")]
     while stack:  # iterative: a deep body must not exhaust the stack here either
-        value, depth = stack.pop()
+        value, depth, where = stack.pop()
         if isinstance(value, dict | list) and depth > depth_limit:
             raise BadRequest(400, f"the JSON body nests deeper than {depth_limit} levels")
         items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
         for key, item in items:
-            for text in (key, item):
-                if isinstance(text, str):
-                    _check_text(text)
+            path = f"{where}.{key}" if where else str(key)
+            if isinstance(key, str):
+                _check_text(key, where)
+            if isinstance(item, str):
+                _check_text(item, path)
             if isinstance(item, dict | list):
-                stack.append((item, depth + 1))
+                stack.append((item, depth + 1, path))
     if isinstance(data, str):
-        _check_text(data)
+        _check_text(data, "")
     return data
 
 
-def _check_text(text: str) -> None:
+def _check_text(text: str, where: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:
         bad = text[err.start]
+        field = f"{where}: " if where else ""
         raise BadRequest(
-            400, f"the request holds text that is not valid Unicode (an unpaired surrogate \\u{ord(bad):04x})"
+            400,
+            f"{field}the text is not valid Unicode (an unpaired surrogate \\u{ord(bad):04x} at character {err.start})",
+            where or None,
         ) from None
 
 
@@ -110,7 +115,7 @@ class Guard:
                 data = check_json(body, limits.limit_json_depth)
                 self._check_event(path, data)
             except BadRequest as err:
-                await _reply(send, err.status, str(err))
+                await _reply(send, err.status, str(err), err.param)
                 return
         await self.app(scope, _replay(body, receive), send)
 
@@ -143,9 +148,13 @@ def _replay(body: bytes, receive: Callable):
     return replay
 
 
-async def _reply(send, status: int, message: str) -> None:
+CODES = {400: "invalid_value", 404: "not_found", 413: "request_too_large"}  # OpenAI's string codes, as the API's
+
+
+async def _reply(send, status: int, message: str, param: str | None = None) -> None:
     kind = "invalid_request_error" if status < 500 else "server_error"
-    payload = json.dumps({"error": {"message": message, "type": kind, "code": status}}).encode()
+    error = {"message": message, "type": kind, "param": param, "code": CODES.get(status, "error")}
+    payload = json.dumps({"error": error}).encode()
     await send(
         {
             "type": "http.response.start",

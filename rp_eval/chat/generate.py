@@ -43,6 +43,7 @@ class GenerationSettings(BaseModel, frozen=True):
     repetition_penalty: float = Field(1.0, gt=0.0, le=3.0)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    temperature_last: bool = False  # text-generation-webui's order: top-k/top-p/min-p on the raw logits
     seed: int | None = Field(None, ge=0, lt=2**63)
     stop_strings: tuple[str, ...] = ()  # extra literal strings, e.g. the user's character name tag
     trim_to_sentence: bool = True
@@ -65,9 +66,10 @@ class GenerationResult:
     prompt: str = field(default="", repr=False)
     dropped_turns: int = 0  # oldest messages left out to fit the model's context
     waited_seconds: float = 0.0  # from submit until its prefill began: the time spent waiting for a place
+    token_ids: list[int] = field(default_factory=list, repr=False)  # every id sampled, the end token included
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "token_ids"}  # ids are for the API's logprobs
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,7 @@ def _result(row: _Row, tokenizer, settings: GenerationSettings, prompt: str, pro
         stop=row.stop,
         prompt=prompt,
         waited_seconds=round(row.placed, 4),
+        token_ids=list(row.ids),
     )
 
 
@@ -274,6 +277,24 @@ def stream(
     """Text deltas as they become safe to show, then the `GenerationResult` (whose `text` is final).
     Closing the generator early (a Stop button, a client that left) stops the reply at the next step."""
     request, rules, dropped = _submit(model, tokenizer, fmt, [messages], settings, streaming=True)
+    yield from _deltas(request, rules, dropped[0])
+
+
+def stream_prompt(
+    model, tokenizer, fmt: PromptFormat, prompt: str, ids: list[int], settings: GenerationSettings
+) -> Iterator[str | GenerationResult]:
+    """`stream` for a text completion: the prompt's ids as the client gave them (no chat format around them, no
+    turns to drop); the reply stops and is cut by the same rules as a chat reply."""
+    from rp_eval.chat.service import service_for
+
+    if not ids:
+        raise GenerationError("the prompt is empty")
+    rules = stop_rules(tokenizer, model, fmt, settings.stop_strings)
+    request = service_for(model).submit(tokenizer, [prompt], [list(ids)], settings, rules, streaming=True)
+    yield from _deltas(request, rules, 0)
+
+
+def _deltas(request, rules: StopRules, dropped: int) -> Iterator[str | GenerationResult]:
     shown = 0
     try:
         for (text,) in request.texts():
@@ -285,7 +306,7 @@ def stream(
     finally:
         request.cancel()
     (result,) = request.results
-    result.dropped_turns = dropped[0]
+    result.dropped_turns = dropped
     if len(result.text) > shown:
         yield result.text[shown:]
     yield result

@@ -7,7 +7,8 @@ token never depends on the other rows; sampled rows draw from their own generato
 seeded reply is the same alone or beside others.
 
 Order as in transformers: penalties (repetition over prompt and reply; presence and frequency over the reply,
-as OpenAI defines them), then temperature, top-k, top-p, min-p.
+as OpenAI defines them), then temperature, top-k, top-p, min-p; a row with `temperature_last` (text-generation-
+webui's option) filters the raw logits and divides by its temperature after.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Sampler:
         self.frequency = torch.zeros(rows, **f)
         self.top_k = [0] * rows
         self.greedy = [True] * rows
+        self.temperature_last = torch.zeros(rows, dtype=torch.bool, device=device)
         self.generators: list[torch.Generator | None] = [None] * rows
         self.penalised = [False] * rows
         self.seen: torch.Tensor | None = None  # [rows, vocab] counts of prompt + reply tokens
@@ -38,6 +40,7 @@ class Sampler:
         self.greedy[row] = settings.temperature == 0
         self.temperature[row] = settings.temperature or 1.0
         self.top_p[row] = settings.top_p
+        self.temperature_last[row] = bool(getattr(settings, "temperature_last", False))
         self.min_p[row] = getattr(settings, "min_p", 0.0)
         self.top_k[row] = settings.top_k
         self.repetition[row] = settings.repetition_penalty
@@ -77,8 +80,12 @@ class Sampler:
         if sampled:
             params = torch.tensor([r for _, r in sampled], device=self.device)
             where = torch.tensor([line for line, _ in sampled], device=scores.device)
-            x = scores[where] / self.temperature[params, None]
-            probs = self._filter(x, [r for _, r in sampled], params).softmax(-1)
+            temperature, last = self.temperature[params, None], self.temperature_last[params, None]
+            x = scores[where]
+            x = self._filter(torch.where(last, x, x / temperature), [r for _, r in sampled], params)
+            lowest = torch.finfo(x.dtype).min
+            x = torch.where(last & (x > lowest), x / temperature, x)  # filtered-out tokens stay out
+            probs = x.softmax(-1)
             for j, (line, r) in enumerate(sampled):
                 chosen[line] = torch.multinomial(probs[j], 1, generator=self.generators[r])[0]
         for line, r in zip(lines, rows, strict=True):
