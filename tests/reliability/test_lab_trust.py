@@ -113,3 +113,54 @@ def test_no_typed_path_reaches_the_database_and_the_server_keeps_its_locks(lab):
                 assert _locks(pid, files) == before, (fn, i, target)
     assert refused >= 4 * 3, refused  # Fine-tune's preview and start, the pairs file, the model source at least
     assert before, "the server held no lock on the database: the test would show nothing"
+
+
+def _defaults(comps: dict, inputs: list[int]) -> list:
+    return [comps[c].get("props", {}).get("value") for c in inputs]
+
+
+def test_no_event_of_the_raters_page_returns_another_raters_conversation(lab):
+    """Finding 2: ruth chats (a secret in her message and so in the replies' context), opens a blind pair with it,
+    scores one of her chat's replies; rita then runs every event of the raters' page with its default inputs,
+    ruth's conversation number in the conversation list, and each source of the Rate tab's single reply (a
+    stored chat reply, a repeat for agreement): no answer holds ruth's text."""
+    from tests.reliability.test_lab_safety import _chat_inputs, _endpoints
+
+    url, workspace, _ = lab
+    ruth, rita = _login(url, "ruth"), _login(url, "rita")
+    secret, session = "ルースの合言葉は青い鍵", uuid.uuid4().hex
+    fns = _endpoints(ruth)
+    _, done = _event(ruth, fns["respond"], _chat_inputs(f"{secret}です。"), session)
+    assert done.get("success"), done
+    ((conv_id,),) = _sql(workspace, "SELECT id FROM chat_conversations WHERE owner = 'ruth' ORDER BY id DESC LIMIT 1")
+    _, done = _event(ruth, fns["rate_new_pair"], ["", "", f"{secret}を探して。", 16, 0.7], session)
+    assert done.get("success"), done
+    _, done = _event(ruth, fns["rate_new_single"], ["", "", "", "chat", 16, 0.7], session)
+    assert "stored chat" in done["output"]["data"][2], done  # ruth's own chat reply is hers to score
+    _, done = _event(ruth, fns["rate_save_scores"], [None, "", "", "", 3, 3, 3, 3], session)
+    assert "saved" in done["output"]["data"][1], done
+    assert _sql(workspace, "SELECT count(*) FROM rating_scores WHERE source_kind = 'chat_turn'") == [(1,)]
+
+    config = _config(rita)
+    comps = {c["id"]: c for c in config["components"]}
+
+    def label(c: int) -> str:
+        return str(comps[c].get("props", {}).get("label"))
+
+    tried = 0
+    for d in config["dependencies"]:
+        if not d.get("backend_fn", True):
+            continue
+        data = _defaults(comps, d["inputs"])
+        for i, c in enumerate(d["inputs"]):
+            if "chat_conversation" in label(c):
+                data[i] = conv_id  # ruth's conversation by its number
+        sources = [i for i, c in enumerate(d["inputs"]) if "rate_source" in label(c)]
+        for source in ("chat", "repeat", "evaluation") if sources else (None,):
+            if source:
+                data[sources[0]] = source
+            raw, _ = _event(rita, d["id"], data, uuid.uuid4().hex)
+            assert "合言葉" not in raw and "青い鍵" not in raw, (d.get("api_name"), source, raw[-800:])
+            assert "Traceback" not in raw
+            tried += 1
+    assert tried >= 40, tried  # every event of the page, not a few
