@@ -255,6 +255,14 @@ MESSAGES: dict[str, str] = {
         "{what} '{text}' is one of the server's own files (its database, the users file or an internal folder, "
         "or a folder holding one): it can not be opened from the page"
     ),
+    # issue 29: second pass (guard, sessions)
+    "err_guard_too_big": "the request body is larger than {limit} bytes (the limit_body_bytes setting)",
+    "err_guard_not_json": "the body is not valid JSON: {detail}",
+    "err_guard_json_depth": "the JSON body nests deeper than {limit} levels",
+    "err_guard_surrogate": "the request holds text that is not valid Unicode (an unpaired surrogate {code})",
+    "err_guard_form": "the form body is not valid UTF-8: {detail}",
+    "err_guard_no_event": "this page has no event number {fn}",
+    "err_guard_media_type": ("{path} takes a JSON body (Content-Type: application/json), not '{kind}'"),
 }
 
 

@@ -4,9 +4,11 @@ tab's source, bodies under every Content-Type, users changed while their session
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -14,13 +16,14 @@ import httpx
 import pytest
 
 from rp_eval import auth
-from tests.conftest import running_app
+from tests.conftest import ROOT, running_app
 from tests.reliability.test_lab_safety import _config, _event, _sql
 
 PASSWORDS = {"sato": "admin password", "rita": "rater password", "ruth": "another rater"}
 # the page's text boxes that name a path: Fine-tune's data, the meta-evaluation's pairs, the Models tab's source,
 # the Evaluate tab's weights file, the Evolve tab's export folder (by elem_id, or by label where it has none)
 PATH_BOXES = {"ft-data", "meta-pairs", "model-source", "ev-export-folder"}
+API_KEY = "trust-key"
 PATH_LABELS = {"Weights of the combined score (YAML path or a saved name; empty = defaults)"}
 
 
@@ -36,7 +39,7 @@ def lab(demo_build, tmp_path_factory):
     workspace = root / "workspace"
     shutil.copytree(demo_build, workspace)
     users = _users(root / "users.yaml")
-    env = {"RP_EVAL_API_KEY": "", "GRADIO_TEMP_DIR": str(root / "gradio-cache")}
+    env = {"RP_EVAL_API_KEY": API_KEY, "GRADIO_TEMP_DIR": str(root / "gradio-cache")}
     with running_app(workspace, root / "app.log", "--auth", str(users), env=env) as url:
         yield url, workspace, root
 
@@ -164,3 +167,105 @@ def test_no_event_of_the_raters_page_returns_another_raters_conversation(lab):
             assert "Traceback" not in raw
             tried += 1
     assert tried >= 40, tried  # every event of the page, not a few
+
+
+SURROGATE_BODY = '{"model": "demo-mistral", "messages": [{"role": "user", "content": "\\ud800"}], "max_tokens": 4}'
+TYPES = (
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "text/html",
+    "text/plain",
+    "application/vnd.api+json",
+)
+
+
+def _openai_error(r: httpx.Response) -> dict:
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}, error
+    return error
+
+
+def test_every_body_is_checked_whatever_its_content_type(lab):
+    """Finding 3: a lone surrogate in /v1/chat/completions declared as a form, multipart, HTML, plain text or a
+    `+json` type; event number 50000 and -1 in queue/join under each type (a signed-in rater); a lone surrogate
+    in a form field of the login. Each answers 4xx in OpenAI's error shape naming what is wrong, never a 500."""
+    url, _, root = lab
+    key = {"authorization": f"Bearer {API_KEY}"}
+    for kind in TYPES:
+        r = httpx.post(
+            f"{url}/v1/chat/completions", content=SURROGATE_BODY, headers={**key, "content-type": kind}, timeout=60
+        )
+        error = _openai_error(r)
+        if kind == "application/vnd.api+json":  # JSON by its type: read, and the surrogate named
+            assert r.status_code == 400 and "\\ud800" in error["message"], (kind, r.text)
+        else:
+            assert r.status_code == 415 and error["code"] == "unsupported_media_type", (kind, r.text)
+            assert kind.split(";")[0] in error["message"] and "application/json" in error["message"], error
+    r = httpx.post(f"{url}/v1/chat/completions", content=SURROGATE_BODY, headers=key, timeout=60)  # no type at all
+    assert r.status_code == 415, r.text
+    r = httpx.post(
+        f"{url}/v1/chat/completions",
+        content=SURROGATE_BODY,
+        headers={**key, "content-type": "text/plain", "accept-language": "ja"},
+        timeout=60,
+    )
+    assert "JSON の本体" in _openai_error(r)["message"], r.text  # in the client's language
+    rita = _login(url, "rita")
+    for fn in (50000, -1):
+        join = {"data": [], "fn_index": fn, "session_hash": uuid.uuid4().hex, "event_data": None, "trigger_id": None}
+        for kind in TYPES:
+            r = rita.post("/gradio_api/queue/join", content=json.dumps(join), headers={"content-type": kind})
+            assert r.status_code == 404 and f"no event number {fn}" in _openai_error(r)["message"], (fn, kind, r.text)
+    r = httpx.post(
+        f"{url}/login",
+        content="username=%ED%A0%80&password=x",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        timeout=60,
+    )
+    assert r.status_code == 400 and "not valid UTF-8" in _openai_error(r)["message"], r.text
+    assert rita.get("/config").status_code == 200  # the server goes on
+    log = (root / "app.log").read_text()
+    # (the log may hold other events' tracebacks of this module; none from the page's event look-up or the API)
+    assert "KeyError" not in log and "fns[body.fn_index]" not in log and "rp_eval/api.py" not in log, log[-3000:]
+
+
+def _cli_users(users: Path, *args: str, password: str | None = None) -> None:
+    """`rp-eval users ...` as an admin runs it in a shell, the password on standard input."""
+    command = [sys.executable, "-m", "rp_eval", "users", *args, "--file", str(users)]
+    if password is not None:
+        command.append("--password-stdin")
+    subprocess.run(command, input=(password or "") + "\n", text=True, check=True, capture_output=True, cwd=ROOT)
+
+
+def test_sessions_end_when_their_user_changes(demo_build, tmp_path):
+    """Finding 4: rita, ruth and ada (an admin) are signed in; an admin then gives rita a new password, removes
+    ruth and makes ada a rater with `rp-eval users`. At their next request each old cookie is refused (401, the
+    login page again), ada's admin events with it; rita's new password and ada's rater login work."""
+    workspace = tmp_path / "workspace"
+    shutil.copytree(demo_build, workspace)
+    users = _users(tmp_path / "users.yaml")
+    auth.add_user(users, "ada", "admin two password", "admin")
+    env = {"RP_EVAL_API_KEY": "", "GRADIO_TEMP_DIR": str(tmp_path / "gradio-cache")}
+    with running_app(workspace, tmp_path / "app.log", "--auth", str(users), env=env) as url:
+        rita, ruth, sato = _login(url, "rita"), _login(url, "ruth"), _login(url, "sato", "/admin")
+        ada = _login(url, "ada", "/admin", "admin two password")
+        admin_events = {d["api_name"]: d["id"] for d in _config(ada, "/admin")["dependencies"] if d.get("api_name")}
+        fn = admin_events["models_refresh"] if "models_refresh" in admin_events else next(iter(admin_events.values()))
+        for c, page in ((rita, ""), (ruth, ""), (ada, "/admin"), (sato, "/admin")):
+            assert c.get(f"{page}/gradio_api/login_check").status_code == 200
+        _cli_users(users, "add", "rita", password="a new password")
+        _cli_users(users, "remove", "ruth")
+        _cli_users(users, "add", "ada", "--role", "rater", password="admin two password")
+        for c, page in ((rita, ""), (ruth, ""), (ada, "/admin")):
+            assert c.get(f"{page}/gradio_api/login_check").status_code == 401, page
+            assert c.get(f"{page}/config").status_code == 401, page
+        join = {"data": [], "fn_index": fn, "session_hash": uuid.uuid4().hex, "event_data": None, "trigger_id": None}
+        r = ada.post("/admin/gradio_api/queue/join", json=join)
+        assert r.status_code == 401, r.text  # a demoted admin runs no admin event
+        assert sato.get("/admin/gradio_api/login_check").status_code == 200  # unchanged users keep their sessions
+        r = httpx.post(f"{url}/admin/login", data={"username": "ada", "password": "admin two password"})
+        assert r.status_code == 400  # the admin page no longer lets ada in
+        _login(url, "ada", "", "admin two password")  # the raters' page does
+        assert _login(url, "rita", "", "a new password").get("/gradio_api/login_check").status_code == 200
+        log = (tmp_path / "app.log").read_text()
+        assert "session ended (the user changed in the users file) for name 'ruth'" in log
