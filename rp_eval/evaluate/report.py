@@ -127,7 +127,9 @@ def write_text(path: Path, text: str) -> Path:
 
 
 def write_csv(result: EvalResult, path: Path, task: Task | None = None) -> Path:
-    return write_text(Path(path), item_table(result, task).to_csv(index=False))
+    from rp_eval.ratings.records import neutral_cells  # no cell a spreadsheet would run as a formula
+
+    return write_text(Path(path), neutral_cells(item_table(result, task)).to_csv(index=False))
 
 
 def bars(frame: pd.DataFrame, columns: list[str], vmax: float = 1.0) -> str:

@@ -269,3 +269,26 @@ def test_sessions_end_when_their_user_changes(demo_build, tmp_path):
         assert _login(url, "rita", "", "a new password").get("/gradio_api/login_check").status_code == 200
         log = (tmp_path / "app.log").read_text()
         assert "session ended (the user changed in the users file) for name 'ruth'" in log
+
+
+def test_csv_exports_neutralise_formula_cells(lab):
+    """Finding 9 (CSV): rita's blind pair opens with `=cmd|' /C calc'!A0`, she votes and exports her raw ratings
+    as CSV from the Leaderboard tab: the cell starts with `'` (shown as text by a spreadsheet, never run)."""
+    import csv
+
+    from tests.reliability.test_lab_safety import _endpoints
+
+    url, workspace, _ = lab
+    rita = _login(url, "rita")
+    fns, session = _endpoints(rita), uuid.uuid4().hex
+    formula = "=cmd|' /C calc'!A0"
+    _, done = _event(rita, fns["rate_new_pair"], ["", "", formula, 16, 0.7], session)
+    assert done.get("success"), done
+    _, done = _event(rita, fns["rate_vote_tie"], [None, "", ""], session)
+    assert done.get("success"), done
+    _, done = _event(rita, fns["leaderboard_export"], ["raw", "csv", "", "", [], "", "", 1000], session)
+    files = [f["path"] for f in done["output"]["data"][0]]
+    votes = next(Path(p) for p in files if Path(p).name == "votes.csv")
+    prompts = [row["prompt"] for row in csv.DictReader(votes.open(encoding="utf-8"))]
+    assert f"'{formula}" in prompts, prompts
+    assert not any(p.startswith(("=", "+", "-", "@")) for p in prompts), prompts
