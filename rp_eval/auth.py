@@ -133,8 +133,93 @@ def is_admin(username: str | None) -> bool:
     one user may do everything)."""
     if not _ACTIVE:
         return True
-    user = load_users(_ACTIVE[0]).get(username or "")
+    user = users_file(_ACTIVE[0]).users().get(username or "")
     return user is not None and user.role == "admin"
+
+
+def version(user: User | None) -> str:
+    """What a session remembers of its user: a digest of the name, role and password hash, so a new password
+    (a new salt and hash), another role or the entry's removal gives another value (None: no such user)."""
+    if user is None:
+        return ""
+    return hashlib.sha256(f"{user.name}\0{user.role}\0{user.password}".encode()).hexdigest()
+
+
+class UsersFile:
+    """The users file, read again whenever it changed on disk (its inode, size or modification time: `save_users`
+    moves a new file into place), else served from memory; a file that can not be read counts as no users."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._seen: tuple | None = None
+        self._users: dict[str, User] = {}
+        self._lock = threading.Lock()
+
+    def users(self) -> dict[str, User]:
+        try:
+            st = self.path.stat()
+            seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            seen = None
+        with self._lock:
+            if seen != self._seen:
+                try:
+                    self._users = load_users(self.path) if seen is not None else {}
+                except AuthError as err:
+                    audit(f"users file unreadable, every session refused ({err})", "", "")
+                    self._users = {}
+                self._seen = seen
+            return self._users
+
+
+_FILES: dict[Path, UsersFile] = {}
+
+
+def users_file(path: str | Path) -> UsersFile:
+    """The one `UsersFile` of `path` in this process (the pages, their sessions and role checks share it)."""
+    return _FILES.setdefault(Path(path), UsersFile(path))
+
+
+class Sessions(dict):
+    """A page's signed-in sessions, in place of Gradio's `app.tokens` (token -> user name): each session also
+    keeps the `version` of its user at login, and a look-up (every request Gradio checks the login of) answers
+    the name only while the users file still has that user at that version. A password change, a role change or
+    the user's removal so ends every session of theirs at its next request, with no restart."""
+
+    def __init__(self, users: UsersFile) -> None:
+        super().__init__()
+        self.file = users
+        self._versions: dict[str, str] = {}
+
+    def __setitem__(self, token: str, name: str) -> None:  # a login
+        self._versions[token] = version(self.file.users().get(name))
+        super().__setitem__(token, name)
+
+    def _current(self, token) -> bool:
+        name = super().get(token)
+        if name is None:
+            return False
+        if self._versions.get(token) and self._versions[token] == version(self.file.users().get(name)):
+            return True
+        audit("session ended (the user changed in the users file)", name, CLIENT_ADDRESS.get())
+        super().pop(token, None)
+        self._versions.pop(token, None)
+        return False
+
+    def get(self, token, default=None):
+        return super().get(token) if self._current(token) else default
+
+    def __getitem__(self, token):
+        if not self._current(token):
+            raise KeyError(token)
+        return super().__getitem__(token)
+
+    def __contains__(self, token) -> bool:
+        return self._current(token)
+
+    def __delitem__(self, token) -> None:
+        self._versions.pop(token, None)
+        super().__delitem__(token)
 
 
 class Throttle:

@@ -278,6 +278,16 @@ MESSAGES: dict[str, str] = {
     "ppi_unknown_items": "{model}: {n} human ratings are on items without an automatic score and are left out",
     "ppi_one_unit": "{model}: the human ratings come from one rater (or one item), so there is no interval",
     "ppi_no_auto": "{model}: human ratings but no automatic scores, so no prediction-powered score",
+    # issue 29: second pass (guard, sessions)
+    "err_guard_too_big": "the request body is larger than {limit} bytes (the limit_body_bytes setting)",
+    "err_guard_not_json": "the body is not valid JSON: {detail}",
+    "err_guard_json_depth": "the JSON body nests deeper than {limit} levels",
+    "err_guard_surrogate": (
+        "the request holds text that is not valid Unicode (an unpaired surrogate {code} in '{field}' at character {at})"
+    ),
+    "err_guard_form": "the form body is not valid UTF-8: {detail}",
+    "err_guard_no_event": "this page has no event number {fn}",
+    "err_guard_media_type": ("{path} takes a JSON body (Content-Type: application/json), not '{kind}'"),
 }
 
 

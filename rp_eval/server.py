@@ -99,7 +99,7 @@ def serve(args: argparse.Namespace) -> int:
         for path, page in mounted.items():
             login, message = logins[path]
             # the async check: a password hash on Gradio's event loop would hold up every other request
-            server = _mount(server, page, path, auth=login.check, auth_message=message)
+            server = _mount(server, page, path, users, auth=login.check, auth_message=message)
         print(f"login required ({users}); raters at / (blind rating alone at /rate), admins at /admin")
     else:
         mounted["/rate"], mounted[""] = blind_page, build_app(problems, demo_models=use_demo)
@@ -161,7 +161,7 @@ def _export_folders() -> list[str]:
     return [str(home / "exports"), str(home / "evaluate" / "exports")]
 
 
-def _mount(server, blocks, path: str, **login):
+def _mount(server, blocks, path: str, users: str | None = None, **login):
     """One page on the server, with Gradio's file checks on: a file input takes only a file uploaded through
     Gradio (a mounted app skips that check unless marked launched), so the database, the users file or any other
     server path named by a client is refused before it is opened; `/file=` serves only Gradio's upload and cache
@@ -186,6 +186,13 @@ def _mount(server, blocks, path: str, **login):
         **login,
     )
     blocks.has_launched = True  # turns on Gradio's "was this file uploaded here?" check for the mounted page
+    if users:  # sessions that end when their user changes in the users file (rp_eval.auth.Sessions)
+        from starlette.routing import Mount
+
+        from rp_eval import auth
+
+        page = next(r.app for r in reversed(server.routes) if isinstance(r, Mount) and r.path == path)
+        page.tokens = auth.Sessions(auth.users_file(users))
     return server
 
 

@@ -127,13 +127,16 @@ def write_text(path: Path, text: str) -> Path:
 
 
 def write_csv(result: EvalResult, path: Path, task: Task | None = None) -> Path:
-    return write_text(Path(path), item_table(result, task).to_csv(index=False))
+    from rp_eval.ratings.records import neutral_cells  # no cell a spreadsheet would run as a formula
+
+    return write_text(Path(path), neutral_cells(item_table(result, task)).to_csv(index=False))
 
 
 def bars(frame: pd.DataFrame, columns: list[str], vmax: float = 1.0) -> str:
     cols = [c for c in columns if c in frame]
     style = frame.style.bar(subset=cols, color="#7aa6d8", vmin=0, vmax=vmax) if cols else frame.style
-    return style.format(precision=3).hide(axis="index").to_html()
+    # every cell and header as text: a model name such as `<script>...` must not run in the report's browser
+    return style.format(precision=3, escape="html").format_index(escape="html", axis=1).hide(axis="index").to_html()
 
 
 def html_report(result: EvalResult, human: pd.DataFrame | None = None, title: str = "rp_eval evaluation") -> str:

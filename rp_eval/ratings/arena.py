@@ -285,10 +285,11 @@ def open_stored(
     return single_view(table.open_item(store, item))
 
 
-def open_repeat(store: Store, rater: str, rng: random.Random | None = None) -> SingleView | None:
-    """A reply another rater scored, shown to this rater too (for agreement); None when there is none."""
+def open_repeat(store: Store, rater: str, owner: str, rng: random.Random | None = None) -> SingleView | None:
+    """A reply another rater scored, shown to this rater too (for agreement); None when there is none. A reply
+    from a stored chat is repeated only to its owner's login (`owner`, "" without one)."""
     rater = _rater(rater)
-    candidates = table.scores_to_repeat(store, rater)
+    candidates = table.scores_to_repeat(store, rater, owner)
     if not candidates:
         return None
     earlier = (rng or random.Random()).choice(candidates)

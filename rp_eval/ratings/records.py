@@ -149,8 +149,23 @@ def _jsonable(value):
     return value
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula
+
+
+def neutral_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells that a spreadsheet would run as a formula (`=cmd|...`, `+`, `-`, `@`, a leading tab
+    or carriage return) start with `'`, which shows the text as it is (OWASP's advice for CSV injection)."""
+    out = frame.copy()
+    for column in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[column]):  # object or string columns (pandas 3 "str")
+            out[column] = out[column].map(
+                lambda v: f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v
+            )
+    return out
+
+
 def write_frame(frame: pd.DataFrame, path: Path, fmt: Literal["csv", "jsonl"] = "jsonl") -> Path:
-    """A frame as CSV (nested values as JSON text) or JSONL (one record a line), written atomically."""
+    """A frame as CSV (nested values as JSON text, formula cells neutralised: `neutral_cells`) or JSONL (one record a line), written atomically."""
     if fmt == "jsonl":
 
         def write(fh):
@@ -162,6 +177,8 @@ def write_frame(frame: pd.DataFrame, path: Path, fmt: Literal["csv", "jsonl"] = 
         for column in flat.columns:
             if flat[column].map(lambda v: isinstance(v, list | dict)).any():
                 flat[column] = flat[column].map(lambda v: json.dumps(v, ensure_ascii=False))
+
+        flat = neutral_cells(flat)
 
         def write(fh):
             flat.to_csv(fh, index=False)

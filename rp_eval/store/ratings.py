@@ -202,9 +202,20 @@ def pair_counts(store: Store) -> dict[tuple[str, str], int]:
     return counts
 
 
-def scores_to_repeat(store: Store, rater: str, max_raters: int = 2) -> list[ScoreRow]:
-    """Scored replies that fewer than `max_raters` raters judged and `rater` has not: shown again for agreement."""
+def scores_to_repeat(store: Store, rater: str, owner: str, max_raters: int = 2) -> list[ScoreRow]:
+    """Scored replies that fewer than `max_raters` raters judged and `rater` has not: shown again for agreement.
+    A reply scored from a stored chat is shown again only to the chat's owner (`owner`: the login asking, ""
+    without one): another login's chat never reaches this rater, not even as a repeat."""
+    from rp_eval.store.chat import ConversationRow, TurnRow
+
     with store.transaction() as s:
+        own_turns = (
+            select(func.cast(TurnRow.id, String))
+            .join(ConversationRow, ConversationRow.id == TurnRow.conversation_id)
+            .where(ConversationRow.owner == owner)
+        )
+        shown = (ScoreRow.source_kind.is_(None)) | (ScoreRow.source_kind != "chat_turn")
+        shown = shown | ScoreRow.source_id.in_(own_turns)
         keys = (
             select(ScoreRow.item_key)
             .group_by(ScoreRow.item_key)
@@ -212,7 +223,9 @@ def scores_to_repeat(store: Store, rater: str, max_raters: int = 2) -> list[Scor
         )
         mine = select(ScoreRow.item_key).where(ScoreRow.rater == rater)
         query = (
-            select(ScoreRow).where(ScoreRow.item_key.in_(keys), ScoreRow.item_key.not_in(mine)).order_by(ScoreRow.id)
+            select(ScoreRow)
+            .where(ScoreRow.item_key.in_(keys), ScoreRow.item_key.not_in(mine), shown)
+            .order_by(ScoreRow.id)
         )
         return list(s.scalars(query))
 

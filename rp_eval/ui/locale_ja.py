@@ -807,6 +807,14 @@ JA: dict[str, str] = {
     "ppi_unknown_items": "{model}: 自動スコアのない項目への人の評価 {n} 件を除きました",
     "ppi_one_unit": "{model}: 人の評価が 1 人（または 1 項目）分しかないため、区間を出せません",
     "ppi_no_auto": "{model}: 人の評価はありますが自動スコアがないため、予測で補強したスコアを出せません",
+    # issue 29: second pass (guard, sessions)
+    "err_guard_too_big": "リクエストの本体が {limit} バイトを超えています（設定 limit_body_bytes）",
+    "err_guard_not_json": "本体が正しい JSON ではありません: {detail}",
+    "err_guard_json_depth": "JSON の入れ子が {limit} 段を超えています",
+    "err_guard_surrogate": "リクエストの「{field}」の {at} 文字目に Unicode として正しくない文字（対になっていないサロゲート {code}）が含まれています",
+    "err_guard_form": "フォームの本体が正しい UTF-8 ではありません: {detail}",
+    "err_guard_no_event": "このページにはイベント番号 {fn} はありません",
+    "err_guard_media_type": "{path} が受け付けるのは JSON の本体（Content-Type: application/json）だけです。'{kind}' は使えません",
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page

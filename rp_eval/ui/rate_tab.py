@@ -115,7 +115,7 @@ def new_single(name, persona, message, source, max_new_tokens, temperature, requ
     try:
         view = None
         if source == "repeat":
-            view = arena.open_repeat(get_store(), rater)
+            view = arena.open_repeat(get_store(), rater, signed_in.login())  # no other login's chat
             note = t("rate_single_repeat") if view else t("rate_single_no_repeat")
         elif source == "chat":
             view = arena.open_chat_turn(get_store(), rater, signed_in.login())  # own chats only

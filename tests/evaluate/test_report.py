@@ -55,3 +55,15 @@ def test_plot_tables_and_files(tmp_path):
     assert pd.read_csv(csv)["reply"].tolist()[0] == "うむ。"
     page = report.write_report(RESULT, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "How replies ended" in page and "参ろう参ろう" in page and "task version v1" in page
+
+
+def test_report_tables_escape_model_names():
+    """Issue 29, finding 9: a model named `<script>…` shows as text in the report's tables, never as markup."""
+    import pandas as pd
+
+    from rp_eval.evaluate.report import bars
+
+    name = "<script>alert('rp')</script>"
+    page = bars(pd.DataFrame({"model": [name], "<b>score</b>": [0.5]}), ["<b>score</b>"])
+    assert "<script>" not in page and "<b>" not in page
+    assert "&lt;script&gt;" in page and "&lt;b&gt;score&lt;/b&gt;" in page

@@ -156,16 +156,19 @@ def test_filters_by_persona_rater_and_date(store, reply):
 
 def test_stored_replies_and_repeats_for_agreement(store, reply):
     conversation = [{"role": "user", "content": "おはよう"}, {"role": "assistant", "content": "おはようでござる。"}]
-    view = arena.open_stored(store, "ann", "m-one", conversation, "eos", "chat_turn", "17")
+    view = arena.open_stored(store, "ann", "m-one", conversation, "eos", "eval_reply", "17")
     arena.score(store, view.item_id, "ann", GOOD)
-    assert arena.open_repeat(store, "ann") is None  # nothing ann has not scored
-    again = arena.open_repeat(store, "bob")
+    # a reply of a stored chat is repeated only to its owner: turn 18 is in no conversation of bob's
+    private = arena.open_stored(store, "ann", "m-two", conversation, "eos", "chat_turn", "18")
+    arena.score(store, private.item_id, "ann", GOOD)
+    assert arena.open_repeat(store, "ann", "") is None  # nothing ann has not scored
+    again = arena.open_repeat(store, "bob", "")
     assert again.turns == [("おはよう", "おはようでござる。")]
     arena.score(store, again.item_id, "bob", {**GOOD, "overall": 2})
     scores = load_scores(store)
-    assert scores["item_key"].nunique() == 1 and set(scores["source_kind"]) == {"chat_turn"}
-    assert set(scores["source_id"]) == {"17"}
-    assert arena.open_repeat(store, "cy") is None  # two raters are enough
+    assert scores["item_key"].nunique() == 2 and set(scores["source_kind"]) == {"eval_reply", "chat_turn"}
+    assert sorted(scores["source_id"]) == ["17", "17", "18"]
+    assert arena.open_repeat(store, "cy", "") is None  # two raters are enough
     with pytest.raises(RpEvalError, match="assistant"):
         arena.open_stored(store, "ann", "m-one", conversation[:1])
 
