@@ -22,8 +22,17 @@ def test_a_long_card_chats_on_the_japanese_page_and_says_what_was_left_out(app_u
         page.get_by_text(JA["chat_sampling"], exact=True).click()
         page.locator("#chat-max-new input[type=number]").fill("768")
         page.locator("#chat-max-new input[type=number]").press("Enter")
+        page.locator("#chat-max-new input[type=number]").blur()
         _send(page, ASK)
         _wait_messages(page, "chat-box-a", 3)
+        try:  # the status is written by the reply's last update; on a loaded machine it can land a moment later
+            page.wait_for_function(
+                "() => document.querySelector('#chat-status').innerText.includes('文脈に収めるため')",
+                polling=250,
+                timeout=30_000,
+            )
+        except Exception:
+            pass  # the assertion below says what the status showed
         status = page.locator("#chat-status").inner_text()
         assert "demo-llama-a の文脈に収めるため" in status and "会話の例、ロアブックの項目「灯文堂」" in status, status
         page.locator("#chat-message textarea").fill("祭りの灯籠の話をして")
