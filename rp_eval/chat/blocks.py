@@ -114,6 +114,10 @@ class BlockPool:
     def tokens(self, key) -> int:
         return len(self._tables[key].tokens)
 
+    def recorded(self, key) -> list[int]:
+        """Every token recorded under `key` (its prompt, then what it made): what a prefill of it computes."""
+        return list(self._tables[key].tokens)
+
     def holds(self, key) -> bool:
         return key in self._tables
 
@@ -253,11 +257,12 @@ class Admission:
         self.waiting.append(key)
         self._tokens[key], self._left[key] = list(prompt), new_tokens
 
-    def schedule(self) -> list[object]:
-        """Admit waiting requests from the front while they fit (each with room for its next token); returns
-        the keys admitted now. The front one is never overtaken, so a long request is not starved."""
+    def schedule(self, most: int | None = None) -> list[object]:
+        """Admit waiting requests from the front while they fit (each with room for its next token), at most
+        `most` of them (the engine's free rows); returns the keys admitted now. The front one is never
+        overtaken, so a long request is not starved."""
         admitted = []
-        while self.waiting:
+        while self.waiting and (most is None or len(admitted) < most):
             key = self.waiting[0]
             cached = self.pool.admit(key, self._tokens[key], extra=1)
             if cached is None:

@@ -14,9 +14,12 @@ attention layers call (`update`), and the masks are passed ready-made, so model 
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from rp_eval.chat.attention import available, write_kv
+from rp_eval.chat.blocks import BLOCK_TOKENS, blocks_for, plan_blocks
 
 LENGTH_BUCKET = 128
 PREFILL_GRAPH_MAX = 2048  # longer chat prompts are prefilled without a graph
@@ -199,6 +202,81 @@ class _ScatterKV:
         return len(self.keys)
 
 
+class _BlocksKV:
+    """The block layout's cache in one decode step: each row writes its new key and value into the block its
+    table names for its column (`write_at`), and attention reads each attended row's blocks up to `view`
+    columns, gathered in table order (on the CPU, and on CUDA for SDPA or the decode kernel: a copy of the
+    attended blocks per layer; rows whose table is unused point at the spare block, whose contents no mask
+    ever lets through)."""
+
+    is_compileable = True
+
+    def __init__(self, engine: StaticEngine, rows: int, view: int) -> None:
+        e, b = engine, engine.block_tokens
+        self.engine, self.rows, self.view = engine, rows, view
+        self.block = e.tables.gather(1, (e.write_at // b)[:, None])[:, 0]  # every row's block to write
+        self.slot = e.write_at % b
+        self.read = e.tables[:rows, : view // b]
+        self.lengths = e.write_at[:rows] + 1
+        self.bias = e.bias[:rows]
+        self.counts = e.counts
+        self.last: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
+        keys, values = self.engine.keys[layer_idx], self.engine.values[layer_idx]
+        keys[self.block, :, self.slot] = key_states[:, :, 0]
+        values[self.block, :, self.slot] = value_states[:, :, 0]
+        self.last = (_gather(keys, self.read), _gather(values, self.read))
+        return self.last
+
+    def rows_of(self, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layer's keys and values of the attended rows, gathered by `update` just before."""
+        assert self.last is not None
+        return self.last
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0
+
+    def __len__(self) -> int:
+        return len(self.engine.keys)
+
+
+def _gather(pool: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+    """[rows, kv_heads, blocks x block tokens, d] from the pool's blocks ([blocks, kv_heads, block tokens, d])
+    that `tables` ([rows, blocks]) names."""
+    rows, n = tables.shape
+    _, heads, b, d = pool.shape
+    return pool[tables].transpose(1, 2).reshape(rows, heads, n * b, d)
+
+
+class _ChunkKV:
+    """One chunk of a prompt (positions [start, end)) written through its block table, attending to every
+    block of that table up to `end`. Positions before `keep` are already in the cache (shared blocks): what the
+    chunk computes for them goes to the spare block, so a shared block is never rewritten."""
+
+    is_compileable = True
+
+    def __init__(self, engine: StaticEngine, table: torch.Tensor, start: int, end: int, keep: int) -> None:
+        b = engine.block_tokens
+        positions = torch.arange(start, end, device=table.device)
+        self.engine, self.end = engine, end
+        self.block = torch.where(positions < keep, engine.trash, table[positions // b])
+        self.slot = positions % b
+        self.read = table[None, : blocks_for(end, b)]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
+        keys, values = self.engine.keys[layer_idx], self.engine.values[layer_idx]
+        keys[self.block, :, self.slot] = key_states[0].transpose(0, 1)
+        values[self.block, :, self.slot] = value_states[0].transpose(0, 1)
+        return _gather(keys, self.read)[:, :, : self.end], _gather(values, self.read)[:, :, : self.end]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0
+
+    def __len__(self) -> int:
+        return len(self.engine.keys)
+
+
 SHARED_LEAST = 16  # tokens a common beginning must have to be prefilled once for several prompts
 SHARED_WORTH = 0.75  # the shared prefill is used when it prefills at most this share of the plain one's tokens
 SHARED_SCRATCH = 2 << 30  # bytes of keys and values of the shared beginnings held at once (more: several passes)
@@ -263,6 +341,27 @@ def kv_bytes_per_token(model) -> int:
     return 2 * layers * kv_heads * head_dim * next(model.parameters()).element_size()
 
 
+KV_LAYOUTS = ("rows", "blocks")
+
+
+def default_layout(device: torch.device) -> str:
+    """The KV layout a static engine takes when none is asked for: `RP_EVAL_KV_LAYOUT` when set, else
+    "blocks" on the CPU (where the tests run it) and "rows" on CUDA (its block path has not been run on a GPU
+    yet: tests/gpu/RESULTS.md)."""
+    chosen = os.environ.get("RP_EVAL_KV_LAYOUT", "").strip()
+    if chosen:
+        if chosen not in KV_LAYOUTS:
+            raise ValueError(f"RP_EVAL_KV_LAYOUT must be 'rows' or 'blocks' (got {chosen!r})")
+        return chosen
+    return "rows" if device.type == "cuda" else "blocks"
+
+
+def _budget(model) -> int:
+    """Bytes of KV cache planned by default: 60% of the free GPU memory, or 2 GB on a CPU."""
+    device = next(model.parameters()).device
+    return int(torch.cuda.mem_get_info(device)[0] * 0.6) if device.type == "cuda" else 2 << 30
+
+
 def plan(
     model, budget_bytes: int | None = None, most_rows: int = 32, longest: int = 4096, columns: int | None = None
 ) -> tuple[int, int]:
@@ -273,8 +372,7 @@ def plan(
     window = getattr(model.config, "sliding_window", None) or context
     columns = max(LENGTH_BUCKET, min(context, window, columns or longest) // LENGTH_BUCKET * LENGTH_BUCKET)
     if budget_bytes is None:
-        device = next(model.parameters()).device
-        budget_bytes = int(torch.cuda.mem_get_info(device)[0] * 0.6) if device.type == "cuda" else 2 << 30
+        budget_bytes = _budget(model)
     rows = most_rows
     while rows > 1 and rows * columns * kv_bytes_per_token(model) > budget_bytes:
         rows //= 2
@@ -304,6 +402,9 @@ class StaticEngine:
         columns: int | None = None,
         use_graph: bool | None = None,
         fused: bool | None = None,
+        kv_layout: str | None = None,
+        blocks: int | None = None,
+        prefill_chunk: int = BLOCK_TOKENS,
     ) -> None:
         from rp_eval.chat.fused import FusedStep, supports_fused
 
@@ -325,8 +426,27 @@ class StaticEngine:
         _use_own_attention(model)
         fused = supports_fused(model) if fused is None else fused and supports_fused(model)
         self.fused = FusedStep(model, compile=self.device.type == "cuda") if fused else None
-        shape = (self.rows, self.kv_heads, self.columns, self.head_dim)
+        self.layout = kv_layout or default_layout(self.device)
+        if self.layout not in KV_LAYOUTS:
+            raise ValueError(f"kv_layout must be 'rows' or 'blocks' (got {kv_layout!r})")
         kw = {"dtype": self.dtype, "device": self.device}
+        self.prefilled = 0  # prompt tokens run through a prefill (a cached prefix is not), for tests and logs
+        if self.layout == "blocks":
+            self.block_tokens = BLOCK_TOKENS
+            if prefill_chunk < 1 or prefill_chunk % BLOCK_TOKENS:
+                raise ValueError(f"prefill_chunk must be a positive multiple of {BLOCK_TOKENS} (got {prefill_chunk})")
+            self.chunk = prefill_chunk
+            per_row = self.columns // BLOCK_TOKENS
+            # never more than every row at its whole length could use; else what the budget holds
+            self.blocks = blocks or min(
+                self.rows * per_row, plan_blocks(kv_bytes_per_token(model), _budget(model)).blocks
+            )
+            self.trash = self.blocks  # one spare block: free rows write there, nothing reads it unmasked
+            shape = (self.blocks + 1, self.kv_heads, BLOCK_TOKENS, self.head_dim)
+            self.tables = torch.full((self.rows, per_row), self.trash, dtype=torch.long, device=self.device)
+            self.table_sizes = [0] * self.rows  # host copy: blocks in each row's table
+        else:
+            shape = (self.rows, self.kv_heads, self.columns, self.head_dim)
         self.keys = [torch.zeros(shape, **kw) for _ in range(self.layers)]
         self.values = [torch.zeros(shape, **kw) for _ in range(self.layers)]
         self.bias = torch.full((self.rows, 1, 1, self.columns), self.min, **kw)
@@ -355,8 +475,20 @@ class StaticEngine:
         a finished row rides along one more step before it is read)."""
         return self.padded(width) + new_tokens + 1 <= self.columns
 
+    def set_table(self, row: int, table: list[int]) -> None:
+        """The blocks of row `row` in order (the blocks layout): its prefill and decode steps write and read
+        through them. Called again when the row's request took more blocks."""
+        if len(table) > self.tables.shape[1]:
+            raise ValueError(f"{len(table)} blocks do not fit a row of {self.columns} columns")
+        self.tables[row].fill_(self.trash)
+        self.tables[row, : len(table)] = torch.tensor(table, dtype=torch.long, device=self.device)
+        self.table_sizes[row] = len(table)
+
     def release(self, row: int) -> None:
         """Row `row` is free again: it stops moving and attends to column 0 only (finite softmax)."""
+        if self.layout == "blocks":
+            self.tables[row].fill_(self.trash)
+            self.table_sizes[row] = 0
         self.moving[row] = 0
         self.write_at[row] = 0
         self.pos[row] = 0
@@ -394,9 +526,13 @@ class StaticEngine:
         )
         return out.logits[:, -1, :]
 
-    def prefill(self, row: int, prompt: list[int]) -> torch.Tensor:
+    def prefill(self, row: int, prompt: list[int], cached: int = 0, table: list[int] | None = None) -> torch.Tensor:
         """One prompt into row `row` (left-padded to its 128-bucket and replayed from a graph where the load
-        captured one for that width); returns its next-token logits [1, vocab]."""
+        captured one for that width); returns its next-token logits [1, vocab]. The blocks layout writes
+        through `table` instead (the row's blocks, room for the prompt and one more token) and skips the first
+        `cached` tokens, already in shared blocks (`_prefill_blocks`)."""
+        if self.layout == "blocks":
+            return self._prefill_blocks(row, prompt, cached, table)
         width = self.padded(len(prompt))
         pad = width - len(prompt)
         ids = torch.tensor([[0] * pad + prompt], device=self.device)
@@ -416,12 +552,46 @@ class StaticEngine:
         self._occupy(row, width, valid[0], int(positions[0, -1]))
         return logits
 
+    def _prefill_blocks(self, row: int, prompt: list[int], cached: int, table: list[int] | None) -> torch.Tensor:
+        """The prompt in chunks of `self.chunk` positions ([0, chunk), [chunk, 2 chunk), ...), each attending
+        to every block before it and causally to itself, from the chunk holding the first uncached token.
+
+        Chunks start at fixed positions, so a block's keys and values are the same numbers whichever request
+        computed them and whether the blocks before came from the cache: a prompt served from a cached prefix
+        gets exactly the logits of its full prefill (with chunk = block, the default; a longer chunk recomputes
+        the cached part of its first chunk and writes it to the spare block, and is exact only where the
+        prompt that filled the cache had the same chunk). Positions start at 0: no left padding."""
+        n, b = len(prompt), self.block_tokens
+        if table is None or len(table) * b < n + 1:
+            raise ValueError(f"a prompt of {n} tokens needs a table of {blocks_for(n + 1, b)} blocks")
+        if cached % b or not 0 <= cached < n:
+            raise ValueError(f"cached tokens ({cached}) must be whole blocks and leave a token to prefill")
+        self.set_table(row, table)
+        device_table = self.tables[row]
+        ids = torch.tensor([prompt], device=self.device)
+        start = cached // self.chunk * self.chunk
+        logits = None
+        for first in range(start, n, self.chunk):
+            end = min(first + self.chunk, n)
+            positions = torch.arange(first, end, device=self.device)
+            allowed = torch.arange(end, device=self.device)[None, :] <= positions[:, None]
+            mask = torch.full((1, 1, end - first, end), self.min, dtype=self.dtype, device=self.device)
+            mask.masked_fill_(allowed, 0.0)
+            cache = _ChunkKV(self, device_table, first, end, cached)
+            logits = self._forward(ids[:, first:end], positions[None], cache, mask)
+        self.prefilled += n - cached
+        self._occupy(row, n, torch.ones(n, device=self.device), n - 1)
+        return logits
+
     def prefill_rows(self, first: int, prompts: list[list[int]], share: bool = True) -> torch.Tensor:
         """Several prompts at once (an evaluation batch) into rows first, first+1, ...; left-padded together.
         Where prompts begin alike (`shared_prefixes`) and that saves enough (SHARED_WORTH), each common
         beginning is prefilled once and copied into its prompts' rows, then only the rest of each prompt is
         prefilled (`share=False`: always the plain way). The rows end as the plain way leaves them; the numbers
-        differ in the last bits (other matrix shapes), as they do between batch sizes."""
+        differ in the last bits (other matrix shapes), as they do between batch sizes. The rows layout only:
+        the blocks layout prefills each prompt through its own table (`prefill`)."""
+        if self.layout == "blocks":
+            raise ValueError("the blocks layout prefills one prompt at a time, through its block table")
         width = max(len(p) for p in prompts)
         n = len(prompts)
         if share and n > 1 and width < self.columns - 1:
@@ -518,7 +688,8 @@ class StaticEngine:
 
     def _step(self, attend: int, view: int) -> torch.Tensor:
         self.bias.scatter_(-1, self.write_at.view(-1, 1, 1, 1), 0.0)  # each row's new column attends
-        cache = _RowsKV(self, attend if self.fused is not None else self.rows, view)
+        layout = _BlocksKV if self.layout == "blocks" else _RowsKV
+        cache = layout(self, attend if self.fused is not None else self.rows, view)
         mask = self.bias[: cache.rows, :, :, :view]
         logits = self._forward(self.ids, self.pos, cache, mask, attend=attend)
         self.write_at.add_(self.moving)
@@ -541,7 +712,8 @@ class StaticEngine:
                 for view in range(self.columns, 0, -LENGTH_BUCKET):
                     for attend in reversed(attends):
                         self._capture(attend, view)
-                top = min(prefill_up_to, self.columns)
+                # the blocks layout prefills in chunks without a graph (no capture during a request)
+                top = min(prefill_up_to, self.columns) if self.layout == "rows" else 0
                 for width in range(top // LENGTH_BUCKET * LENGTH_BUCKET, 0, -LENGTH_BUCKET):
                     self._capture_prefill(width)
                 for r in range(self.rows):

@@ -9,7 +9,12 @@ a side-by-side chat interleaved by one generator) never touch the model or its g
 
 Continuous batching on the static engine (rp_eval/chat/engine.py): a new request is prefilled into a free KV
 row at the next step boundary and decodes with every other row in one step; a finished or cancelled row
-leaves at once. A request that does not fit the static cache (longer than its columns, a model it does not
+leaves at once. With the engine's blocks layout a row holds only the blocks its request has written
+(rp_eval/chat/blocks.py): a request is admitted when its prompt's blocks are free (it waits otherwise, in
+arrival order; one that could never fit the pool is refused before any work), it reuses cached blocks of a
+prefix it shares with an earlier request (a system prompt, its own conversation's earlier turns), and when
+the pool runs short mid-reply the newest running request is paused and later resumed by recomputing from its
+cached prefix (its sampler's random state kept, so a seeded reply is the same). A request that does not fit the static cache (longer than its columns, a model it does not
 support, `engine: eager`) runs on its own eager engine, stepped in turn with the others by the same thread.
 
 This is how gpt-fast keeps decode state out of shared objects and how FastChat caps concurrency per model
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from rp_eval.chat.blocks import Admission, BlockPool, TooLong
 from rp_eval.chat.engine import EagerEngine, StaticEngine, _bucket_batch, supports_static
 from rp_eval.chat.generate import (
     GenerationError,
@@ -103,10 +109,23 @@ class _EagerRun:
 class GenerationService:
     """The engine of one model and the scheduler that steps it for every request."""
 
-    def __init__(self, model, rows: int | None = None, columns: int | None = None, fused: bool | None = None) -> None:
+    def __init__(
+        self,
+        model,
+        rows: int | None = None,
+        columns: int | None = None,
+        fused: bool | None = None,
+        kv_layout: str | None = None,
+        blocks: int | None = None,
+    ) -> None:
         self.model = model
         self.device = next(model.parameters()).device
         self._rows, self._columns, self._fused = rows, columns, fused
+        self._layout, self._blocks = kv_layout, blocks
+        self.admission: Admission | None = None  # the blocks layout's queue and pool
+        self._keys: dict[tuple[int, int], tuple[Request, int]] = {}  # admission key -> (request, its row)
+        self._random: dict[tuple[int, int], object] = {}  # a paused row's sampler random state
+        self.paused = 0  # rows paused for blocks (for tests and logs)
         self._static: StaticEngine | None = None
         self._sampler: Sampler | None = None
         self._owners: list[tuple[Request, int] | None] = []
@@ -143,7 +162,16 @@ class GenerationService:
     def static_engine(self) -> StaticEngine | None:
         """The model's static engine (made on first use), or None where the model needs the eager one."""
         if self._static is None and supports_static(self.model):
-            self._static = StaticEngine(self.model, rows=self._rows, columns=self._columns, fused=self._fused)
+            self._static = StaticEngine(
+                self.model,
+                rows=self._rows,
+                columns=self._columns,
+                fused=self._fused,
+                kv_layout=self._layout,
+                blocks=self._blocks,
+            )
+            if self._static.layout == "blocks":
+                self.admission = Admission(BlockPool(self._static.blocks, self._static.block_tokens))
             vocab = self.model.config.vocab_size
             self._sampler = Sampler(self._static.rows, vocab, self.device)
             self._owners = [None] * self._static.rows
@@ -169,7 +197,9 @@ class GenerationService:
         while True:
             with self._cond:
                 idle_since = time.monotonic()
-                while not (self._waiting or self._eager or any(self._owners) or self._pending) and not self.closed:
+                while not (self._waiting or self._eager or any(self._owners) or self._pending or self._keys):
+                    if self.closed:
+                        break
                     self._cond.wait(0.2)
                     if time.monotonic() - idle_since > IDLE_SECONDS and not self._waiting:
                         self._thread = None
@@ -227,11 +257,89 @@ class GenerationService:
             try:
                 if not self._uses_static(request):
                     self._start_eager(request)
+                elif self.admission is not None:
+                    self._queue(request)
                 elif not self._place(request):
                     left.append(request)
             except Exception as err:  # noqa: BLE001 - a request that can not run fails alone
                 self._fail(request, err)
+        if self.admission is not None:
+            self._schedule()
         return left
+
+    # -- the blocks layout: admission by blocks ---------------------------------------------------------------
+    def _queue(self, request: Request) -> None:
+        """Each prompt of the request into the admission queue; a prompt that could never fit the pool fails
+        the whole request now, before any work."""
+        for i, ids in enumerate(request.encoded):
+            key = (id(request), i)
+            try:
+                self.admission.submit(key, ids, request.settings.max_new_tokens)
+            except TooLong as err:
+                raise GenerationError(f"this request can never fit the model's KV cache: {err}") from None
+            self._keys[key] = (request, i)
+
+    def _schedule(self) -> None:
+        """Prefill the requests the pool admits now (as many as there are free rows), each from the blocks
+        it found cached; a resumed request prefills its prompt and its reply so far."""
+        engine, sampler, admission = self._static, self._sampler, self.admission
+        free = [r for r, owner in enumerate(self._owners) if owner is None]
+        if not free or not admission.waiting:
+            return
+        for key in admission.schedule(most=len(free)):
+            if not admission.pool.holds(key):  # paused by a request prefilled just before it
+                continue
+            request, i = self._keys[key]
+            row, r = request.rows[i], free.pop(0)
+            if not row.ids:
+                row.placed = time.perf_counter() - request.submitted  # what it waited, before its prefill
+            logits = engine.prefill(r, admission.pool.recorded(key), admission.cached[key], admission.pool.table(key))
+            admission.pool.written(key)
+            sampler.assign(r, request.settings, request.encoded[i], request.seeds[i])
+            if row.ids:  # resumed: the sampler as it was when the row was paused
+                self._resume_sampler(r, row.ids, self._random.pop(key, None))
+            self._owners[r] = (request, i)
+            row.slot = r
+            first_ids = sampler.sample(logits, [r], packed=True)
+            engine.ids[r, 0] = first_ids[0]
+            self._take(request, [(i, r)], first_ids.tolist(), packed=True)
+
+    def _resume_sampler(self, r: int, made: list[int], random_state) -> None:
+        sampler = self._sampler
+        if sampler.penalised[r]:  # the reply so far counts for the penalties, as it did before the pause
+            ids = torch.tensor(made, device=self.device)
+            sampler.seen[r].index_add_(0, ids, torch.ones_like(ids, dtype=torch.int32))
+            sampler.made[r].index_add_(0, ids, torch.ones_like(ids, dtype=torch.int32))
+        if random_state is not None and sampler.generators[r] is not None:
+            sampler.generators[r].set_state(random_state)
+
+    def _grow(self, request: Request, i: int, r: int, token: int) -> None:
+        """The pool records row (request, i)'s new token; rows paused to make room leave their engine rows."""
+        admission, engine = self.admission, self._static
+        key = (id(request), i)
+        for victim in admission.grow(key, token):
+            other, j = self._keys[victim]
+            slot = other.rows[j].slot
+            if slot >= 0:
+                generator = self._sampler.generators[slot]
+                self._random[victim] = generator.get_state() if generator is not None else None
+                self._owners[slot] = None
+                engine.release(slot)
+            other.rows[j].slot = -1  # waiting again
+            self.paused += 1
+        if admission.pool.holds(key) and request.rows[i].slot == r:
+            table = admission.pool.table(key)
+            if len(table) != engine.table_sizes[r]:
+                engine.set_table(r, table)
+            admission.pool.written(key, admission.pool.tokens(key) - 1)  # the newest token is written next step
+
+    def _forget(self, request: Request) -> None:
+        """The request's rows leave the admission queue and the pool (waiting, paused or running)."""
+        for i in range(len(request.rows)):
+            key = (id(request), i)
+            if self._keys.pop(key, None) is not None:
+                self.admission.cancel(key)
+            self._random.pop(key, None)
 
     def _place(self, request: Request) -> bool:
         """Prefill the request's unplaced prompts into free rows; False when some must wait for rows."""
@@ -274,7 +382,7 @@ class GenerationService:
                 chosen = sampler.sample(logits, active)
                 engine.ids[:, 0] = chosen
                 snapshot = [(r, *self._owners[r]) for r in active]
-                if self.device.type == "cuda":
+                if self.device.type == "cuda" and engine.layout == "rows":  # blocks: tables change per token
                     host = torch.empty(len(chosen), dtype=torch.long, pin_memory=True)
                     host.copy_(chosen, non_blocking=True)
                     copied = torch.cuda.Event()
@@ -309,7 +417,7 @@ class GenerationService:
         now = time.perf_counter() - request.submitted
         for n, (i, r) in enumerate(pairs):
             row = request.rows[i]
-            if row.done:
+            if row.done or row.slot != r:  # done, or paused (for blocks) since this step was launched
                 continue
             if not row.ids:
                 row.first_token = now
@@ -318,6 +426,8 @@ class GenerationService:
             if row.done:
                 row.finished = now
                 self._release(r)
+            elif self.admission is not None:
+                self._grow(request, i, r, row.ids[-1])
         self._report(request)
 
     def _release(self, r: int) -> None:
@@ -326,6 +436,8 @@ class GenerationService:
             request.rows[i].slot = -2  # placed once, now gone
             self._owners[r] = None
             self._static.release(r)
+            if self._keys.pop((id(request), i), None) is not None:
+                self.admission.cancel((id(request), i))
 
     def _report(self, request: Request) -> None:
         if all(row.done for row in request.rows):
@@ -340,6 +452,8 @@ class GenerationService:
         for r, owner in enumerate(self._owners):
             if owner is not None and owner[0] is request:
                 self._release(r)
+        if self.admission is not None:
+            self._forget(request)
         if not request.cancelled:
             request.results = [
                 _result(row, request.tokenizer, request.settings, prompt, len(ids))
@@ -355,6 +469,8 @@ class GenerationService:
         for r, owner in enumerate(self._owners):
             if owner is not None and owner[0] is request:
                 self._release(r)
+        if self.admission is not None:
+            self._forget(request)
         self._eager = [run for run in self._eager if run.request is not request]
         request.finished = True
         request.error = err if isinstance(err, GenerationError) else GenerationError(f"generation failed: {err}")
@@ -363,6 +479,7 @@ class GenerationService:
     def _fail_all(self, err: Exception) -> None:
         requests = [*self._waiting, *(run.request for run in self._eager)]
         requests += [owner[0] for owner in self._owners if owner is not None]
+        requests += [request for request, _ in self._keys.values()]  # waiting for blocks, or paused
         self._waiting = []
         for request in requests:
             self._fail(request, err)
@@ -371,6 +488,9 @@ class GenerationService:
         for owner in list(self._owners):
             if owner is not None and owner[0].cancelled:
                 self._finish(owner[0])
+        for request, _ in list(self._keys.values()):  # waiting for blocks or paused: no row to notice it by
+            if request.cancelled:
+                self._finish(request)
         for run in list(self._eager):
             if run.request.cancelled:
                 self._eager.remove(run)

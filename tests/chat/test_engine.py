@@ -130,7 +130,7 @@ def test_fused_step_logits_equal_the_forward(tiny_mistral):
     ids = tokenizer("こんにちは、今日は良い天気ですね", add_special_tokens=False)["input_ids"]
     outputs = {}
     for name in ("forward", "fused"):
-        engine = StaticEngine(model, rows=4, columns=256, fused=name == "fused")
+        engine = StaticEngine(model, rows=4, columns=256, fused=name == "fused", kv_layout="rows")
         with torch.inference_mode():
             engine.prefill(2, ids)
             engine.ids[2, 0] = 5
@@ -146,7 +146,7 @@ def test_a_prompt_without_a_mask_is_causal_in_the_fused_layers(tiny_llama):
     from rp_eval.chat.engine import _PrefillKV
 
     model, tokenizer = load(tiny_llama)
-    engine = StaticEngine(model, rows=2, columns=256, fused=True)
+    engine = StaticEngine(model, rows=2, columns=256, fused=True, kv_layout="rows")
     ids = torch.tensor(
         [tokenizer("むかしむかし、山のふもとに小さな宿がありました", add_special_tokens=False)["input_ids"]]
     )
@@ -172,7 +172,7 @@ def test_a_chat_prefill_writes_only_its_own_row(tiny_llama, fused):
     import torch
 
     model, tokenizer = load(tiny_llama)
-    engine = StaticEngine(model, rows=4, columns=256, fused=fused)
+    engine = StaticEngine(model, rows=4, columns=256, fused=fused, kv_layout="rows")
     ids = tokenizer("灯台守の娘は、嵐の夜にだけ歌を歌う", add_special_tokens=False)["input_ids"]
     for layer in range(engine.layers):
         engine.keys[layer].fill_(7.0)
@@ -243,7 +243,7 @@ def test_a_shared_prefill_leaves_the_rows_as_the_plain_one(which, fused, passes,
 
     engines, logits = {}, {}
     for share in (True, False):
-        engine = engines[share] = StaticEngine(model, rows=8, columns=256, fused=fused)
+        engine = engines[share] = StaticEngine(model, rows=8, columns=256, fused=fused, kv_layout="rows")
         engine._prefill_shared = spy.__get__(engine)
         with torch.inference_mode():
             logits[share] = [engine.prefill_rows(1, prompts, share=share)]

@@ -298,7 +298,7 @@ def test_arrivals_during_a_prefill_are_prefilled_before_the_next_step(served):
     engine = service.static_engine()
     original, arrivals, seen = engine.prefill, [], []
 
-    def prefill(row, prompt):  # the first prefill of the burst brings three more requests while it runs
+    def prefill(row, prompt, *table):  # the first prefill of the burst brings three more requests while it runs
         if not arrivals:
             for i in (1, 2, 3):
                 arrivals.append(
@@ -309,7 +309,7 @@ def test_arrivals_during_a_prefill_are_prefilled_before_the_next_step(served):
             while len(service._waiting) < 3 and time.monotonic() < deadline:
                 time.sleep(0.01)
         steps_at[row] = service.steps
-        return original(row, prompt)
+        return original(row, prompt, *table)
 
     steps_at: dict[int, int] = {}
     engine.prefill = prefill
