@@ -274,10 +274,12 @@ class Admission:
             admitted.append(key)
         return admitted
 
-    def grow(self, key, token: int) -> list[object]:
+    def grow(self, key, token: int, pending: dict | None = None) -> list[object]:
         """Record `key`'s new token (with room for the one after it); its last token finishes it. Pauses the newest
         running requests until that fits and returns the keys paused (`key` itself among them when it is the
-        newest). A request alone in the pool always fits: `submit` checked its whole length."""
+        newest). A request alone in the pool always fits: `submit` checked its whole length. `pending`: tokens
+        of other running requests made in the same step but not recorded yet; a request paused here keeps its
+        own (taken out of `pending`), so it resumes after it instead of making it again."""
         if self._left[key] <= 1:  # its last token: nothing reads its keys and values
             self.finish(key)
             return []
@@ -289,7 +291,7 @@ class Admission:
                 self._left[key] -= 1
                 self.pause(key, [token])
                 return paused
-            self.pause(victim)
+            self.pause(victim, [pending.pop(victim)] if pending and victim in pending else [])
         self._left[key] -= 1
         return paused
 
@@ -306,6 +308,7 @@ class Admission:
         self.running.remove(key)
         self.pool.release(key)
         self._left.pop(key, None)
+        self.cached.pop(key, None)
 
     def cancel(self, key) -> None:
         """Wherever the request is: waiting, paused or running. Its blocks go back."""
@@ -316,6 +319,7 @@ class Admission:
             self.waiting.remove(key)
         self._tokens.pop(key, None)
         self._left.pop(key, None)
+        self.cached.pop(key, None)
 
 
 def explain(config, element_size: int, budget_bytes: int) -> str:

@@ -313,11 +313,20 @@ class GenerationService:
         if random_state is not None and sampler.generators[r] is not None:
             sampler.generators[r].set_state(random_state)
 
-    def _grow(self, request: Request, i: int, r: int, token: int) -> None:
+    def _grow_all(self, made: list[tuple[Request, int, int, int]]) -> None:
+        """The pool records the tokens of one step (request, its row, engine row, token) in admission order;
+        a row paused before its own turn keeps its token (it resumes after it)."""
+        pending = {(id(request), i): token for request, i, _, token in made}
+        for request, i, r, _ in made:
+            key = (id(request), i)
+            if key in pending and key in self.admission.running:
+                self._grow(request, i, r, pending.pop(key), pending)
+
+    def _grow(self, request: Request, i: int, r: int, token: int, pending: dict | None = None) -> None:
         """The pool records row (request, i)'s new token; rows paused to make room leave their engine rows."""
         admission, engine = self.admission, self._static
         key = (id(request), i)
-        for victim in admission.grow(key, token):
+        for victim in admission.grow(key, token, pending):
             other, j = self._keys[victim]
             slot = other.rows[j].slot
             if slot >= 0:
@@ -409,11 +418,18 @@ class GenerationService:
         for r, request, i in snapshot:
             if self._owners[r] is not None and self._owners[r][0] is request:  # still this row's owner
                 by_request.setdefault(id(request), (request, []))[1].append((i, r))
+        made = [] if self.admission is not None else None
         for request, pairs in by_request.values():
-            self._take(request, pairs, tokens)
+            self._take(request, pairs, tokens, made=made)
+        if made:
+            self._grow_all(sorted(made, key=lambda m: self.admission.running.index((id(m[0]), m[1]))))
 
-    def _take(self, request: Request, pairs: list[tuple[int, int]], tokens: list[int], packed: bool = False) -> None:
-        """The new token of each (row of the request, engine row): stop rules, release, updates."""
+    def _take(
+        self, request: Request, pairs: list[tuple[int, int]], tokens: list[int], packed: bool = False, made=None
+    ) -> None:
+        """The new token of each (row of the request, engine row): stop rules, release, updates. With the
+        blocks layout, rows that go on are recorded in the pool at once, or, for a step's tokens, collected in
+        `made` and recorded together once every row's token is taken (`_grow_all`)."""
         now = time.perf_counter() - request.submitted
         for n, (i, r) in enumerate(pairs):
             row = request.rows[i]
@@ -426,6 +442,8 @@ class GenerationService:
             if row.done:
                 row.finished = now
                 self._release(r)
+            elif made is not None:
+                made.append((request, i, r, row.ids[-1]))
             elif self.admission is not None:
                 self._grow(request, i, r, row.ids[-1])
         self._report(request)
