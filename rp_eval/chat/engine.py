@@ -220,14 +220,21 @@ class _BlocksKV:
         self.lengths = e.write_at[:rows] + 1
         self.bias = e.bias[:rows]
         self.counts = e.counts
+        # the fused step on CUDA with Triton reads the blocks through the tables (attention.decode_attention_blocks)
+        self.tables = self.read if e.kernels and e.fused is not None else None
         self.last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
         keys, values = self.engine.keys[layer_idx], self.engine.values[layer_idx]
         keys[self.block, :, self.slot] = key_states[:, :, 0]
         values[self.block, :, self.slot] = value_states[:, :, 0]
+        if self.tables is not None:  # read in place by the kernel: nothing gathered
+            return keys, values
         self.last = (_gather(keys, self.read), _gather(values, self.read))
         return self.last
+
+    def pools(self, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.engine.keys[layer_idx], self.engine.values[layer_idx]
 
     def rows_of(self, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The layer's keys and values of the attended rows, gathered by `update` just before."""
