@@ -324,8 +324,8 @@ class Admission:
 
 def explain(config, element_size: int, budget_bytes: int) -> str:
     """What the KV cache of a model with this `config` (transformers' config, `element_size` bytes a value)
-    would be under `budget_bytes`: the engine's plan of today (rows × the whole context each, as
-    rp_eval.chat.engine.plan chooses) and the block pool the same bytes give."""
+    would be under `budget_bytes`: the rows layout's plan (rows × the whole context each, as
+    rp_eval.chat.engine.plan chooses) and the block pool the same bytes give (the blocks layout)."""
     import torch
 
     from rp_eval.chat.engine import kv_bytes_per_token, plan
@@ -336,6 +336,6 @@ def explain(config, element_size: int, budget_bytes: int) -> str:
     per_token = kv_bytes_per_token(shape)
     pool = plan_blocks(per_token, budget_bytes)
     return (
-        f"budget {budget_bytes / 1e9:.1f} GB; rows today: {rows} rows × {columns:,} columns "
+        f"budget {budget_bytes / 1e9:.1f} GB; as rows: {rows} rows × {columns:,} columns "
         f"({rows} chats at once, each reserving its whole context); in blocks: {pool.describe()}"
     )

@@ -349,6 +349,7 @@ def kv_bytes_per_token(model) -> int:
 
 
 KV_LAYOUTS = ("rows", "blocks")
+BLOCK_ROWS = 32  # requests a blocks-layout engine decodes at once by default
 
 
 def default_layout(device: torch.device) -> str:
@@ -422,8 +423,12 @@ class StaticEngine:
         self.use_graph = self.device.type == "cuda" if use_graph is None else use_graph
         self.kernels = available(self.device)  # the Triton cache write of rp_eval/chat/attention.py
         self.layers, self.kv_heads, self.head_dim = _shape(model)
+        self.layout = kv_layout or default_layout(self.device)
+        if self.layout not in KV_LAYOUTS:
+            raise ValueError(f"kv_layout must be 'rows' or 'blocks' (got {kv_layout!r})")
         planned = plan(model, columns=columns)  # never past the model's context
-        self.rows = rows or planned[0]
+        # rows of the blocks layout reserve no memory (their blocks come from the pool): as many as a step batches
+        self.rows = rows or (planned[0] if self.layout == "rows" else BLOCK_ROWS)
         self.columns = planned[1]
         self.limit = self.columns
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -433,9 +438,6 @@ class StaticEngine:
         _use_own_attention(model)
         fused = supports_fused(model) if fused is None else fused and supports_fused(model)
         self.fused = FusedStep(model, compile=self.device.type == "cuda") if fused else None
-        self.layout = kv_layout or default_layout(self.device)
-        if self.layout not in KV_LAYOUTS:
-            raise ValueError(f"kv_layout must be 'rows' or 'blocks' (got {kv_layout!r})")
         kw = {"dtype": self.dtype, "device": self.device}
         self.prefilled = 0  # prompt tokens run through a prefill (a cached prefix is not), for tests and logs
         if self.layout == "blocks":
