@@ -280,15 +280,17 @@ class GenerationService:
             self._keys[key] = (request, i)
 
     def _schedule(self) -> None:
-        """Prefill the requests the pool admits now (as many as there are free rows), each from the blocks
-        it found cached; a resumed request prefills its prompt and its reply so far."""
+        """Prefill the requests the pool admits now (while rows are free), each from the blocks it found
+        cached; a resumed request prefills its prompt and its reply so far. One is admitted at a time, after
+        the one before it is written, so prompts arriving together (an evaluation batch, a burst of chats
+        with one persona) find the beginning the earlier ones wrote."""
         engine, sampler, admission = self._static, self._sampler, self.admission
         free = [r for r, owner in enumerate(self._owners) if owner is None]
-        if not free or not admission.waiting:
-            return
-        for key in admission.schedule(most=len(free)):
-            if not admission.pool.holds(key):  # paused by a request prefilled just before it
-                continue
+        while free and admission.waiting:
+            admitted = admission.schedule(most=1)
+            if not admitted:
+                break
+            key = admitted[0]
             request, i = self._keys[key]
             row, r = request.rows[i], free.pop(0)
             if not row.ids:

@@ -315,3 +315,16 @@ def test_a_paused_seeded_sampled_reply_keeps_its_text(tiny, small):
     sampled = ask(service, tokenizer, sampled_ids, 200, SAMPLED)
     assert sampled.wait()[0].raw_text == solo(tiny, sampled_ids, 200, SAMPLED)[0]
     assert service.paused >= 1 and first.wait()[0].raw_text == solo(tiny, long_ids, 300)[0]
+
+
+def test_a_batch_whose_prompts_share_a_beginning_prefills_it_once(tiny, small):
+    """Three prompts of one request (an evaluation batch: one persona's system text): admitted one after the
+    other, the second and third find the first one's full blocks; each reply is its solo reply."""
+    _, tokenizer, _ = tiny
+    service = small(blocks=40)
+    calls = record_prefills(service)
+    system = prompt(tokenizer, 50, 80)
+    prompts = [system + prompt(tokenizer, 5 + 6 * k, 81 + k) for k in range(3)]
+    request = service.submit(tokenizer, ["a", "b", "c"], prompts, GREEDY, NO_STOPS)
+    assert [r.raw_text for r in request.wait()] == [solo(tiny, p)[0] for p in prompts]
+    assert calls == [(len(prompts[0]), 0), (len(prompts[1]), 48), (len(prompts[2]), 48)]
