@@ -190,12 +190,8 @@ def _explain(args: argparse.Namespace) -> int:
     for line in registry.register_configured():
         print(f"warning: {line}")
     device, dtype = pick_device()
-    try:
-        layout = default_layout(torch.device(device))
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"the static engine keeps its KV cache as {layout} on {device} (RP_EVAL_KV_LAYOUT=rows or blocks chooses)")
+    layout = default_layout(torch.device(device))  # a bad kv_layout setting: ConfigError, exit 2
+    print(f"the static engine keeps its KV cache as {layout} on {device} (the kv_layout setting chooses)")
     size = torch.tensor([], dtype=dtype).element_size()
     free = torch.cuda.mem_get_info()[0] if device == "cuda" else None
     rows = registry.list_models()

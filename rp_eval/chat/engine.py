@@ -14,8 +14,6 @@ attention layers call (`update`), and the masks are passed ready-made, so model 
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from rp_eval.chat.attention import available
@@ -172,13 +170,13 @@ BLOCK_ROWS = 32  # requests a blocks-layout engine decodes at once by default
 
 
 def default_layout(device: torch.device) -> str:
-    """The KV layout a static engine takes when none is asked for: `RP_EVAL_KV_LAYOUT` when set, else
-    "blocks" on the CPU (where the tests run it) and "rows" on CUDA (its block path has not been run on a GPU
-    yet: tests/gpu/RESULTS.md)."""
-    chosen = os.environ.get("RP_EVAL_KV_LAYOUT", "").strip()
-    if chosen:
-        if chosen not in KV_LAYOUTS:
-            raise ValueError(f"RP_EVAL_KV_LAYOUT must be 'rows' or 'blocks' (got {chosen!r})")
+    """The KV layout a static engine takes when none is asked for: the `kv_layout` setting (rp_eval.yaml or
+    RP_EVAL_KV_LAYOUT) when not "auto", else "blocks" on the CPU (where the tests run it) and "rows" on CUDA
+    (its blocks path has not been run on a GPU yet: tests/gpu/RESULTS.md)."""
+    from rp_eval.settings import config
+
+    chosen = config().kv_layout
+    if chosen != "auto":
         return chosen
     return "rows" if device.type == "cuda" else "blocks"
 
