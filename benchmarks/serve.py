@@ -142,6 +142,7 @@ def run(
     budget: int | None = None,
     turns: int = 0,
     layout: str | None = None,
+    chunk: int | None = None,
 ) -> dict:
     model = build(shape, device, dtype)
     tokenizer = word_tokenizer(model.config.vocab_size)
@@ -150,7 +151,9 @@ def run(
     layout = layout or default_layout(torch.device(device))
     if layout == "blocks":  # rows for every stream at once; the budget buys the pool
         blocks = plan_blocks(kv_bytes_per_token(model), budget).blocks if budget else None
-        service = GenerationService(model, rows=max(32, *streams), kv_layout="blocks", blocks=blocks)
+        service = GenerationService(
+            model, rows=max(32, *streams), kv_layout="blocks", blocks=blocks, prefill_chunk=chunk
+        )
     else:
         rows = plan(model, budget_bytes=budget)[0] if budget else None
         service = GenerationService(model, rows=rows, kv_layout="rows")
@@ -202,6 +205,7 @@ def main() -> None:
     p.add_argument("--budget-gb", type=float, default=None, help="the KV cache budget (default: 60%% of free)")
     p.add_argument("--turns", type=int, default=0, help="also one conversation of this many turns")
     p.add_argument("--kv-layout", choices=["rows", "blocks"], default=None, help="default: the engine's for the device")
+    p.add_argument("--prefill-chunk", type=int, default=None, help="blocks layout: tokens a prefill forward (16)")
     p.add_argument("--out", default=str(Path(__file__).with_name("serve.json")))
     args = p.parse_args()
     budget = int(args.budget_gb * 1e9) if args.budget_gb else None
@@ -210,11 +214,37 @@ def main() -> None:
     hf = {int(n) for n in args.hf.split(",") if n}
     if args.tiny:
         results = [
-            run("tiny", "cpu", torch.float32, [1, 4], 32, 16, {4}, {1}, budget, min(args.turns, 3), args.kv_layout)
+            run(
+                "tiny",
+                "cpu",
+                torch.float32,
+                [1, 4],
+                32,
+                16,
+                {4},
+                {1},
+                budget,
+                min(args.turns, 3),
+                args.kv_layout,
+                args.prefill_chunk,
+            )
         ]
     else:
         results = [
-            run(s, "cuda", torch.bfloat16, streams, 512, 256, sequential, hf, budget, args.turns, args.kv_layout)
+            run(
+                s,
+                "cuda",
+                torch.bfloat16,
+                streams,
+                512,
+                256,
+                sequential,
+                hf,
+                budget,
+                args.turns,
+                args.kv_layout,
+                args.prefill_chunk,
+            )
             for s in args.shapes.split(",")
         ]
     info = {

@@ -405,7 +405,7 @@ class StaticEngine:
             mask.masked_fill_(allowed, 0.0)
             cache = _ChunkKV(self, device_table, first, end, cached)
             logits = self._forward(ids[:, first:end], positions[None], cache, mask)
-        self.prefilled += n - cached
+        self.prefilled += n - start  # what ran: a longer chunk recomputes part of the cached prefix
         self._occupy(row, n, torch.ones(n, device=self.device), n - 1)
         return logits
 

@@ -117,11 +117,12 @@ class GenerationService:
         fused: bool | None = None,
         kv_layout: str | None = None,
         blocks: int | None = None,
+        prefill_chunk: int | None = None,
     ) -> None:
         self.model = model
         self.device = next(model.parameters()).device
         self._rows, self._columns, self._fused = rows, columns, fused
-        self._layout, self._blocks = kv_layout, blocks
+        self._layout, self._blocks, self._chunk = kv_layout, blocks, prefill_chunk
         self.admission: Admission | None = None  # the blocks layout's queue and pool
         self._keys: dict[tuple[int, int], tuple[Request, int]] = {}  # admission key -> (request, its row)
         self._random: dict[tuple[int, int], object] = {}  # a paused row's sampler random state
@@ -169,6 +170,7 @@ class GenerationService:
                 fused=self._fused,
                 kv_layout=self._layout,
                 blocks=self._blocks,
+                **({"prefill_chunk": self._chunk} if self._chunk else {}),
             )
             if self._static.layout == "blocks":
                 self.admission = Admission(BlockPool(self._static.blocks, self._static.block_tokens))

@@ -328,3 +328,22 @@ def test_a_batch_whose_prompts_share_a_beginning_prefills_it_once(tiny, small):
     request = service.submit(tokenizer, ["a", "b", "c"], prompts, GREEDY, NO_STOPS)
     assert [r.raw_text for r in request.wait()] == [solo(tiny, p)[0] for p in prompts]
     assert calls == [(len(prompts[0]), 0), (len(prompts[1]), 48), (len(prompts[2]), 48)]
+
+
+def test_a_longer_prefill_chunk_never_rewrites_a_shared_block(tiny):
+    """prefill_chunk=64: a prompt whose cached prefix (32 tokens) ends inside its first chunk recomputes that
+    chunk, writing the cached positions to the spare block: the shared blocks keep their bits, the logits are
+    those of the full prefill to float tolerance, and a chunk that is not whole blocks is refused."""
+    model, tokenizer, _ = tiny
+    engine = StaticEngine(model, rows=4, columns=256, kv_layout="blocks", prefill_chunk=64)
+    first = prompt(tokenizer, 40, 1)
+    second = first[:32] + prompt(tokenizer, 60, 2)
+    with torch.inference_mode():
+        engine.prefill(0, first, 0, [0, 1, 2])
+        shared = [engine.keys[layer][[0, 1]].clone() for layer in range(engine.layers)]
+        cached = engine.prefill(1, second, 32, [0, 1, 3, 4, 5, 6])
+        assert all(torch.equal(engine.keys[layer][[0, 1]], shared[layer]) for layer in range(engine.layers))
+        fresh = engine.prefill(2, second, 0, [7, 8, 9, 10, 11, 12])
+    assert torch.allclose(cached, fresh, atol=1e-5) and int(cached.argmax()) == int(fresh.argmax())
+    with pytest.raises(ValueError, match="multiple of 16"):
+        StaticEngine(model, rows=1, columns=128, kv_layout="blocks", prefill_chunk=40)
