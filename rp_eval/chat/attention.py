@@ -211,7 +211,23 @@ def _build():
         tl.store(K + row * sk_b + head * sk_h + col * sk_n + d, tl.load(Kn + row * skn_b + head * skn_h + d))
         tl.store(V + row * sv_b + head * sv_h + col * sv_n + d, tl.load(Vn + row * svn_b + head * svn_h + d))
 
-    return partial, combine, write, attend, attend_blocks
+    @triton.jit
+    def write_blocks(
+        K, V, Kn, Vn, At, Tables, sk_blk, sk_h, sk_n, sv_blk, sv_h, sv_n, skn_b, skn_h, svn_b, svn_h, st_b,
+        D: tl.constexpr, BLOCK_TOKENS: tl.constexpr,
+    ):  # fmt: skip
+        row = tl.program_id(0)
+        head = tl.program_id(1)
+        d = tl.arange(0, D)
+        col = tl.load(At + row)
+        block = tl.load(Tables + row * st_b + col // BLOCK_TOKENS)
+        slot = col % BLOCK_TOKENS
+        k = tl.load(Kn + row * skn_b + head * skn_h + d)
+        v = tl.load(Vn + row * svn_b + head * svn_h + d)
+        tl.store(K + block * sk_blk + head * sk_h + slot * sk_n + d, k)
+        tl.store(V + block * sv_blk + head * sv_h + slot * sv_n + d, v)
+
+    return partial, combine, write, attend, attend_blocks, write_blocks
 
 
 def _get():
@@ -251,7 +267,7 @@ def decode_attention(
     into the first rows of `out` when given (its other rows are left as they are). `counts`: int32 zeros, at
     least rows x heads, that the one-kernel version counts finished chunks in and leaves zero again; the
     engine keeps one of its own (calls sharing it must not overlap), else a fresh one is made per call."""
-    partial, combine, _, attend, _ = _get()
+    partial, combine, _, attend, *_ = _get()
     rows, heads, _, d = q.shape
     kv_heads = keys.shape[1]
     chunks = -(-(columns or keys.shape[2]) // CHUNK)
@@ -277,6 +293,21 @@ def decode_attention(
     )  # fmt: skip
     combine[(rows, heads)](m, l_sum, acc, out, lengths, out.stride(0), out.stride(1), chunks, D=d, CHUNK=CHUNK)
     return out[:rows]
+
+
+def write_kv_blocks(keys: torch.Tensor, values: torch.Tensor, new_keys: torch.Tensor, new_values: torch.Tensor,
+                    columns: torch.Tensor, tables: torch.Tensor) -> None:  # fmt: skip
+    """Each row's new key and value ([rows, kv_heads, 1, d]) into the pool ([blocks, kv_heads, block tokens,
+    d]) at its column `columns[row]`, that is slot column % block tokens of block tables[row, column // block
+    tokens]: one kernel for both, as `write_kv` for the rows layout."""
+    write_blocks = _get()[5]
+    rows, kv_heads, _, d = new_keys.shape
+    write_blocks[(rows, kv_heads)](
+        keys, values, new_keys, new_values, columns, tables,
+        keys.stride(0), keys.stride(1), keys.stride(2), values.stride(0), values.stride(1), values.stride(2),
+        new_keys.stride(0), new_keys.stride(1), new_values.stride(0), new_values.stride(1), tables.stride(0),
+        D=d, BLOCK_TOKENS=keys.shape[2],
+    )  # fmt: skip
 
 
 def decode_attention_blocks(

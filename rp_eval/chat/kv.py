@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from rp_eval.chat.attention import write_kv
+from rp_eval.chat.attention import write_kv, write_kv_blocks
 from rp_eval.chat.blocks import blocks_for
 
 if TYPE_CHECKING:
@@ -145,8 +145,18 @@ class _BlocksKV:
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
         keys, values = self.engine.keys[layer_idx], self.engine.values[layer_idx]
-        keys[self.block, :, self.slot] = key_states[:, :, 0]
-        values[self.block, :, self.slot] = value_states[:, :, 0]
+        if self.engine.kernels:  # CUDA: one kernel writes both through the tables (rp_eval/chat/attention.py)
+            write_kv_blocks(
+                keys,
+                values,
+                key_states.contiguous(),
+                value_states.contiguous(),
+                self.engine.write_at,
+                self.engine.tables,
+            )
+        else:
+            keys[self.block, :, self.slot] = key_states[:, :, 0]
+            values[self.block, :, self.slot] = value_states[:, :, 0]
         if self.tables is not None:  # read in place by the kernel: nothing gathered
             return keys, values
         self.last = (_gather(keys, self.read), _gather(values, self.read))

@@ -97,3 +97,25 @@ def test_the_fused_blocks_step_with_the_kernel_is_batch_invariant(tiny_llama, mo
     for r in range(3):
         alone, alone_logits = decode(engine, [r])
         assert alone[r] == together[r] and torch.equal(alone_logits[r], logits[r])
+
+
+def test_the_block_table_write_puts_each_rows_key_and_value_in_its_block_and_slot():
+    from rp_eval.chat.attention import write_kv_blocks
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(2)
+    rows, kv_heads, d, b = 4, 2, 16, 16
+    keys = torch.zeros(9, kv_heads, b, d, device=device)
+    values = torch.zeros_like(keys)
+    new_keys, new_values = (
+        torch.randn(rows, kv_heads, 1, d, device=device),
+        torch.randn(rows, kv_heads, 1, d, device=device),
+    )
+    tables = torch.tensor([[3, 5], [0, 1], [7, 2], [8, 8]], device=device)
+    at = torch.tensor([17, 0, 31, 4], device=device)  # block 5 slot 1; block 0 slot 0; block 2 slot 15; block 8 slot 4
+    write_kv_blocks(keys, values, new_keys, new_values, at, tables)
+    expected_k, expected_v = torch.zeros_like(keys), torch.zeros_like(values)
+    for r, (block, slot) in enumerate([(5, 1), (0, 0), (2, 15), (8, 4)]):
+        expected_k[block, :, slot] = new_keys[r, :, 0]
+        expected_v[block, :, slot] = new_values[r, :, 0]
+    assert torch.equal(keys, expected_k) and torch.equal(values, expected_v)
