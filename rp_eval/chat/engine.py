@@ -4,7 +4,8 @@
 - `StaticEngine`: a preallocated KV cache of fixed shape and explicit 4-D attention masks, so every decode
   step has the same shapes and addresses; on CUDA the step is captured once in a CUDA graph and replayed
   (no Python or launch overhead per layer). Shapes are bucketed (batch to a power of two, length to a
-  multiple of 128) so a new request reuses a captured graph instead of capturing again.
+  multiple of 128) so a new request reuses a captured graph instead of capturing again. The cache is whole
+  rows or blocks from one pool (rp_eval/chat/kv.py, rp_eval/chat/blocks.py).
 
 Written here rather than using transformers' `StaticCache` + `torch.compile` because that path compiled for
 43 s at the first call and 62 s for every new batch shape (see issue notes and benchmarks/README.md), and its
@@ -218,7 +219,14 @@ class StaticEngine:
     `attend` rows (a power of two covering the rows in use) and the first `view` columns (a multiple of 128
     covering the longest row); masked columns add exact zeros. On CUDA each (attend, view) step is a CUDA graph
     captured at `warm_up` (never during a request: a shape without a graph runs without one), and so are chat
-    prefills up to PREFILL_GRAPH_MAX columns (one graph per width for every row: the row is a device index)."""
+    prefills up to PREFILL_GRAPH_MAX columns (one graph per width for every row: the row is a device index).
+
+    Two layouts of the same cache (`kv_layout`, default `default_layout`): "rows" reserves `columns` columns of
+    keys and values per row; "blocks" keeps one pool of `blocks` blocks of BLOCK_TOKENS tokens per layer and a
+    block table per row (`tables`, a device tensor: the decode graphs read it as an input, so they are captured
+    at load as for rows), filled by the caller from rp_eval/chat/blocks.py (`set_table`). A row then costs only
+    the blocks its request holds, and a prompt whose beginning is cached prefills only the rest (`prefill` with
+    `cached`). Blocks-layout prefills run in fixed chunks without a graph (`_prefill_blocks`)."""
 
     def __init__(
         self,
