@@ -29,9 +29,11 @@ def load(folder):
     return AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
 
 
+@pytest.mark.parametrize("layout", ["rows", "blocks"])
 @pytest.mark.parametrize("which", ["tiny_llama", "tiny_mistral"])
-def test_static_engine_gives_the_eager_tokens(which, request):
+def test_static_engine_gives_the_eager_tokens(which, layout, request):
     model, tokenizer = load(request.getfixturevalue(which))
+    own(model, GenerationService(model, kv_layout=layout))
     fmt = FORMATS["template"]
     eager = generate_batch(
         model, tokenizer, fmt, CONVERSATIONS, GenerationSettings(temperature=0, max_new_tokens=20, engine="eager")
@@ -49,7 +51,7 @@ def test_static_engine_gives_the_eager_tokens(which, request):
 
 def test_rows_are_reused_and_a_request_too_long_for_the_cache_runs_eagerly(tokenizer, tmp_path):
     model, tokenizer = load(save_tiny(tmp_path / "long", tokenizer, max_position_embeddings=2048))
-    service = GenerationService(model, rows=4, columns=256)
+    service = GenerationService(model, rows=4, columns=256, kv_layout="rows")
     own(model, service)
     settings = GenerationSettings(temperature=0, max_new_tokens=8, engine="static")
     for conv in CONVERSATIONS:  # three requests one after the other: the same first row each time
