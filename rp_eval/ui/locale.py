@@ -589,6 +589,12 @@ STRINGS: dict[str, str] = {
     "chat_lore_dropped": "Called up but left out to fit the model's context: {names}",
     "chat_examples_dropped": "The example dialogues are left out of this prompt to fit the model's context.",
     "chat_side_by_side_new": "Side by side changed: a new conversation starts here; the earlier one is kept under Saved conversations.",
+    # issue 32e: the Models table's kinds
+    "kind_base": "base",
+    "kind_adapter": "adapter",
+    "kind_merged": "merged",
+    "kind_demo": "demo",
+    "arch_lora_adapter": "LoRA adapter",
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."
