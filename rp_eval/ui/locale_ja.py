@@ -868,6 +868,14 @@ JA: dict[str, str] = {
     "kind_merged": "マージ",
     "kind_demo": "デモ",
     "arch_lora_adapter": "LoRA アダプター",
+    "col_task_version": "課題の版",
+    "col_max_new_tokens": "最大生成トークン数",
+    "col_human_bt": "人の評価（Bradley–Terry）",
+    "col_human_votes": "人の投票数",
+    "col_likert_naturalness": "5 段階評価: 日本語の自然さ",
+    "col_likert_consistency": "5 段階評価: キャラクターの一貫性",
+    "col_likert_length_fit": "5 段階評価: ターンの長さ",
+    "col_likert_overall": "5 段階評価: 総合",
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page
@@ -920,3 +928,28 @@ METRIC_LABELS_JA: dict[str, str] = {
 # the categories in messages (rp_eval/errors.py `category`) take the same words as in table headers
 for _category in ("voice", "speaks_for_user", "cut_or_rambling", "leak_or_loop", "bland_off_topic", "contradiction"):
     JA[f"meta_cat_{_category}"] = METRIC_LABELS_JA[_category]
+
+# Screen-reader labels and tooltips that Gradio's chatbot writes in English whatever the page's language (they are
+# not in its i18n tables): the page's script puts these in their place on the Japanese page (locale._JS_RELABEL).
+# A key ending in ": " is the beginning of a label followed by the message or file it names.
+GRADIO_LABELS_JA: dict[str, str] = {
+    "chatbot conversation": "会話",
+    "Copy conversation": "会話をコピー",
+    "Copied conversation": "会話をコピーしました",
+    "Loading response": "返事を待っています",
+    "Example attachments": "例の添付ファイル",
+    "bot's message: ": "キャラクターの発言: ",
+    "user's message: ": "あなたの発言: ",
+    "assistant's message: ": "キャラクターの発言: ",
+    "File: ": "ファイル: ",
+    "Copy message": "メッセージをコピー",
+    "Copied message": "メッセージをコピーしました",
+    "Copy": "コピー",
+    "Copied!": "コピーしました",
+    "Like": "よい",
+    "Dislike": "よくない",
+    "Retry": "もう一度",
+    "Undo": "元に戻す",
+    "Edit": "編集",
+    "Clear": "消去",
+}
