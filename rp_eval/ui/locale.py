@@ -16,7 +16,7 @@ from gradio.context import Context, LocalContext
 from gradio.i18n import I18nData
 
 from rp_eval.errors import MESSAGES, RpEvalError, Said, format_message
-from rp_eval.ui.locale_ja import JA, METRIC_LABELS_JA
+from rp_eval.ui.locale_ja import GRADIO_LABELS_JA, JA, METRIC_LABELS_JA
 
 STRINGS: dict[str, str] = {
     "title": "rp_eval: role-play chat models",
@@ -589,6 +589,20 @@ STRINGS: dict[str, str] = {
     "chat_lore_dropped": "Called up but left out to fit the model's context: {names}",
     "chat_examples_dropped": "The example dialogues are left out of this prompt to fit the model's context.",
     "chat_side_by_side_new": "Side by side changed: a new conversation starts here; the earlier one is kept under Saved conversations.",
+    # issue 32e: the Models table's kinds
+    "kind_base": "base",
+    "kind_adapter": "adapter",
+    "kind_merged": "merged",
+    "kind_demo": "demo",
+    "arch_lora_adapter": "LoRA adapter",
+    "col_task_version": "task version",
+    "col_max_new_tokens": "max new tokens",
+    "col_human_bt": "human (Bradley-Terry)",
+    "col_human_votes": "human votes",
+    "col_likert_naturalness": "Likert: natural Japanese",
+    "col_likert_consistency": "Likert: in character",
+    "col_likert_length_fit": "Likert: turn length",
+    "col_likert_overall": "Likert: overall",
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."
@@ -825,10 +839,46 @@ def _built_text(key: str, language: str) -> str:
 # Settings panel calls) is exported by the front end's core module, loaded from the same URL so it is the same
 # instance. Gradio has no URL parameter or saved setting for the language, so the switch keeps it in a cookie.
 _CORE = next(iter(sorted(Path(gr.__file__).parent.glob("templates/frontend/assets/core-*.js"))), None)
+# Gradio's chatbot writes some screen-reader labels and tooltips in English in any language (GRADIO_LABELS_JA):
+# on the Japanese page an observer puts the Japanese ones in their place as Gradio writes them (each English
+# original kept beside it, so switching back to English restores it).
+_JS_RELABEL = """
+window.rpLang = lang;
+if (!window.rpRelabel) {
+  const table = TABLE;
+  const attrs = ["aria-label", "title"];
+  const fix = (el) => {
+    for (const attr of attrs) {
+      const value = el.getAttribute(attr), saved = el.getAttribute("data-rp-en-" + attr);
+      if (value === null) continue;
+      if (window.rpLang !== "ja") {
+        if (saved !== null) { el.setAttribute(attr, saved); el.removeAttribute("data-rp-en-" + attr); }
+        continue;
+      }
+      const key = Object.keys(table).find((k) => k.endsWith(": ") ? value.startsWith(k) : value === k);
+      if (key === undefined) continue;
+      el.setAttribute("data-rp-en-" + attr, value);
+      el.setAttribute(attr, table[key] + (key.endsWith(": ") ? value.slice(key.length) : ""));
+    }
+  };
+  window.rpRelabel = () => document.querySelectorAll("[aria-label], [title]").forEach(fix);
+  new MutationObserver((changes) => {
+    for (const change of changes) {
+      if (change.type === "attributes") fix(change.target);
+      for (const node of change.addedNodes || []) {
+        if (node.nodeType !== 1) continue;
+        fix(node);
+        node.querySelectorAll("[aria-label], [title]").forEach(fix);
+      }
+    }
+  }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: attrs});
+}
+window.rpRelabel();""".replace("TABLE", json.dumps(GRADIO_LABELS_JA, ensure_ascii=False))
 _JS_APPLY = f"""
 const apply = (lang) => {{
   const index = document.querySelector('script[type=module][src*="assets/index-"]');
   if (index) import(new URL("./{_CORE.name if _CORE else "core.js"}", index.src).href).then((m) => m.changeLocale(lang));
+  {_JS_RELABEL}
 }};"""
 _JS_LOAD = f"""() => {{{_JS_APPLY}
   const asked = new URL(location.href).searchParams.get("lang");

@@ -815,6 +815,67 @@ JA: dict[str, str] = {
     "err_guard_form": "フォームの本体が正しい UTF-8 ではありません: {detail}",
     "err_guard_no_event": "このページにはイベント番号 {fn} はありません",
     "err_guard_media_type": "{path} が受け付けるのは JSON の本体（Content-Type: application/json）だけです。'{kind}' は使えません",
+    # issue 32e: the fine-tune preview and run log, the Models table's kinds
+    "ft_marker": "終端記号 {text}（ID {id}）のトークン化: {pieces} → {verdict}",
+    "ft_marker_ok": "独立した 1 トークン: 問題なし",
+    "ft_marker_refused": "使えません: {problem}",
+    "ft_marker_nothing": "なし",
+    "ft_marker_no_eos": "トークナイザーに EOS トークンがなく、プロンプト形式にもターンの終わりを示すトークンがありません",
+    "ft_marker_not_in_vocab": "{text} が語彙になく、専用の ID がありません",
+    "ft_marker_splits": "{text} を文字として書くと、単独の ID {id} ではなく {n} 個のトークンに分かれます",
+    "ft_marker_ordinary": "{text} は特殊トークンではなく普通の語彙です。モデルがこれを文字として綴ってしまうおそれがあります",
+    "ft_marker_fix": (
+        "{problem}。特殊トークンとして登録する（tokenizer.add_special_tokens）か、特殊トークンを持つトークナイザーを選んでください"
+    ),
+    "ft_format_marker": "プロンプト形式 {format}。{marker}",
+    "ft_counts": "会話 {kept} 件を採用（うち {truncated} 件はターンの切れ目で短縮）、{dropped} 件は長すぎて除外",
+    "ft_log_loading": "{model} を読み込んでいます",
+    "ft_log_loading_qlora": "{model} を 4 ビット（QLoRA）で読み込んでいます",
+    "ft_log_sets": "学習用: {train}",
+    "ft_log_sets_eval": "学習用: {train}。評価用: {eval}",
+    "ft_plan_line": (
+        "会話 {conversations} 件のうち {train} 件で最適化 {total} ステップ（1 エポックあたり {per_epoch}）{held}。"
+        "ウォームアップ {warmup} ステップ、損失は{loss}記録、チェックポイントは {save} ステップごと"
+    ),
+    "ft_plan_held": "、{held} 件は評価損失用に取り置き（{every} ステップごとに評価）",
+    "ft_plan_loss_each": "毎ステップ",
+    "ft_plan_loss_every": "最初のステップから {n} ステップごとに",
+    "ft_log_plan": "計画: {plan}",
+    "ft_log_lora": "LoRA r={r}（対象 {targets}）: 全 {total} パラメータのうち {trainable} を学習します",
+    "ft_log_step": "ステップ {step}: {losses}",
+    "ft_log_cancelled": "ステップ {step} で中止しました。最後のチェックポイントは残っているので、再開すると続きから学習します",
+    "ft_log_registered": "アダプターを「{name}」として登録しました（{path}）",
+    "ft_log_stop_check": (
+        "自然に終わる割合 {base} → {tuned}、1 応答あたりの文の数 {base_sentences} → {tuned_sentences}"
+        "（ベース → アダプター、評価タスクのプロンプト {prompts} 件）"
+    ),
+    "ft_log_merging": "アダプターをモデル本体に統合しています（merge_and_unload）",
+    "ft_log_merge_failed": "モデル本体への統合に失敗しました: {reason}",
+    "ft_log_merged": "統合したモデルを「{name}」として登録しました",
+    "ft_log_failed": "失敗しました: {reason}",
+    "ft_ckpt_asked_on": "勾配チェックポイント: オン（指定どおり）",
+    "ft_ckpt_asked_off": "勾配チェックポイント: オフ（指定どおり）",
+    "ft_ckpt_qlora": "勾配チェックポイント: オン（自動: QLoRA はメモリを最小にして学習します）",
+    "ft_ckpt_no_gpu": "勾配チェックポイント: オフ（自動: CUDA の GPU がありません）",
+    "ft_ckpt_auto_on": (
+        "勾配チェックポイント: オン（自動: 使わないと約 {need} GiB 必要で、GPU の {gpu} GiB の {share}（{room} GiB）を超えます）"
+    ),
+    "ft_ckpt_auto_off": (
+        "勾配チェックポイント: オフ（自動: 使わなくても約 {need} GiB で、GPU の {gpu} GiB の {share}（{room} GiB）に収まります）"
+    ),
+    "kind_base": "ベース",
+    "kind_adapter": "アダプター",
+    "kind_merged": "マージ",
+    "kind_demo": "デモ",
+    "arch_lora_adapter": "LoRA アダプター",
+    "col_task_version": "課題の版",
+    "col_max_new_tokens": "最大生成トークン数",
+    "col_human_bt": "人の評価（Bradley–Terry）",
+    "col_human_votes": "人の投票数",
+    "col_likert_naturalness": "5 段階評価: 日本語の自然さ",
+    "col_likert_consistency": "5 段階評価: キャラクターの一貫性",
+    "col_likert_length_fit": "5 段階評価: ターンの長さ",
+    "col_likert_overall": "5 段階評価: 総合",
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page
@@ -867,3 +928,28 @@ METRIC_LABELS_JA: dict[str, str] = {
 # the categories in messages (rp_eval/errors.py `category`) take the same words as in table headers
 for _category in ("voice", "speaks_for_user", "cut_or_rambling", "leak_or_loop", "bland_off_topic", "contradiction"):
     JA[f"meta_cat_{_category}"] = METRIC_LABELS_JA[_category]
+
+# Screen-reader labels and tooltips that Gradio's chatbot writes in English whatever the page's language (they are
+# not in its i18n tables): the page's script puts these in their place on the Japanese page (locale._JS_RELABEL).
+# A key ending in ": " is the beginning of a label followed by the message or file it names.
+GRADIO_LABELS_JA: dict[str, str] = {
+    "chatbot conversation": "会話",
+    "Copy conversation": "会話をコピー",
+    "Copied conversation": "会話をコピーしました",
+    "Loading response": "返事を待っています",
+    "Example attachments": "例の添付ファイル",
+    "bot's message: ": "キャラクターの発言: ",
+    "user's message: ": "あなたの発言: ",
+    "assistant's message: ": "キャラクターの発言: ",
+    "File: ": "ファイル: ",
+    "Copy message": "メッセージをコピー",
+    "Copied message": "メッセージをコピーしました",
+    "Copy": "コピー",
+    "Copied!": "コピーしました",
+    "Like": "よい",
+    "Dislike": "よくない",
+    "Retry": "もう一度",
+    "Undo": "元に戻す",
+    "Edit": "編集",
+    "Clear": "消去",
+}
