@@ -338,6 +338,17 @@ MESSAGES: dict[str, str] = {
     "ft_ckpt_auto_off": (
         "gradient checkpointing off (auto: about {need} GiB needed without it, {share} of the GPU's {gpu} GiB is {room})"
     ),
+    # issue 32e: a recipe's field errors (rp_eval/merge/recipe.py parse)
+    "recipe_field_missing": "this field is required",
+    "recipe_list_type": "this should be a list (lines starting with '- ')",
+    "recipe_string_type": "this should be text",
+    "recipe_dict_type": "this should be a mapping (key: value lines)",
+    "recipe_number_type": "this should be a number",
+    "recipe_int_type": "this should be a whole number",
+    "recipe_bool_type": "this should be true or false",
+    "recipe_extra": "this field is not part of a mergekit recipe",
+    "recipe_one_of_inputs": "give exactly one of models, slices or modules",
+    "recipe_two_tokenizers": "give tokenizer_source or tokenizer, not both",
 }
 
 

@@ -863,6 +863,17 @@ JA: dict[str, str] = {
     "ft_ckpt_auto_off": (
         "勾配チェックポイント: オフ（自動: 使わなくても約 {need} GiB で、GPU の {gpu} GiB の {share}（{room} GiB）に収まります）"
     ),
+    # issue 32e: a recipe's field errors
+    "recipe_field_missing": "この項目は必須です",
+    "recipe_list_type": "ここはリスト（「- 」で始まる行）にしてください",
+    "recipe_string_type": "ここは文字列にしてください",
+    "recipe_dict_type": "ここはマッピング（「キー: 値」の行）にしてください",
+    "recipe_number_type": "ここは数値にしてください",
+    "recipe_int_type": "ここは整数にしてください",
+    "recipe_bool_type": "ここは true か false にしてください",
+    "recipe_extra": "この項目は mergekit のレシピにはありません",
+    "recipe_one_of_inputs": "models、slices、modules のうちちょうど 1 つを指定してください",
+    "recipe_two_tokenizers": "tokenizer_source と tokenizer は同時に指定できません。どちらか一方にしてください",
     "kind_base": "ベース",
     "kind_adapter": "アダプター",
     "kind_merged": "マージ",
