@@ -124,7 +124,7 @@ def resume(run_id: int) -> int:
         raise FinetuneError(key="err_ft_no_run", run=run_id)
     if run.status == "running":
         who = run.metrics.get("owner") or {}
-        raise FinetuneError(f"run {run_id} is still running (process {who.get('pid', '?')} on {who.get('host', '?')})")
+        raise FinetuneError(key="err_ft_still_running", run=run_id, pid=who.get("pid", "?"), host=who.get("host", "?"))
     if run.status == "done":
         raise FinetuneError(key="err_ft_finished", run=run_id, adapter=run.adapter)
     checkpoint = _last_checkpoint(run_id)
@@ -272,7 +272,7 @@ def install(tmp: Path, name: str) -> Path:
     """Move a finished adapter folder into place (a rename on the same disk)."""
     final = adapters_dir() / name
     if final.exists():
-        raise FinetuneError(f"the folder for adapter '{name}' already exists: {final}")
+        raise FinetuneError(key="err_ft_folder_exists", name=name, path=final)
     tmp.rename(final)
     return final
 

@@ -160,7 +160,7 @@ def encode_all(
         out.kept += 1
         out.examples.append(ex)
     if not out.examples:
-        raise DataError(f"no conversation fits in {max_length} tokens ({out.summary()}): raise the cut-off")
+        raise DataError(key="err_data_none_fits", tokens=max_length, counts=out.summary())
     return out
 
 

@@ -152,7 +152,7 @@ def train(job: _Job, s: FinetuneSettings, checkpoint: str | None) -> None:
         model = load_for_training(base, s.qlora)
         tokenizer, fmt = tokenizer_and_format(base.name)
     except (OSError, ValueError) as err:
-        raise FinetuneError(f"could not load '{base.name}': {str(err).splitlines()[0]}") from err
+        raise FinetuneError(key="err_ft_load", name=base.name, detail=str(err).splitlines()[0]) from err
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # pad = eos: the collator still keeps EOS in the labels
