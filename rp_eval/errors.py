@@ -288,6 +288,8 @@ MESSAGES: dict[str, str] = {
     "err_guard_form": "the form body is not valid UTF-8: {detail}",
     "err_guard_no_event": "this page has no event number {fn}",
     "err_guard_media_type": ("{path} takes a JSON body (Content-Type: application/json), not '{kind}'"),
+    # issue 30b: chat choices as preferences (rp_eval/chat/session.py, choices.py)
+    "err_pref_no_pair": "there is no pair of replies to choose from: side by side, after both sides have answered",
 }
 
 

@@ -589,6 +589,36 @@ STRINGS: dict[str, str] = {
     "chat_lore_dropped": "Called up but left out to fit the model's context: {names}",
     "chat_examples_dropped": "The example dialogues are left out of this prompt to fit the model's context.",
     "chat_side_by_side_new": "Side by side changed: a new conversation starts here; the earlier one is kept under Saved conversations.",
+    # issue 30b: chat choices as preferences, the combined ranking, prediction-powered columns
+    "pref_heading": "My chat preferences",
+    "pref_on": (
+        "Your choices in this tab count as preferences: the reply you keep after ‹ › and go on with, your edits of a "
+        "reply, Stop then Regenerate, and “A is better” / “B is better” side by side. See or delete yours under "
+        "*My chat preferences*."
+    ),
+    "pref_off": "Chat choices are not stored as preferences here (the chat_preferences setting is off).",
+    "pref_count": "{n} preferences of yours (newest first).",
+    "pref_none": "No chat preferences of yours are stored.",
+    "pref_pick_label": "Preferences to delete",
+    "pref_pick": "pick the preferences to delete first",
+    "pref_refresh": "Show my preferences",
+    "pref_delete": "Delete",
+    "pref_deleted": "Deleted {n} preferences.",
+    "pref_not_deleted": "{n} of the picked preferences were not deleted: they are gone already or not yours",
+    "pref_better_a": "A is better",
+    "pref_better_b": "B is better",
+    "pref_side_stored": "Stored: side {side}'s last reply is the better one.",
+    "pref_kind_kept": "kept",
+    "pref_kind_edit": "edited",
+    "pref_kind_stopped": "stopped, regenerated",
+    "pref_kind_side": "side picked",
+    "col_id": "id",
+    "col_when": "when",
+    "col_conversation": "conversation",
+    "col_chosen_model": "chosen model",
+    "col_rejected_model": "other model",
+    "col_chosen_text": "chosen reply",
+    "col_rejected_text": "other reply",
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."

@@ -815,6 +815,37 @@ JA: dict[str, str] = {
     "err_guard_form": "フォームの本体が正しい UTF-8 ではありません: {detail}",
     "err_guard_no_event": "このページにはイベント番号 {fn} はありません",
     "err_guard_media_type": "{path} が受け付けるのは JSON の本体（Content-Type: application/json）だけです。'{kind}' は使えません",
+    # issue 30b: chat choices as preferences, the combined ranking, prediction-powered columns
+    "pref_heading": "自分のチャットでの選択（選好）",
+    "pref_on": (
+        "このタブでの選択は選好として記録されます。‹ › で選んで会話を続けた返答、返答の編集、停止してからの再生成、"
+        "並べて比較するときの「A のほうが良い」「B のほうが良い」です。自分の記録は「自分のチャットでの選択（選好）」"
+        "で確認・削除できます。"
+    ),
+    "pref_off": "ここでのチャットの選択は選好として記録されません（chat_preferences の設定がオフです）。",
+    "pref_count": "あなたの選好 {n} 件（新しい順）",
+    "pref_none": "あなたのチャットの選好はまだ記録されていません。",
+    "pref_pick_label": "削除する選好",
+    "pref_pick": "先に削除する選好を選んでください",
+    "pref_refresh": "自分の選好を表示",
+    "pref_delete": "削除",
+    "pref_deleted": "選好を {n} 件削除しました。",
+    "pref_not_deleted": "選んだうち {n} 件は削除できませんでした。すでに削除済みか、あなたの記録ではありません",
+    "pref_better_a": "A のほうが良い",
+    "pref_better_b": "B のほうが良い",
+    "pref_side_stored": "記録しました：{side} 側の最後の返答のほうが良い",
+    "pref_kind_kept": "選んで継続",
+    "pref_kind_edit": "編集",
+    "pref_kind_stopped": "停止して再生成",
+    "pref_kind_side": "左右で選択",
+    "col_id": "ID",
+    "col_when": "日時",
+    "col_conversation": "会話",
+    "col_chosen_model": "選ばれたモデル",
+    "col_rejected_model": "もう一方のモデル",
+    "col_chosen_text": "選ばれた返答",
+    "col_rejected_text": "もう一方の返答",
+    "err_pref_no_pair": "選べる返答の組がありません。左右に並べた会話で、両方が返答した後に選んでください",
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page
