@@ -619,6 +619,35 @@ STRINGS: dict[str, str] = {
     "col_rejected_model": "other model",
     "col_chosen_text": "chosen reply",
     "col_rejected_text": "other reply",
+    "lb_combined": "Combined ranking: blind votes, chat preferences and the judge",
+    "lb_weights": "Weight of each source",
+    "lb_weights_equal": "1 each",
+    "lb_weights_fit": "fitted on held-out blind votes",
+    "lb_sources": "Sources",
+    "lb_sources_all": "all together",
+    "lb_source_blind": "blind votes",
+    "lb_source_chat": "chat preferences",
+    "lb_source_judge": "judge",
+    "lb_combined_plot": "Combined strengths with 95% intervals",
+    "lb_combined_summary": "From {votes} votes · {rounds} bootstrap rounds over raters · {sources}",
+    "lb_combined_source": "{source}: {votes} votes from {raters} raters (weight {weight}, scale {scale})",
+    "lb_combined_length": "Preference for longer replies per source (length covariate, log-odds): {values}",
+    "lb_combined_few": "Only {n} votes: the intervals are wide; more blind votes or chat choices will narrow them.",
+    "lb_combined_none": (
+        "No combined ranking yet: {error}. Blind votes (Rate tab), chat preferences between two models (side by side, "
+        "“A is better” / “B is better”, or a reply kept after switching models) and judge grades of an evaluation "
+        "fill it."
+    ),
+    "col_votes_blind": "blind votes",
+    "col_votes_chat": "chat votes",
+    "col_votes_judge": "judge votes",
+    "col_ppi": "human score, prediction-powered (1-5)",
+    "col_ppi_lower": "PPI lower",
+    "col_ppi_upper": "PPI upper",
+    "col_human_mean": "human mean (1-5)",
+    "col_human_lower": "human lower",
+    "col_human_upper": "human upper",
+    "col_human_ratings": "human ratings",
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."

@@ -846,6 +846,35 @@ JA: dict[str, str] = {
     "col_chosen_text": "選ばれた返答",
     "col_rejected_text": "もう一方の返答",
     "err_pref_no_pair": "選べる返答の組がありません。左右に並べた会話で、両方が返答した後に選んでください",
+    "lb_combined": "統合ランキング：ブラインド投票・チャットでの選好・ジャッジ",
+    "lb_weights": "ソースごとの重み",
+    "lb_weights_equal": "すべて 1",
+    "lb_weights_fit": "取り置いたブラインド投票で推定",
+    "lb_sources": "使うソース",
+    "lb_sources_all": "すべて合わせる",
+    "lb_source_blind": "ブラインド投票",
+    "lb_source_chat": "チャットでの選好",
+    "lb_source_judge": "ジャッジ",
+    "lb_combined_plot": "統合した強さと 95% 区間",
+    "lb_combined_summary": "投票 {votes} 件から算出 · 評価者単位のブートストラップ {rounds} 回 · {sources}",
+    "lb_combined_source": "{source} {votes} 件・評価者 {raters} 人（重み {weight}、尺度 {scale}）",
+    "lb_combined_length": "ソースごとの長い返答への好み（長さの共変量、対数オッズ）：{values}",
+    "lb_combined_few": "投票がまだ {n} 件しかないため、区間は広めです。ブラインド投票やチャットでの選択が増えると狭まります。",
+    "lb_combined_none": (
+        "統合ランキングはまだ出せません：{error}。ブラインド投票（評価タブ）、2 つのモデル間のチャットでの選好（並べて"
+        "比較して「A のほうが良い」「B のほうが良い」を押す、またはモデルを切り替えて再生成した返答を選んで続ける）、"
+        "評価でのジャッジの採点が集まると表示されます。"
+    ),
+    "col_votes_blind": "ブラインド投票",
+    "col_votes_chat": "チャット選好",
+    "col_votes_judge": "ジャッジ投票",
+    "col_ppi": "人の評価の PPI 推定（1〜5）",
+    "col_ppi_lower": "PPI 下限",
+    "col_ppi_upper": "PPI 上限",
+    "col_human_mean": "人の評価の平均（1〜5）",
+    "col_human_lower": "人の評価 下限",
+    "col_human_upper": "人の評価 上限",
+    "col_human_ratings": "人の評価件数",
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page

@@ -70,7 +70,7 @@ def delete(ids):
 def build() -> None:
     with gr.Accordion(t("pref_heading"), open=False, elem_id="pref-section"):
         gr.Markdown(note(), elem_id="pref-note")
-        table = gr.Dataframe(frame([]), interactive=False, elem_id="pref-table")
+        table = gr.Dataframe(column_count=0, interactive=False, elem_id="pref-table")  # filled by "Show"
         with gr.Row():
             picker = gr.Dropdown([], value=[], multiselect=True, label=t("pref_pick_label"), elem_id="pref-pick")
             refresh = gr.Button(t("pref_refresh"), size="sm", elem_id="pref-refresh")
