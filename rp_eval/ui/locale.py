@@ -648,6 +648,12 @@ STRINGS: dict[str, str] = {
     "col_human_lower": "human lower",
     "col_human_upper": "human upper",
     "col_human_ratings": "human ratings",
+    "evo_prefit": "Fit the weights to this lab's preferences",
+    "evo_prefit_line": (
+        "**{name}**: fitted on {blind} blind votes and {chat} chat preferences; agreement with held-out blind votes "
+        "{agreement} (default weights {default})."
+    ),
+    "evo_prefit_saved": "Saved the weights **{name}** and chose them as the fitness weights.",
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."

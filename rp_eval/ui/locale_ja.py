@@ -846,6 +846,18 @@ JA: dict[str, str] = {
     "col_chosen_text": "選ばれた返答",
     "col_rejected_text": "もう一方の返答",
     "err_pref_no_pair": "選べる返答の組がありません。左右に並べた会話で、両方が返答した後に選んでください",
+    "err_prefit_few": (
+        "適応度を較正するには選好が足りません。現在 {pairs} 件（勝者のあるブラインド投票 {blind} 件、チャットでの選好 "
+        "{chat} 件）で、少なくとも {need} 件必要です"
+    ),
+    "err_prefit_flat": "この {pairs} 件の選好では、選ばれた返答ともう一方を見分ける指標がありません。推定できません",
+    "prefit_few_blind": "勝者のあるブラインド投票が {n} 件しかありません。取り置きでの一致率を測るには {need} 件以上必要です",
+    "evo_prefit": "ラボの選好に合わせて重みを推定",
+    "evo_prefit_line": (
+        "**{name}**：ブラインド投票 {blind} 件とチャットでの選好 {chat} 件で推定。取り置いたブラインド投票との一致率 "
+        "{agreement}（既定の重みでは {default}）。"
+    ),
+    "evo_prefit_saved": "重み **{name}** を保存し、適応度の重みに選びました。",
     "lb_combined": "統合ランキング：ブラインド投票・チャットでの選好・ジャッジ",
     "lb_weights": "ソースごとの重み",
     "lb_weights_equal": "すべて 1",
