@@ -163,4 +163,5 @@ def combined_board(
     table = fit.table().drop(columns=["votes"]).merge(per_model_counts(votes), on="model", how="left")
     if len(votes) < 2:  # one vote: every bootstrap round draws the same vote, so its "interval" would be a point
         table[["lower", "upper"]] = float("nan")
+        table["rank"] = 1  # and no model is shown apart from another
     return Board(fit, counts, list(fit.problems), table[PER_SOURCE])
