@@ -346,8 +346,8 @@ def build() -> None:
         [side_by_side, conv_id, persona, user, greeting, frame],
         [model_b, conv_id, chat_a, chat_b, status],
     ).then(lambda on: (gr.update(visible=on),) * 2, side_by_side, [chat_b, pick_row])
-    better_a.click(lambda c: act.prefer_side(c, "a"), conv_id, status)
-    better_b.click(lambda c: act.prefer_side(c, "b"), conv_id, status)
+    better_a.click(lambda c: act.prefer_side(c, "a"), conv_id, status, api_name="chat_prefer_a")
+    better_b.click(lambda c: act.prefer_side(c, "b"), conv_id, status, api_name="chat_prefer_b")
     model_a.change(lambda m: gr.update(label=_side_label("A", m)), model_a, chat_a)
     model_b.change(lambda m: gr.update(label=_side_label("B", m)), model_b, chat_b)
     preset.input(act.preset, preset, [temperature, top_p, top_k, min_p, rep])

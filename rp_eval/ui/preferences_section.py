@@ -58,10 +58,11 @@ def show():
 
 def delete(ids):
     """Delete the picked preferences (only this person's own; an id that is not theirs or gone is named)."""
-    ids = [int(i) for i in (ids or [])]
+    ids = list(ids or [])
     if not ids:
         return *show()[:2], warn(t("pref_pick"))
-    gone = prefs.delete_preferences(get_store(), ids, signed_in.scope())
+    numbers = [int(i) for i in ids if isinstance(i, int) or (isinstance(i, str) and i.strip().isdigit())]
+    gone = prefs.delete_preferences(get_store(), numbers, signed_in.scope()) if numbers else 0
     table, picker, _ = show()
     status = t("pref_deleted", n=gone) if gone == len(ids) else warn(t("pref_not_deleted", n=len(ids) - gone))
     return table, picker, status
@@ -72,9 +73,11 @@ def build() -> None:
         gr.Markdown(note(), elem_id="pref-note")
         table = gr.Dataframe(column_count=0, interactive=False, elem_id="pref-table")  # filled by "Show"
         with gr.Row():
-            picker = gr.Dropdown([], value=[], multiselect=True, label=t("pref_pick_label"), elem_id="pref-pick")
+            picker = gr.Dropdown(  # any value reaches `delete`, which deletes only the person's own rows
+                [], value=[], multiselect=True, allow_custom_value=True, label=t("pref_pick_label"), elem_id="pref-pick"
+            )
             refresh = gr.Button(t("pref_refresh"), size="sm", elem_id="pref-refresh")
             remove = gr.Button(t("pref_delete"), size="sm", variant="stop", elem_id="pref-delete")
         status = gr.Markdown(elem_id="pref-status")
-    refresh.click(show, None, [table, picker, status])
-    remove.click(delete, picker, [table, picker, status])
+    refresh.click(show, None, [table, picker, status], api_name="chat_preferences_show")
+    remove.click(delete, picker, [table, picker, status], api_name="chat_preferences_delete")
