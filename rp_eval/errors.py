@@ -390,6 +390,15 @@ MESSAGES: dict[str, str] = {
     "err_ft_still_running": "run {run} is still running (process {pid} on {host})",
     "err_ft_load": "could not load '{name}': {detail}",
     "err_registry_kind": "unknown kind '{kind}'; one of {kinds}",
+    # issue 30b: chat choices as preferences (rp_eval/chat/session.py, choices.py)
+    "err_pref_no_pair": "there is no pair of replies to choose from: side by side, after both sides have answered",
+    # issue 30b: a fitness fitted on this lab's preferences (rp_eval/evaluate/preference_fit.py)
+    "err_prefit_few": (
+        "too few preferences to calibrate the fitness: {pairs} ({blind} blind votes with a winner, {chat} chat "
+        "preferences); at least {need} are needed"
+    ),
+    "err_prefit_flat": "no metric tells the preferred reply from the other in these {pairs} preferences: nothing to fit",
+    "prefit_few_blind": "only {n} blind votes with a winner: at least {need} are needed to measure the held-out agreement",
 }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from rp_eval import settings as app_settings
-from rp_eval.chat import session
+from rp_eval.chat import choices, session
 from rp_eval.chat.cards import MAX_CARD_BYTES, Card, CardError, card_png, persona_to_card, read_card_file
 from rp_eval.chat.generate import GenerationSettings
 from rp_eval.chat.personas import DEFAULT_USER, Persona
@@ -384,3 +384,15 @@ def export_jsonl(conv_id):
         return None, warn(t("chat_no_conversation"))
     text = chat_store.export_jsonl(get_store(), conv_id)
     return write_temp(f"conversation-{conv_id}.jsonl", text.encode("utf-8")), ""
+
+
+def prefer_side(conv_id, side: str) -> str:
+    """Side by side: this side's last reply is the better one (a chat preference between the two models)."""
+    conv_id = mine(conv_id)
+    try:
+        if conv_id is None:
+            raise session.ChatError(key="err_chat_no_conversation")
+        session.prefer_side(get_store(), conv_id, side, signed_in.scope())
+    except RpEvalError as err:
+        return warn(err)
+    return t("pref_side_stored", side=side.upper()) if choices.enabled() else t("pref_off")

@@ -17,7 +17,7 @@ from rp_eval.errors import RpEvalError
 from rp_eval.store import chat as chat_store
 from rp_eval.store import get_store
 from rp_eval.ui import chat_actions as act
-from rp_eval.ui import signed_in
+from rp_eval.ui import preferences_section, signed_in
 from rp_eval.ui.chat_actions import export_card, import_card  # noqa: F401  (tests and other modules call them)
 from rp_eval.ui.locale import t, warn
 from rp_eval.ui.zerogpu import on_gpu
@@ -219,6 +219,8 @@ def _side_label(side: str, model: str | None) -> str:
 
 def build() -> None:
     gr.Markdown(t("chat_intro"))
+    if preferences_section.choices.enabled():  # one line: what is done here counts as a preference
+        gr.Markdown(t("pref_on"), elem_id="chat-pref-line")
     models = act.model_names()
     choices = act.persona_choices()
     first_persona = choices[0][1] if choices else None
@@ -299,6 +301,9 @@ def build() -> None:
         prev_button = gr.Button("‹", size="sm", scale=0, min_width=48, elem_id="chat-prev")
         alternative = gr.Markdown(visible=False, elem_id="chat-alternative")
         next_button = gr.Button("›", size="sm", scale=0, min_width=48, elem_id="chat-next")
+        with gr.Row(visible=False) as pick_row:  # side by side: which side's last reply is better
+            better_a = gr.Button(t("pref_better_a"), size="sm", elem_id="chat-better-a")
+            better_b = gr.Button(t("pref_better_b"), size="sm", elem_id="chat-better-b")
     # one line that grows: Enter sends, Shift+Enter starts a new line (Gradio submits on Enter only then)
     message = gr.Textbox(
         label=t("chat_message"),
@@ -325,6 +330,7 @@ def build() -> None:
             jsonl_button = gr.Button(t("chat_export_jsonl"), size="sm")
             refresh = gr.Button(t("chat_refresh"), size="sm")
         jsonl_out = gr.File(label=t("chat_jsonl_file"), interactive=False)
+    preferences_section.build()
 
     fresh = [conv_id, chat_a, chat_b, system, about, alternative]
     inputs = [conv_id, persona, model_a, model_b, side_by_side, user, system, greeting, frame, show_raw]
@@ -339,7 +345,9 @@ def build() -> None:
         toggle_side_by_side,
         [side_by_side, conv_id, persona, user, greeting, frame],
         [model_b, conv_id, chat_a, chat_b, status],
-    ).then(lambda on: gr.update(visible=on), side_by_side, chat_b)
+    ).then(lambda on: (gr.update(visible=on),) * 2, side_by_side, [chat_b, pick_row])
+    better_a.click(lambda c: act.prefer_side(c, "a"), conv_id, status, api_name="chat_prefer_a")
+    better_b.click(lambda c: act.prefer_side(c, "b"), conv_id, status, api_name="chat_prefer_b")
     model_a.change(lambda m: gr.update(label=_side_label("A", m)), model_a, chat_a)
     model_b.change(lambda m: gr.update(label=_side_label("B", m)), model_b, chat_b)
     preset.input(act.preset, preset, [temperature, top_p, top_k, min_p, rep])
@@ -363,7 +371,7 @@ def build() -> None:
         reopen,
         [conversation, show_raw],
         [conv_id, persona, model_a, model_b, side_by_side, system, chat_a, chat_b, alternative, status],
-    )
+    ).then(lambda on: gr.update(visible=on), side_by_side, pick_row)
     jsonl_button.click(act.export_jsonl, conv_id, [jsonl_out, status])
     for picker in (model_a, model_b):  # models merged, trained or added in other tabs show up when a list opens
         picker.focus(lambda: gr.update(choices=act.model_names()), None, picker, queue=False, show_progress="hidden")

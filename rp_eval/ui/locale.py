@@ -603,6 +603,71 @@ STRINGS: dict[str, str] = {
     "col_likert_consistency": "Likert: in character",
     "col_likert_length_fit": "Likert: turn length",
     "col_likert_overall": "Likert: overall",
+    # issue 30b: chat choices as preferences, the combined ranking, prediction-powered columns
+    "pref_heading": "My chat preferences",
+    "pref_on": (
+        "Your choices in this tab count as preferences: the reply you keep after ‹ › and go on with, your edits of a "
+        "reply, Stop then Regenerate, and “A is better” / “B is better” side by side. See or delete yours under "
+        "*My chat preferences*."
+    ),
+    "pref_off": "Chat choices are not stored as preferences here (the chat_preferences setting is off).",
+    "pref_count": "{n} preferences of yours (newest first).",
+    "pref_none": "No chat preferences of yours are stored.",
+    "pref_pick_label": "Preferences to delete",
+    "pref_pick": "pick the preferences to delete first",
+    "pref_refresh": "Show my preferences",
+    "pref_delete": "Delete",
+    "pref_deleted": "Deleted {n} preferences.",
+    "pref_not_deleted": "{n} of the picked preferences were not deleted: they are gone already or not yours",
+    "pref_better_a": "A is better",
+    "pref_better_b": "B is better",
+    "pref_side_stored": "Stored: side {side}'s last reply is the better one.",
+    "pref_kind_kept": "kept",
+    "pref_kind_edit": "edited",
+    "pref_kind_stopped": "stopped, regenerated",
+    "pref_kind_side": "side picked",
+    "col_id": "id",
+    "col_when": "when",
+    "col_conversation": "conversation",
+    "col_chosen_model": "chosen model",
+    "col_rejected_model": "other model",
+    "col_chosen_text": "chosen reply",
+    "col_rejected_text": "other reply",
+    "lb_combined": "Combined ranking: blind votes, chat preferences and the judge",
+    "lb_weights": "Weight of each source",
+    "lb_weights_equal": "1 each",
+    "lb_weights_fit": "fitted on held-out blind votes",
+    "lb_sources": "Sources",
+    "lb_sources_all": "all together",
+    "lb_source_blind": "blind votes",
+    "lb_source_chat": "chat preferences",
+    "lb_source_judge": "judge",
+    "lb_combined_plot": "Combined strengths with 95% intervals",
+    "lb_combined_summary": "From {votes} votes · {rounds} bootstrap rounds over raters · {sources}",
+    "lb_combined_source": "{source}: {votes} votes from {raters} raters (weight {weight}, scale {scale})",
+    "lb_combined_length": "Preference for longer replies per source (length covariate, log-odds): {values}",
+    "lb_combined_few": "Only {n} votes: the intervals are wide; more blind votes or chat choices will narrow them.",
+    "lb_combined_none": (
+        "No combined ranking yet: {error}. Blind votes (Rate tab), chat preferences between two models (side by side, "
+        "“A is better” / “B is better”, or a reply kept after switching models) and judge grades of an evaluation "
+        "fill it."
+    ),
+    "col_votes_blind": "blind votes",
+    "col_votes_chat": "chat votes",
+    "col_votes_judge": "judge votes",
+    "col_ppi": "human score, prediction-powered (1-5)",
+    "col_ppi_lower": "PPI lower",
+    "col_ppi_upper": "PPI upper",
+    "col_human_mean": "human mean (1-5)",
+    "col_human_lower": "human lower",
+    "col_human_upper": "human upper",
+    "col_human_ratings": "human ratings",
+    "evo_prefit": "Fit the weights to this lab's preferences",
+    "evo_prefit_line": (
+        "**{name}**: fitted on {blind} blind votes and {chat} chat preferences; agreement with held-out blind votes "
+        "{agreement} (default weights {default})."
+    ),
+    "evo_prefit_saved": "Saved the weights **{name}** and chose them as the fitness weights.",
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."

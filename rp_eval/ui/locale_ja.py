@@ -928,6 +928,78 @@ JA: dict[str, str] = {
     "col_likert_consistency": "5 段階評価: キャラクターの一貫性",
     "col_likert_length_fit": "5 段階評価: ターンの長さ",
     "col_likert_overall": "5 段階評価: 総合",
+    # issue 30b: chat choices as preferences, the combined ranking, prediction-powered columns
+    "pref_heading": "自分のチャットでの選択（選好）",
+    "pref_on": (
+        "このタブでの選択は選好として記録されます。‹ › で選んで会話を続けた返答、返答の編集、停止してからの再生成、"
+        "並べて比較するときの「A のほうが良い」「B のほうが良い」です。自分の記録は「自分のチャットでの選択（選好）」"
+        "で確認・削除できます。"
+    ),
+    "pref_off": "ここでのチャットの選択は選好として記録されません（chat_preferences の設定がオフです）。",
+    "pref_count": "あなたの選好 {n} 件（新しい順）",
+    "pref_none": "あなたのチャットの選好はまだ記録されていません。",
+    "pref_pick_label": "削除する選好",
+    "pref_pick": "先に削除する選好を選んでください",
+    "pref_refresh": "自分の選好を表示",
+    "pref_delete": "削除",
+    "pref_deleted": "選好を {n} 件削除しました。",
+    "pref_not_deleted": "選んだうち {n} 件は削除できませんでした。すでに削除済みか、あなたの記録ではありません",
+    "pref_better_a": "A のほうが良い",
+    "pref_better_b": "B のほうが良い",
+    "pref_side_stored": "記録しました：{side} 側の最後の返答のほうが良い",
+    "pref_kind_kept": "選んで継続",
+    "pref_kind_edit": "編集",
+    "pref_kind_stopped": "停止して再生成",
+    "pref_kind_side": "左右で選択",
+    "col_id": "ID",
+    "col_when": "日時",
+    "col_conversation": "会話",
+    "col_chosen_model": "選ばれたモデル",
+    "col_rejected_model": "もう一方のモデル",
+    "col_chosen_text": "選ばれた返答",
+    "col_rejected_text": "もう一方の返答",
+    "err_pref_no_pair": "選べる返答の組がありません。左右に並べた会話で、両方が返答した後に選んでください",
+    "err_prefit_few": (
+        "適応度を較正するには選好が足りません。現在 {pairs} 件（勝者のあるブラインド投票 {blind} 件、チャットでの選好 "
+        "{chat} 件）で、少なくとも {need} 件必要です"
+    ),
+    "err_prefit_flat": "この {pairs} 件の選好では、選ばれた返答ともう一方を見分ける指標がありません。推定できません",
+    "prefit_few_blind": "勝者のあるブラインド投票が {n} 件しかありません。取り置きでの一致率を測るには {need} 件以上必要です",
+    "evo_prefit": "ラボの選好に合わせて重みを推定",
+    "evo_prefit_line": (
+        "**{name}**：ブラインド投票 {blind} 件とチャットでの選好 {chat} 件で推定。取り置いたブラインド投票との一致率 "
+        "{agreement}（既定の重みでは {default}）。"
+    ),
+    "evo_prefit_saved": "重み **{name}** を保存し、適応度の重みに選びました。",
+    "lb_combined": "統合ランキング：ブラインド投票・チャットでの選好・ジャッジ",
+    "lb_weights": "ソースごとの重み",
+    "lb_weights_equal": "すべて 1",
+    "lb_weights_fit": "取り置いたブラインド投票で推定",
+    "lb_sources": "使うソース",
+    "lb_sources_all": "すべて合わせる",
+    "lb_source_blind": "ブラインド投票",
+    "lb_source_chat": "チャットでの選好",
+    "lb_source_judge": "ジャッジ",
+    "lb_combined_plot": "統合した強さと 95% 区間",
+    "lb_combined_summary": "投票 {votes} 件から算出 · 評価者単位のブートストラップ {rounds} 回 · {sources}",
+    "lb_combined_source": "{source} {votes} 件・評価者 {raters} 人（重み {weight}、尺度 {scale}）",
+    "lb_combined_length": "ソースごとの長い返答への好み（長さの共変量、対数オッズ）：{values}",
+    "lb_combined_few": "投票がまだ {n} 件しかないため、区間は広めです。ブラインド投票やチャットでの選択が増えると狭まります。",
+    "lb_combined_none": (
+        "統合ランキングはまだ出せません：{error}。ブラインド投票（評価タブ）、2 つのモデル間のチャットでの選好（並べて"
+        "比較して「A のほうが良い」「B のほうが良い」を押す、またはモデルを切り替えて再生成した返答を選んで続ける）、"
+        "評価でのジャッジの採点が集まると表示されます。"
+    ),
+    "col_votes_blind": "ブラインド投票",
+    "col_votes_chat": "チャット選好",
+    "col_votes_judge": "ジャッジ投票",
+    "col_ppi": "人の評価の PPI 推定（1〜5）",
+    "col_ppi_lower": "PPI 下限",
+    "col_ppi_upper": "PPI 上限",
+    "col_human_mean": "人の評価の平均（1〜5）",
+    "col_human_lower": "人の評価 下限",
+    "col_human_upper": "人の評価 上限",
+    "col_human_ratings": "人の評価件数",
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page
