@@ -23,7 +23,7 @@ import uuid
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from rp_eval import scoring, settings
 from rp_eval.api import (
@@ -41,6 +41,7 @@ from rp_eval.api import (
     started,
 )
 from rp_eval.chat.generate import GenerationResult, GenerationSettings, context_of, stream_prompt
+from rp_eval.chat.sampler_params import api_fields, values_of
 from rp_eval.models.loading import model_cache
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(_check_key)])
@@ -90,7 +91,7 @@ NEUTRAL: dict[str, tuple] = {
 PENALTY_RANGES = ("rep_pen_range", "repetition_penalty_range", "repeat_last_n")
 
 
-class TextRequest(BaseModel):
+class _TextRequest(BaseModel):
     # the rest of what SillyTavern sends is its own bookkeeping (api_type, api_server ...), the llama.cpp
     # aliases of fields below (n_predict, num_ctx, repeat_penalty ...) or settings of a sampler that is off
     # (dry_base while dry_multiplier is 0, mirostat_tau while mirostat_mode is 0 ...): not read
@@ -100,15 +101,7 @@ class TextRequest(BaseModel):
     prompt: str | list[int] | list[str] | list[list[int]] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=0)
     max_new_tokens: int | None = Field(None, ge=0)  # text-generation-webui's name
-    temperature: float = Field(1.0, ge=0.0, le=5.0)
-    top_p: float = Field(1.0, ge=0.0, le=1.0)  # 0 keeps only the most likely token: greedy
-    top_k: int = Field(0, ge=-1, le=1_000_000)  # -1 (vLLM) or 0: off
-    min_p: float = Field(0.0, ge=0.0, le=1.0)
-    repetition_penalty: float | None = Field(None, gt=0.0, le=3.0)
     rep_pen: float | None = Field(None, gt=0.0, le=3.0)  # SillyTavern's name beside repetition_penalty
-    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    temperature_last: bool = False
     do_sample: bool = True  # false: greedy
     stop: str | list[str] | None = None
     stopping_strings: list[str] | None = None
@@ -120,6 +113,11 @@ class TextRequest(BaseModel):
     add_bos_token: bool = True
     skip_special_tokens: bool = True  # either way: a reply ends at the first special token, none is shown
     truncation_length: int | None = Field(None, ge=1)
+
+
+# the sampler fields come from their one definition; the text dialect widens top_p, top_k, repetition_penalty
+# (`DIALECT` in rp_eval/chat/sampler_params.py) and `_settings` maps those values onto the engine's
+TextRequest = create_model("TextRequest", __base__=_TextRequest, **api_fields("text"))
 
 
 def _refuse_unsupported(req: TextRequest) -> None:
@@ -193,18 +191,18 @@ def _settings(req: TextRequest) -> GenerationSettings:
     check_stops(stops)
     greedy = not req.do_sample or req.top_p == 0
     seed = req.seed if req.seed is not None else req.sampler_seed
+    given = values_of(req)
     return GenerationSettings(
-        max_new_tokens=max(1, _wanted(req)),
-        temperature=0.0 if greedy else req.temperature,
-        top_p=req.top_p or 1.0,
-        top_k=max(req.top_k, 0),
-        min_p=req.min_p,
-        repetition_penalty=req.repetition_penalty or req.rep_pen or 1.0,
-        presence_penalty=req.presence_penalty,
-        frequency_penalty=req.frequency_penalty,
-        temperature_last=req.temperature_last,
-        seed=seed if seed is not None and seed >= 0 else None,
-        stop_strings=tuple(stops),
+        **{
+            **given,
+            "max_new_tokens": max(1, _wanted(req)),
+            "temperature": 0.0 if greedy else req.temperature,
+            "top_p": req.top_p or 1.0,
+            "top_k": max(req.top_k, 0),
+            "repetition_penalty": req.repetition_penalty or req.rep_pen or 1.0,
+            "seed": seed if seed is not None and seed >= 0 else None,
+            "stop_strings": tuple(stops),
+        }
     )
 
 

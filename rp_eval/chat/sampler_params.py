@@ -1,0 +1,108 @@
+"""Every sampler setting, written once: its type, default, bounds and how the Chat tab shows it.
+
+`SamplerParams` is the one definition. From it come:
+- `GenerationSettings` (rp_eval/chat/generate.py), which adds the reply's length, seed and stop rules;
+- the HTTP request models of `/v1/chat/completions` and `/v1/completions` (`api_fields`), with the same bounds;
+  a dialect may only widen a field to take a client's own spelling of a value (`DIALECT` below says which);
+- the Chat tab's sliders and the limits its handler checks (`ui_fields`, `bounds`), and the named presets.
+Adding a sampler is one field here (with `ui` when the Chat tab should show it) and one step in
+rp_eval/chat/sampling.py; tests/chat/test_sampler_params.py checks that the field reaches every place.
+
+A field's `json_schema_extra` may hold `ui`: (slider label key, field-name key for messages, slider low, slider
+high, slider step): the slider's range is what a person usually wants, the bounds are what the engine accepts.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, NamedTuple
+
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import BaseModel, Field
+
+
+def _ui(label: str, field: str, low: float, high: float, step: float) -> dict:
+    return {"ui": (label, field, low, high, step)}
+
+
+class SamplerParams(BaseModel, frozen=True):
+    temperature: float = Field(0.7, ge=0.0, le=5.0, json_schema_extra=_ui(
+        "chat_temperature", "chat_field_temperature", 0.0, 2.0, 0.05))  # 0 means greedy  # fmt: skip
+    top_p: float = Field(0.9, gt=0.0, le=1.0, json_schema_extra=_ui(
+        "chat_top_p", "chat_field_top_p", 0.05, 1.0, 0.05))  # fmt: skip
+    top_k: int = Field(0, ge=0, le=1_000_000, json_schema_extra=_ui(
+        "chat_top_k", "chat_field_top_k", 0, 200, 1))  # 0: off  # fmt: skip
+    min_p: float = Field(0.0, ge=0.0, le=1.0, json_schema_extra=_ui(
+        "chat_min_p", "chat_field_min_p", 0.0, 1.0, 0.01))  # fmt: skip
+    repetition_penalty: float = Field(1.0, gt=0.0, le=3.0, json_schema_extra=_ui(
+        "chat_repetition_penalty", "chat_field_repetition_penalty", 0.8, 2.0, 0.05))  # fmt: skip
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    temperature_last: bool = False  # text-generation-webui's order: top-k/top-p/min-p on the raw logits
+
+
+class Bounds(NamedTuple):
+    low: float | None
+    high: float | None
+    low_open: bool  # low itself is refused (gt)
+    high_open: bool
+    whole: bool  # an int field
+
+
+def bounds(info) -> Bounds:
+    """The numeric bounds of a pydantic field (from its ge/gt/le/lt)."""
+    low = high = None
+    low_open = high_open = False
+    for m in info.metadata:
+        if isinstance(m, Ge):
+            low = m.ge
+        elif isinstance(m, Gt):
+            low, low_open = m.gt, True
+        elif isinstance(m, Le):
+            high = m.le
+        elif isinstance(m, Lt):
+            high, high_open = m.lt, True
+    return Bounds(low, high, low_open, high_open, info.annotation is int)
+
+
+def ui_fields() -> dict[str, tuple]:
+    """name -> (slider label key, field-name key, slider low, high, step) for the fields the Chat tab shows."""
+    out = {}
+    for name, info in SamplerParams.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if "ui" in extra:
+            out[name] = tuple(extra["ui"])
+    return out
+
+
+# Values a client's dialect spells differently from the engine; the API model of that dialect takes them and the
+# route maps them onto the engine's field (tests check each one only widens the engine's range):
+# text-generation-webui/vLLM send top_p 0 for greedy, top_k -1 for off, and rep_pen beside repetition_penalty.
+DIALECT: dict[str, dict[str, tuple[Any, Any]]] = {
+    "text": {
+        "temperature": (float, Field(1.0, ge=0.0, le=5.0)),  # OpenAI's default for completions
+        "top_p": (float, Field(1.0, ge=0.0, le=1.0)),  # 0 keeps only the most likely token: greedy
+        "top_k": (int, Field(0, ge=-1, le=1_000_000)),  # -1 (vLLM) or 0: off
+        "repetition_penalty": (float | None, Field(None, gt=0.0, le=3.0)),  # None: rep_pen, else 1
+    },
+    "chat": {},
+}
+
+
+def api_fields(dialect: str) -> dict[str, tuple[Any, Any]]:
+    """The sampler fields of an HTTP request model, for `pydantic.create_model`: SamplerParams' fields with their
+    bounds and defaults, but for what `DIALECT[dialect]` widens."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for name, info in SamplerParams.model_fields.items():
+        if name in DIALECT[dialect]:
+            out[name] = DIALECT[dialect][name]
+            continue
+        field = copy.copy(info)
+        field.json_schema_extra = None  # the Chat tab's display hints are not part of the HTTP schema
+        out[name] = (info.annotation, field)
+    return out
+
+
+def values_of(request) -> dict[str, Any]:
+    """Every sampler field of a request (or settings) object, by name: what a route hands to GenerationSettings."""
+    return {name: getattr(request, name) for name in SamplerParams.model_fields}
