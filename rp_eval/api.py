@@ -35,7 +35,7 @@ from rp_eval.chat.generate import (
     fit_messages,
     stream,
 )
-from rp_eval.chat.sampler_params import api_fields, values_of
+from rp_eval.chat.sampler_params import DialectError, api_fields, values_of
 from rp_eval.errors import RpEvalError
 from rp_eval.models import registry
 from rp_eval.models.loading import model_cache
@@ -62,7 +62,6 @@ class ChatMessage(BaseModel):
 # OpenAI fields that change what is sampled and that rp_eval does not do: refused, naming the field, unless
 # given their neutral value (SillyTavern and the openai client send some of them by default).
 UNSUPPORTED: dict[str, tuple] = {
-    "logit_bias": (None, {}),
     "logprobs": (None, False),
     "top_logprobs": (None, 0),
     "response_format": (None, {"type": "text"}),
@@ -71,7 +70,6 @@ UNSUPPORTED: dict[str, tuple] = {
     "functions": (None, []),
     "function_call": (None, "none", "auto"),
     "best_of": (None, 1),
-    "typical_p": (None, 1, 1.0),
     "top_a": (None, 0, 0.0),
     "tfs": (None, 1, 1.0),
     "mirostat_mode": (None, 0),
@@ -304,14 +302,32 @@ def _prepare(req: ChatRequest):
     messages = [{"role": m.role, "content": m.text()} for m in req.messages]
     stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
     gen = GenerationSettings(
-        **values_of(req),
+        **engine_values(req),
         max_new_tokens=req.max_completion_tokens or req.max_tokens or 256,
         seed=req.seed if req.seed is not None and req.seed >= 0 else None,
         stop_strings=tuple(s for s in stops if s),
     )
     loaded = model_cache().get(registered(req.model))
+    check_token_ids(gen, loaded.model)
     messages, dropped = _fit(loaded, messages, gen.max_new_tokens, req)
     return loaded, messages, gen, dropped
+
+
+def engine_values(req) -> dict:
+    """The request's sampler fields in the engine's spelling (`values_of`); 400 naming a field it can not read."""
+    try:
+        return values_of(req)
+    except DialectError as err:
+        raise ApiError(str(err), param=err.param) from None
+
+
+def check_token_ids(gen: GenerationSettings, model) -> None:
+    """400 naming logit_bias or the token bans when one of their ids is outside the model's vocabulary."""
+    vocab = model.config.vocab_size
+    for field, ids in (("logit_bias", [t for t, _ in gen.logit_bias]), ("banned_tokens", gen.banned_tokens)):
+        bad = [t for t in ids if t >= vocab]
+        if bad:
+            raise ApiError(f"{field}: token id {bad[0]} is outside this model's vocabulary of {vocab}", param=field)
 
 
 def registered(name: str | None):

@@ -10,8 +10,10 @@
   With no `model` field, the first registered model answers (text-generation-webui answers with the one it has
   loaded; SillyTavern's ooba type sends none). The tokenizer routes are in `rp_eval.api_tokens`.
 
-A sampler field this server does not have (DRY, XTC, mirostat, typical_p ...) is accepted at its neutral
-value and refused by name at any other, so a reply never silently differs from what was asked.
+The samplers SillyTavern offers run in the engine (min_p, typical_p, DRY, XTC, logit_bias, banned_strings,
+custom_token_bans, ban_eos_token: rp_eval/chat/sampling.py). A sampler field this server does not have
+(mirostat, tfs, top_a, smoothing ...) is accepted at its neutral value and refused by name at any other, so a
+reply never silently differs from what was asked.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from rp_eval.api import (
     _extra,
     _Stream,
     check_stops,
+    check_token_ids,
     drain,
+    engine_values,
     events,
     in_slot,
     parse,
@@ -41,7 +45,7 @@ from rp_eval.api import (
     started,
 )
 from rp_eval.chat.generate import GenerationResult, GenerationSettings, context_of, stream_prompt
-from rp_eval.chat.sampler_params import api_fields, values_of
+from rp_eval.chat.sampler_params import api_fields
 from rp_eval.models.loading import model_cache
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(_check_key)])
@@ -49,7 +53,6 @@ router = APIRouter(prefix="/v1", dependencies=[Depends(_check_key)])
 # Sampler fields of text-generation-webui, Tabby, vLLM and llama.cpp that this server does not apply: each is
 # accepted at the values listed (unset, or the value that leaves the output as it is) and refused otherwise.
 NEUTRAL: dict[str, tuple] = {
-    "typical_p": (1,),
     "typical": (1,),
     "tfs": (1,),
     "tfs_z": (1,),
@@ -66,8 +69,6 @@ NEUTRAL: dict[str, tuple] = {
     "dynamic_temperature": (False,),
     "smoothing_factor": (0,),
     "skew": (0,),
-    "dry_multiplier": (0,),
-    "xtc_probability": (0,),
     "mirostat_mode": (0,),
     "mirostat": (0,),
     "max_tokens_second": (0,),
@@ -76,10 +77,6 @@ NEUTRAL: dict[str, tuple] = {
     "guided_grammar": ("",),
     "json_schema": ({},),
     "guided_json": ({},),
-    "custom_token_bans": ("", []),
-    "banned_strings": ([],),
-    "logit_bias": ({},),
-    "ban_eos_token": (False,),
     "ignore_eos": (False,),
     "include_stop_str_in_output": (False,),
     "best_of": (1,),
@@ -113,6 +110,7 @@ class _TextRequest(BaseModel):
     add_bos_token: bool = True
     skip_special_tokens: bool = True  # either way: a reply ends at the first special token, none is shown
     truncation_length: int | None = Field(None, ge=1)
+    custom_token_bans: str | list[int] | None = Field(None, max_length=10_000)  # "1, 2, 3" (SillyTavern) or ids
 
 
 # the sampler fields come from their one definition; the text dialect widens top_p, top_k, repetition_penalty
@@ -140,17 +138,6 @@ def _refuse_unsupported(req: TextRequest) -> None:
                 f"'{field}': the repetition penalty applies to the whole context here; send 0 or leave it out",
                 param=field,
                 code="unsupported_parameter",
-            )
-    breakers = given.get("dry_sequence_breakers")
-    if breakers is not None:  # SillyTavern sends a JSON list inside a string
-        try:
-            parsed = json.loads(breakers) if isinstance(breakers, str) else breakers
-        except ValueError:
-            parsed = None
-        if not isinstance(parsed, list) or not all(isinstance(b, str) for b in parsed):
-            raise ApiError(
-                'dry_sequence_breakers: expected a list of strings or one as JSON text, e.g. "[\\"\\\\n\\", \\":\\"]"',
-                param="dry_sequence_breakers",
             )
 
 
@@ -191,7 +178,8 @@ def _settings(req: TextRequest) -> GenerationSettings:
     check_stops(stops)
     greedy = not req.do_sample or req.top_p == 0
     seed = req.seed if req.seed is not None else req.sampler_seed
-    given = values_of(req)
+    given = engine_values(req)
+    given["banned_tokens"] = (*given["banned_tokens"], *_token_bans(req.custom_token_bans))
     return GenerationSettings(
         **{
             **given,
@@ -204,6 +192,20 @@ def _settings(req: TextRequest) -> GenerationSettings:
             "stop_strings": tuple(stops),
         }
     )
+
+
+def _token_bans(bans: str | list[int] | None) -> list[int]:
+    """text-generation-webui's custom_token_bans: token ids as a list or as one comma-separated string."""
+    if bans is None or isinstance(bans, list):
+        return list(bans or [])
+    parts = [p.strip() for p in bans.split(",") if p.strip()]
+    bad = [p for p in parts if not p.isdigit()]
+    if bad:
+        raise ApiError(
+            f"custom_token_bans: '{bad[0][:40]}' is not a token id (send ids separated by commas, e.g. \"5, 17\")",
+            param="custom_token_bans",
+        )
+    return [int(p) for p in parts]
 
 
 def _wanted(req: TextRequest) -> int:
@@ -315,6 +317,7 @@ def _prepare(req: TextRequest):
     _check(req)
     gen = _settings(req)
     loaded = model_cache().get(registered(req.model))
+    check_token_ids(gen, loaded.model)
     prompts, cut = _fit(req, loaded, _prompts(req, loaded.tokenizer, loaded.model))
     return loaded, prompts, cut, gen
 

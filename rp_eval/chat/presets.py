@@ -13,5 +13,20 @@ PRESETS: dict[str, SamplerParams] = {
     "focused": SamplerParams(temperature=0.5, top_p=0.85, top_k=40, min_p=0.0, repetition_penalty=1.1),
     "creative": SamplerParams(temperature=1.0, top_p=0.95, top_k=0, min_p=0.05, repetition_penalty=1.05),
     "min_p": SamplerParams(temperature=1.0, top_p=1.0, top_k=0, min_p=0.1, repetition_penalty=1.0),
+    # DRY's author's suggested start (multiplier 0.8, base 1.75, allowed length 2) with min-p, as role-players
+    # set it up in SillyTavern; XTC at its usual 0.1 threshold, half the steps
+    "dry_min_p": SamplerParams(
+        temperature=1.0, top_p=1.0, top_k=0, min_p=0.05, repetition_penalty=1.0, dry_multiplier=0.8
+    ),
+    "dry_xtc": SamplerParams(
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
+        min_p=0.02,
+        repetition_penalty=1.0,
+        dry_multiplier=0.8,
+        xtc_threshold=0.1,
+        xtc_probability=0.5,
+    ),
 }
 DEFAULT_PRESET = "balanced"

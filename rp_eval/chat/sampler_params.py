@@ -15,10 +15,16 @@ high, slider step): the slider's range is what a person usually wants, the bound
 from __future__ import annotations
 
 import copy
-from typing import Any, NamedTuple
+import json
+from typing import Annotated, Any, NamedTuple
 
 from annotated_types import Ge, Gt, Le, Lt
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
+
+TokenId = Annotated[int, Field(ge=0, lt=2**31)]
+Bias = Annotated[float, Field(ge=-100.0, le=100.0)]
+Breaker = Annotated[str, StringConstraints(min_length=1, max_length=20)]
+BannedString = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 def _ui(label: str, field: str, low: float, high: float, step: float) -> dict:
@@ -39,6 +45,27 @@ class SamplerParams(BaseModel, frozen=True):
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     temperature_last: bool = False  # text-generation-webui's order: top-k/top-p/min-p on the raw logits
+    typical_p: float = Field(1.0, ge=0.0, le=1.0, json_schema_extra=_ui(
+        "chat_typical_p", "chat_field_typical_p", 0.0, 1.0, 0.01))  # 1: off  # fmt: skip
+    # DRY (rp_eval/chat/samplers.py): off while the multiplier is 0
+    dry_multiplier: float = Field(0.0, ge=0.0, le=10.0, json_schema_extra=_ui(
+        "chat_dry_multiplier", "chat_field_dry_multiplier", 0.0, 2.0, 0.05))  # fmt: skip
+    dry_base: float = Field(1.75, ge=1.0, le=10.0, json_schema_extra=_ui(
+        "chat_dry_base", "chat_field_dry_base", 1.0, 4.0, 0.05))  # fmt: skip
+    dry_allowed_length: int = Field(2, ge=1, le=1000, json_schema_extra=_ui(
+        "chat_dry_allowed_length", "chat_field_dry_allowed_length", 1, 20, 1))  # fmt: skip
+    dry_penalty_last_n: int = Field(0, ge=-1, le=1_000_000)  # 0 or -1: the whole prompt and reply
+    dry_sequence_breakers: tuple[Breaker, ...] = Field(("\n", ":", '"', "*"), max_length=64)
+    # XTC: off while the probability is 0
+    xtc_threshold: float = Field(0.1, ge=0.0, le=1.0, json_schema_extra=_ui(
+        "chat_xtc_threshold", "chat_field_xtc_threshold", 0.0, 0.5, 0.01))  # fmt: skip
+    xtc_probability: float = Field(0.0, ge=0.0, le=1.0, json_schema_extra=_ui(
+        "chat_xtc_probability", "chat_field_xtc_probability", 0.0, 1.0, 0.05))  # fmt: skip
+    # added to the logits before anything else, as OpenAI's logit_bias: (token id, -100 to 100) pairs
+    logit_bias: tuple[tuple[TokenId, Bias], ...] = Field((), max_length=1024)
+    banned_tokens: tuple[TokenId, ...] = Field((), max_length=1024)  # never drawn (custom_token_bans)
+    ban_eos_token: bool = False  # the tokenizer's end token is never drawn (the reply stops on other ends only)
+    banned_strings: tuple[BannedString, ...] = Field((), max_length=64)  # never in the reply
 
 
 class Bounds(NamedTuple):
@@ -78,15 +105,29 @@ def ui_fields() -> dict[str, tuple]:
 # Values a client's dialect spells differently from the engine; the API model of that dialect takes them and the
 # route maps them onto the engine's field (tests check each one only widens the engine's range):
 # text-generation-webui/vLLM send top_p 0 for greedy, top_k -1 for off, and rep_pen beside repetition_penalty.
+# the spellings of the OpenAI and text-generation-webui clients: logit_bias as a JSON object of id strings,
+# dry_sequence_breakers as a JSON list inside a string (SillyTavern) or a list
+_BIAS_OBJECT = (dict[str, Bias] | None, Field(None, max_length=1024))
+_BREAKERS = (str | list[Breaker] | None, Field(None, max_length=2000))
 DIALECT: dict[str, dict[str, tuple[Any, Any]]] = {
     "text": {
         "temperature": (float, Field(1.0, ge=0.0, le=5.0)),  # OpenAI's default for completions
         "top_p": (float, Field(1.0, ge=0.0, le=1.0)),  # 0 keeps only the most likely token: greedy
         "top_k": (int, Field(0, ge=-1, le=1_000_000)),  # -1 (vLLM) or 0: off
         "repetition_penalty": (float | None, Field(None, gt=0.0, le=3.0)),  # None: rep_pen, else 1
+        "logit_bias": _BIAS_OBJECT,
+        "dry_sequence_breakers": _BREAKERS,
     },
-    "chat": {},
+    "chat": {"logit_bias": _BIAS_OBJECT, "dry_sequence_breakers": _BREAKERS},
 }
+
+
+class DialectError(ValueError):
+    """A sampler field a client spelled in a way that can not be read; `param` names it."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 def api_fields(dialect: str) -> dict[str, tuple[Any, Any]]:
@@ -104,5 +145,33 @@ def api_fields(dialect: str) -> dict[str, tuple[Any, Any]]:
 
 
 def values_of(request) -> dict[str, Any]:
-    """Every sampler field of a request (or settings) object, by name: what a route hands to GenerationSettings."""
-    return {name: getattr(request, name) for name in SamplerParams.model_fields}
+    """Every sampler field of a request (or settings) object, by name, in the engine's spelling: what a route
+    hands to GenerationSettings. DialectError for a logit_bias key that is no token id or breakers that are no
+    list of strings."""
+    out = {name: getattr(request, name) for name in SamplerParams.model_fields}
+    bias = out["logit_bias"]
+    if bias is None:
+        out["logit_bias"] = ()
+    elif isinstance(bias, dict):
+        try:
+            out["logit_bias"] = tuple((int(k), v) for k, v in bias.items())
+        except ValueError:
+            bad = next(k for k in bias if not k.strip().lstrip("-").isdigit())
+            raise DialectError(f"logit_bias: '{bad[:40]}' is not a token id", "logit_bias") from None
+    breakers = out["dry_sequence_breakers"]
+    if breakers is None:
+        del out["dry_sequence_breakers"]  # the default set
+    elif isinstance(breakers, str):  # SillyTavern sends a JSON list inside a string
+        try:
+            parsed = json.loads(breakers)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, list) or not all(isinstance(b, str) for b in parsed):
+            raise DialectError(
+                'dry_sequence_breakers: expected a list of strings or one as JSON text, e.g. "[\\"\\\\n\\", \\":\\"]"',
+                "dry_sequence_breakers",
+            )
+        out["dry_sequence_breakers"] = tuple(parsed)
+    else:
+        out["dry_sequence_breakers"] = tuple(breakers)
+    return out

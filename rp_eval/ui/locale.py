@@ -589,6 +589,21 @@ STRINGS: dict[str, str] = {
     "chat_lore_dropped": "Called up but left out to fit the model's context: {names}",
     "chat_examples_dropped": "The example dialogues are left out of this prompt to fit the model's context.",
     "chat_side_by_side_new": "Side by side changed: a new conversation starts here; the earlier one is kept under Saved conversations.",
+    # issue 28c: role-play samplers in the Chat tab
+    "chat_typical_p": "Typical-p (1 = off)",
+    "chat_field_typical_p": "Typical-p",
+    "chat_dry_multiplier": "DRY multiplier (0 = off)",
+    "chat_field_dry_multiplier": "DRY multiplier",
+    "chat_dry_base": "DRY base",
+    "chat_field_dry_base": "DRY base",
+    "chat_dry_allowed_length": "DRY allowed length",
+    "chat_field_dry_allowed_length": "DRY allowed length",
+    "chat_xtc_threshold": "XTC threshold",
+    "chat_field_xtc_threshold": "XTC threshold",
+    "chat_xtc_probability": "XTC probability (0 = off)",
+    "chat_field_xtc_probability": "XTC probability",
+    "preset_dry_min_p": "DRY + min-p (less repetition)",
+    "preset_dry_xtc": "DRY + XTC (more varied)",
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."

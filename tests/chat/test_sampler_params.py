@@ -79,7 +79,7 @@ def test_a_field_added_once_reaches_settings_both_apis_and_the_chat_tab(monkeypa
                 le=2.0,
                 json_schema_extra=sampler_params._ui("chat_min_p", "chat_field_min_p", 0.0, 1.0, 0.1),
             ),
-        ),  # fmt: skip
+        ),
     )
     monkeypatch.setattr(sampler_params, "SamplerParams", extra)
     settings = create_model("Settings", __base__=extra, max_new_tokens=(int, Field(8, ge=1)))
@@ -96,8 +96,18 @@ def test_a_field_added_once_reaches_settings_both_apis_and_the_chat_tab(monkeypa
         settings(made_up_sampler=-1.0)
 
 
-def _off_default(info):
+OTHER = {  # fields that are no number: a value that is not the default, in the engine's spelling
+    "dry_sequence_breakers": ("\n",),
+    "logit_bias": ((5, -100.0),),
+    "banned_tokens": (7,),
+    "banned_strings": ("ですわ",),
+}
+
+
+def _off_default(name, info):
     """A value inside the field's bounds that is not its default."""
+    if name in OTHER:
+        return OTHER[name]
     if info.annotation is bool:
         return not info.default
     b = bounds(info)
@@ -110,10 +120,12 @@ def _off_default(info):
 def test_both_routes_hand_every_sampler_field_to_the_engine():
     from rp_eval import api_text
 
-    sent = {name: _off_default(info) for name, info in SamplerParams.model_fields.items()}
-    chat = _models()["chat"](model="m", messages=[{"role": "user", "content": "x"}], **sent)
+    sent = {name: _off_default(name, info) for name, info in SamplerParams.model_fields.items()}
+    # as a client spells them: logit_bias as a JSON object, the breakers as SillyTavern's JSON text
+    spelled = {**sent, "logit_bias": {"5": -100.0}, "dry_sequence_breakers": '["\\n"]'}
+    chat = _models()["chat"](model="m", messages=[{"role": "user", "content": "x"}], **spelled)
     assert sampler_params.values_of(chat) == sent
-    text = api_text._settings(_models()["text"](prompt="x", **sent))
+    text = api_text._settings(_models()["text"](prompt="x", **spelled))
     for name, value in sent.items():
         if name == "temperature" and text.temperature == 0.0:
             continue

@@ -107,6 +107,12 @@ def _panel() -> dict:
     return {name: getattr(PRESETS["balanced"], name) for name in chat_actions.SAMPLER_FIELDS}
 
 
+def _sampling(**values) -> tuple:
+    """The sampling panel's inputs in the order the page passes them (`chat_actions.FORM`)."""
+    form = {**_panel(), "max_new_tokens": 64, "seed": -1, "stops": "", **values}
+    return tuple(form[name] for name in chat_actions.FORM)
+
+
 def test_presets_and_settings_from_the_form():
     assert set(PRESETS) >= {"balanced", "greedy", "creative", "min_p"}
     assert chat_actions.preset("greedy")[0] == 0.0
@@ -160,7 +166,7 @@ def test_unload_drops_the_model_from_memory(monkeypatch):
 def _respond(message, seed=-1, conv_id=None):
     from rp_eval.ui import chat_tab
 
-    sampling = (0.7, 0.9, 0, 0.0, 1.0, 16, seed, "")
+    sampling = _sampling(max_new_tokens=16, seed=seed)
     form = (conv_id, "kansai", "tiny-llama", None, False, "湊", "システム", 0, "auto", False)
     return list(chat_tab.respond(message, *form, *sampling))
 
@@ -224,7 +230,7 @@ def test_stop_reaches_the_reply_even_from_another_process(store, monkeypatch):
             closed.append(n)
 
     monkeypatch.setattr(session, "reply", endless)
-    sampling = (0.7, 0.9, 0, 0.0, 1.0, 16, 1, "")
+    sampling = _sampling(max_new_tokens=16, seed=1)
     form = (None, "kansai", "tiny-llama", None, False, "湊", "システム", 0, "auto", False)
     steps = chat_tab.respond("こんにちは", *form, *sampling)
     conv_id = next(steps)[2]
