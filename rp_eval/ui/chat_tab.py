@@ -83,7 +83,7 @@ def respond(
             raise session.ChatError(key="err_chat_empty")
         if regenerate and conv_id is None:
             raise session.ChatError(key="err_chat_nothing_to_regenerate")
-        settings = act.settings(*sampling)
+        settings = act.settings(**dict(zip(act.FORM, sampling, strict=True)))
         models = [model_a, model_b] if side_by_side else [model_a]
         conv_id, switched = act.ensure_conversation(conv_id, persona_id, models, user, system, greeting)
         if switched:
@@ -217,6 +217,20 @@ def _side_label(side: str, model: str | None) -> str:
 # -- layout ------------------------------------------------------------------------------------------
 
 
+def _sampler_sliders(start) -> list:
+    """One slider per sampler field the Chat tab shows (`ui` in rp_eval/chat/sampler_params.py), four a row, set
+    from the preset `start`; in `act.SAMPLER_FIELDS` order."""
+    sliders = []
+    fields = act.ui_fields()
+    for first in range(0, len(fields), 4):
+        with gr.Row():
+            for name in list(fields)[first : first + 4]:
+                label, _, low, high, step = fields[name]
+                elem = "chat-" + name.replace("_", "-")
+                sliders.append(gr.Slider(low, high, getattr(start, name), step=step, label=t(label), elem_id=elem))
+    return sliders
+
+
 def build() -> None:
     gr.Markdown(t("chat_intro"))
     if preferences_section.choices.enabled():  # one line: what is done here counts as a preference
@@ -270,13 +284,8 @@ def build() -> None:
         start = PRESETS[DEFAULT_PRESET]
         preset_choices = [(t(f"preset_{name}"), name) for name in PRESETS]
         preset = gr.Dropdown(preset_choices, value=DEFAULT_PRESET, label=t("chat_preset"), elem_id="chat-preset")
+        sliders = _sampler_sliders(start)
         with gr.Row():
-            temperature = gr.Slider(0.0, 2.0, start.temperature, step=0.05, label=t("chat_temperature"))
-            top_p = gr.Slider(0.05, 1.0, start.top_p, step=0.05, label=t("chat_top_p"))
-            top_k = gr.Slider(0, 200, start.top_k, step=1, label=t("chat_top_k"))
-            min_p = gr.Slider(0.0, 1.0, start.min_p, step=0.01, label=t("chat_min_p"), elem_id="chat-min-p")
-        with gr.Row():
-            rep = gr.Slider(0.8, 2.0, start.repetition_penalty, step=0.05, label=t("chat_repetition_penalty"))
             max_new = gr.Slider(1, 1024, 128, step=1, label=t("chat_max_new_tokens"), elem_id="chat-max-new")
             seed = gr.Number(-1, precision=0, label=t("chat_seed"), elem_id="chat-seed")
         stops = gr.Textbox(label=t("chat_stop_strings"), lines=2, elem_id="chat-stop-strings")
@@ -334,7 +343,7 @@ def build() -> None:
 
     fresh = [conv_id, chat_a, chat_b, system, about, alternative]
     inputs = [conv_id, persona, model_a, model_b, side_by_side, user, system, greeting, frame, show_raw]
-    inputs += [temperature, top_p, top_k, min_p, rep, max_new, seed, stops]
+    inputs += [*sliders, max_new, seed, stops]  # act.FORM's order
     outputs = [chat_a, chat_b, conv_id, message, status, alternative]
     # .input (not .change): only what the person does starts a new chat, not a reopened conversation's values.
     # A model picked while chatting does not: the conversation goes on with it from the next reply.
@@ -350,7 +359,7 @@ def build() -> None:
     better_b.click(lambda c: act.prefer_side(c, "b"), conv_id, status, api_name="chat_prefer_b")
     model_a.change(lambda m: gr.update(label=_side_label("A", m)), model_a, chat_a)
     model_b.change(lambda m: gr.update(label=_side_label("B", m)), model_b, chat_b)
-    preset.input(act.preset, preset, [temperature, top_p, top_k, min_p, rep])
+    preset.input(act.preset, preset, sliders)
     sending = gr.on([send.click, message.submit], respond, [message, *inputs], outputs)
     regenerating = regen.click(regenerate, inputs, outputs)
     stop_button.click(act.stop, conv_id, None, queue=False)

@@ -668,6 +668,21 @@ STRINGS: dict[str, str] = {
         "{agreement} (default weights {default})."
     ),
     "evo_prefit_saved": "Saved the weights **{name}** and chose them as the fitness weights.",
+    # issue 28c: role-play samplers in the Chat tab
+    "chat_typical_p": "Typical-p (1 = off)",
+    "chat_field_typical_p": "Typical-p",
+    "chat_dry_multiplier": "DRY multiplier (0 = off)",
+    "chat_field_dry_multiplier": "DRY multiplier",
+    "chat_dry_base": "DRY base",
+    "chat_field_dry_base": "DRY base",
+    "chat_dry_allowed_length": "DRY allowed length",
+    "chat_field_dry_allowed_length": "DRY allowed length",
+    "chat_xtc_threshold": "XTC threshold",
+    "chat_field_xtc_threshold": "XTC threshold",
+    "chat_xtc_probability": "XTC probability (0 = off)",
+    "chat_field_xtc_probability": "XTC probability",
+    "preset_dry_min_p": "DRY + min-p (less repetition)",
+    "preset_dry_xtc": "DRY + XTC (more varied)",
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."

@@ -1000,6 +1000,21 @@ JA: dict[str, str] = {
     "col_human_lower": "人の評価 下限",
     "col_human_upper": "人の評価 上限",
     "col_human_ratings": "人の評価件数",
+    # issue 28c: role-play samplers in the Chat tab
+    "chat_typical_p": "ティピカル p（1 = 無効）",
+    "chat_field_typical_p": "ティピカル p",
+    "chat_dry_multiplier": "DRY の強さ（0 = 無効）",
+    "chat_field_dry_multiplier": "DRY の強さ",
+    "chat_dry_base": "DRY の底（長い繰り返しほど強く効く）",
+    "chat_field_dry_base": "DRY の底",
+    "chat_dry_allowed_length": "DRY が見逃す長さ（トークン）",
+    "chat_field_dry_allowed_length": "DRY が見逃す長さ",
+    "chat_xtc_threshold": "XTC のしきい値",
+    "chat_field_xtc_threshold": "XTC のしきい値",
+    "chat_xtc_probability": "XTC の確率（0 = 無効）",
+    "chat_field_xtc_probability": "XTC の確率",
+    "preset_dry_min_p": "DRY + Min-p（繰り返しを抑える）",
+    "preset_dry_xtc": "DRY + XTC（言い回しに変化をつける）",
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page
