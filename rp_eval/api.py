@@ -24,7 +24,7 @@ import anyio
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from rp_eval import settings
 from rp_eval.chat.generate import (
@@ -35,6 +35,7 @@ from rp_eval.chat.generate import (
     fit_messages,
     stream,
 )
+from rp_eval.chat.sampler_params import DialectError, api_fields, values_of
 from rp_eval.errors import RpEvalError
 from rp_eval.models import registry
 from rp_eval.models.loading import model_cache
@@ -61,7 +62,6 @@ class ChatMessage(BaseModel):
 # OpenAI fields that change what is sampled and that rp_eval does not do: refused, naming the field, unless
 # given their neutral value (SillyTavern and the openai client send some of them by default).
 UNSUPPORTED: dict[str, tuple] = {
-    "logit_bias": (None, {}),
     "logprobs": (None, False),
     "top_logprobs": (None, 0),
     "response_format": (None, {"type": "text"}),
@@ -70,31 +70,27 @@ UNSUPPORTED: dict[str, tuple] = {
     "functions": (None, []),
     "function_call": (None, "none", "auto"),
     "best_of": (None, 1),
-    "typical_p": (None, 1, 1.0),
     "top_a": (None, 0, 0.0),
     "tfs": (None, 1, 1.0),
     "mirostat_mode": (None, 0),
 }
 
 
-class ChatRequest(BaseModel):
+class _ChatRequest(BaseModel):
     model_config = ConfigDict(extra="allow")  # other clients' bookkeeping fields (user, metadata ...) are ignored
 
     model: str = Field(max_length=300)
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(0.7, ge=0.0, le=5.0)
-    top_p: float = Field(0.9, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0, le=1_000_000)
-    min_p: float = Field(0.0, ge=0.0, le=1.0)
-    repetition_penalty: float = Field(1.0, gt=0.0, le=3.0)
-    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     stop: str | list[str] | None = None
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # negative: a random seed (SillyTavern sends -1)
     stream: bool = False
     n: int = Field(1, ge=1, le=1)
+
+
+# the sampler fields (temperature, top_p, min_p ...) come from their one definition, with its bounds
+ChatRequest = create_model("ChatRequest", __base__=_ChatRequest, **api_fields("chat"))
 
 
 # OpenAI's string codes, by HTTP status, for errors that name no more precise one
@@ -306,20 +302,32 @@ def _prepare(req: ChatRequest):
     messages = [{"role": m.role, "content": m.text()} for m in req.messages]
     stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
     gen = GenerationSettings(
+        **engine_values(req),
         max_new_tokens=req.max_completion_tokens or req.max_tokens or 256,
-        temperature=req.temperature,
-        top_p=req.top_p,
-        top_k=req.top_k,
-        min_p=req.min_p,
-        repetition_penalty=req.repetition_penalty,
-        presence_penalty=req.presence_penalty,
-        frequency_penalty=req.frequency_penalty,
         seed=req.seed if req.seed is not None and req.seed >= 0 else None,
         stop_strings=tuple(s for s in stops if s),
     )
     loaded = model_cache().get(registered(req.model))
+    check_token_ids(gen, loaded.model)
     messages, dropped = _fit(loaded, messages, gen.max_new_tokens, req)
     return loaded, messages, gen, dropped
+
+
+def engine_values(req) -> dict:
+    """The request's sampler fields in the engine's spelling (`values_of`); 400 naming a field it can not read."""
+    try:
+        return values_of(req)
+    except DialectError as err:
+        raise ApiError(str(err), param=err.param) from None
+
+
+def check_token_ids(gen: GenerationSettings, model) -> None:
+    """400 naming logit_bias or the token bans when one of their ids is outside the model's vocabulary."""
+    vocab = model.config.vocab_size
+    for field, ids in (("logit_bias", [t for t, _ in gen.logit_bias]), ("banned_tokens", gen.banned_tokens)):
+        bad = [t for t in ids if t >= vocab]
+        if bad:
+            raise ApiError(f"{field}: token id {bad[0]} is outside this model's vocabulary of {vocab}", param=field)
 
 
 def registered(name: str | None):

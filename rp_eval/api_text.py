@@ -10,8 +10,10 @@
   With no `model` field, the first registered model answers (text-generation-webui answers with the one it has
   loaded; SillyTavern's ooba type sends none). The tokenizer routes are in `rp_eval.api_tokens`.
 
-A sampler field this server does not have (DRY, XTC, mirostat, typical_p ...) is accepted at its neutral
-value and refused by name at any other, so a reply never silently differs from what was asked.
+The samplers SillyTavern offers run in the engine (min_p, typical_p, DRY, XTC, logit_bias, banned_strings,
+custom_token_bans, ban_eos_token: rp_eval/chat/sampling.py). A sampler field this server does not have
+(mirostat, tfs, top_a, smoothing ...) is accepted at its neutral value and refused by name at any other, so a
+reply never silently differs from what was asked.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import uuid
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from rp_eval import scoring, settings
 from rp_eval.api import (
@@ -33,7 +35,9 @@ from rp_eval.api import (
     _extra,
     _Stream,
     check_stops,
+    check_token_ids,
     drain,
+    engine_values,
     events,
     in_slot,
     parse,
@@ -41,6 +45,7 @@ from rp_eval.api import (
     started,
 )
 from rp_eval.chat.generate import GenerationResult, GenerationSettings, context_of, stream_prompt
+from rp_eval.chat.sampler_params import api_fields
 from rp_eval.models.loading import model_cache
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(_check_key)])
@@ -48,7 +53,6 @@ router = APIRouter(prefix="/v1", dependencies=[Depends(_check_key)])
 # Sampler fields of text-generation-webui, Tabby, vLLM and llama.cpp that this server does not apply: each is
 # accepted at the values listed (unset, or the value that leaves the output as it is) and refused otherwise.
 NEUTRAL: dict[str, tuple] = {
-    "typical_p": (1,),
     "typical": (1,),
     "tfs": (1,),
     "tfs_z": (1,),
@@ -65,8 +69,6 @@ NEUTRAL: dict[str, tuple] = {
     "dynamic_temperature": (False,),
     "smoothing_factor": (0,),
     "skew": (0,),
-    "dry_multiplier": (0,),
-    "xtc_probability": (0,),
     "mirostat_mode": (0,),
     "mirostat": (0,),
     "max_tokens_second": (0,),
@@ -75,10 +77,6 @@ NEUTRAL: dict[str, tuple] = {
     "guided_grammar": ("",),
     "json_schema": ({},),
     "guided_json": ({},),
-    "custom_token_bans": ("", []),
-    "banned_strings": ([],),
-    "logit_bias": ({},),
-    "ban_eos_token": (False,),
     "ignore_eos": (False,),
     "include_stop_str_in_output": (False,),
     "best_of": (1,),
@@ -90,7 +88,7 @@ NEUTRAL: dict[str, tuple] = {
 PENALTY_RANGES = ("rep_pen_range", "repetition_penalty_range", "repeat_last_n")
 
 
-class TextRequest(BaseModel):
+class _TextRequest(BaseModel):
     # the rest of what SillyTavern sends is its own bookkeeping (api_type, api_server ...), the llama.cpp
     # aliases of fields below (n_predict, num_ctx, repeat_penalty ...) or settings of a sampler that is off
     # (dry_base while dry_multiplier is 0, mirostat_tau while mirostat_mode is 0 ...): not read
@@ -100,15 +98,7 @@ class TextRequest(BaseModel):
     prompt: str | list[int] | list[str] | list[list[int]] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=0)
     max_new_tokens: int | None = Field(None, ge=0)  # text-generation-webui's name
-    temperature: float = Field(1.0, ge=0.0, le=5.0)
-    top_p: float = Field(1.0, ge=0.0, le=1.0)  # 0 keeps only the most likely token: greedy
-    top_k: int = Field(0, ge=-1, le=1_000_000)  # -1 (vLLM) or 0: off
-    min_p: float = Field(0.0, ge=0.0, le=1.0)
-    repetition_penalty: float | None = Field(None, gt=0.0, le=3.0)
     rep_pen: float | None = Field(None, gt=0.0, le=3.0)  # SillyTavern's name beside repetition_penalty
-    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    temperature_last: bool = False
     do_sample: bool = True  # false: greedy
     stop: str | list[str] | None = None
     stopping_strings: list[str] | None = None
@@ -120,6 +110,12 @@ class TextRequest(BaseModel):
     add_bos_token: bool = True
     skip_special_tokens: bool = True  # either way: a reply ends at the first special token, none is shown
     truncation_length: int | None = Field(None, ge=1)
+    custom_token_bans: str | list[int] | None = Field(None, max_length=10_000)  # "1, 2, 3" (SillyTavern) or ids
+
+
+# the sampler fields come from their one definition; the text dialect widens top_p, top_k, repetition_penalty
+# (`DIALECT` in rp_eval/chat/sampler_params.py) and `_settings` maps those values onto the engine's
+TextRequest = create_model("TextRequest", __base__=_TextRequest, **api_fields("text"))
 
 
 def _refuse_unsupported(req: TextRequest) -> None:
@@ -142,17 +138,6 @@ def _refuse_unsupported(req: TextRequest) -> None:
                 f"'{field}': the repetition penalty applies to the whole context here; send 0 or leave it out",
                 param=field,
                 code="unsupported_parameter",
-            )
-    breakers = given.get("dry_sequence_breakers")
-    if breakers is not None:  # SillyTavern sends a JSON list inside a string
-        try:
-            parsed = json.loads(breakers) if isinstance(breakers, str) else breakers
-        except ValueError:
-            parsed = None
-        if not isinstance(parsed, list) or not all(isinstance(b, str) for b in parsed):
-            raise ApiError(
-                'dry_sequence_breakers: expected a list of strings or one as JSON text, e.g. "[\\"\\\\n\\", \\":\\"]"',
-                param="dry_sequence_breakers",
             )
 
 
@@ -193,19 +178,34 @@ def _settings(req: TextRequest) -> GenerationSettings:
     check_stops(stops)
     greedy = not req.do_sample or req.top_p == 0
     seed = req.seed if req.seed is not None else req.sampler_seed
+    given = engine_values(req)
+    given["banned_tokens"] = (*given["banned_tokens"], *_token_bans(req.custom_token_bans))
     return GenerationSettings(
-        max_new_tokens=max(1, _wanted(req)),
-        temperature=0.0 if greedy else req.temperature,
-        top_p=req.top_p or 1.0,
-        top_k=max(req.top_k, 0),
-        min_p=req.min_p,
-        repetition_penalty=req.repetition_penalty or req.rep_pen or 1.0,
-        presence_penalty=req.presence_penalty,
-        frequency_penalty=req.frequency_penalty,
-        temperature_last=req.temperature_last,
-        seed=seed if seed is not None and seed >= 0 else None,
-        stop_strings=tuple(stops),
+        **{
+            **given,
+            "max_new_tokens": max(1, _wanted(req)),
+            "temperature": 0.0 if greedy else req.temperature,
+            "top_p": req.top_p or 1.0,
+            "top_k": max(req.top_k, 0),
+            "repetition_penalty": req.repetition_penalty or req.rep_pen or 1.0,
+            "seed": seed if seed is not None and seed >= 0 else None,
+            "stop_strings": tuple(stops),
+        }
     )
+
+
+def _token_bans(bans: str | list[int] | None) -> list[int]:
+    """text-generation-webui's custom_token_bans: token ids as a list or as one comma-separated string."""
+    if bans is None or isinstance(bans, list):
+        return list(bans or [])
+    parts = [p.strip() for p in bans.split(",") if p.strip()]
+    bad = [p for p in parts if not p.isdigit()]
+    if bad:
+        raise ApiError(
+            f"custom_token_bans: '{bad[0][:40]}' is not a token id (send ids separated by commas, e.g. \"5, 17\")",
+            param="custom_token_bans",
+        )
+    return [int(p) for p in parts]
 
 
 def _wanted(req: TextRequest) -> int:
@@ -317,6 +317,7 @@ def _prepare(req: TextRequest):
     _check(req)
     gen = _settings(req)
     loaded = model_cache().get(registered(req.model))
+    check_token_ids(gen, loaded.model)
     prompts, cut = _fit(req, loaded, _prompts(req, loaded.tokenizer, loaded.model))
     return loaded, prompts, cut, gen
 

@@ -16,6 +16,8 @@ Adding a message: one line here (English), one in `rp_eval/ui/locale_ja.py` (Jap
 
 from __future__ import annotations
 
+import json
+
 MESSAGES: dict[str, str] = {
     # chat (rp_eval/chat/session.py, rp_eval/ui/chat_tab.py)
     "err_chat_empty": "the message is empty: type something for the character to answer",
@@ -288,6 +290,115 @@ MESSAGES: dict[str, str] = {
     "err_guard_form": "the form body is not valid UTF-8: {detail}",
     "err_guard_no_event": "this page has no event number {fn}",
     "err_guard_media_type": ("{path} takes a JSON body (Content-Type: application/json), not '{kind}'"),
+    # issue 32e: the fine-tune preview and run log (rp_eval/finetune/labels.py, plan.py, train.py)
+    "ft_marker": "end marker {text} (id {id}) tokenises as {pieces} → {verdict}",
+    "ft_marker_ok": "one real token: OK",
+    "ft_marker_refused": "REFUSED: {problem}",
+    "ft_marker_nothing": "nothing",
+    "ft_marker_no_eos": "the tokenizer has no EOS token and the format no end-of-turn token",
+    "ft_marker_not_in_vocab": "{text} is not in the vocabulary, so it has no id of its own",
+    "ft_marker_splits": "{text} written as text splits into {n} pieces instead of the single id {id}",
+    "ft_marker_ordinary": "{text} is an ordinary vocabulary entry, not a special token: replies could spell it as text",
+    "ft_marker_fix": (
+        "{problem}; register it as a special token (tokenizer.add_special_tokens) or pick a tokenizer that has one"
+    ),
+    "ft_format_marker": "prompt format {format}; {marker}",
+    "ft_counts": "{kept} conversations kept, {truncated} truncated to whole turns, {dropped} dropped",
+    "ft_log_loading": "loading {model}",
+    "ft_log_loading_qlora": "loading {model} in 4-bit (QLoRA)",
+    "ft_log_sets": "train: {train}",
+    "ft_log_sets_eval": "train: {train}; eval: {eval}",
+    "ft_plan_line": (
+        "{total} optimizer steps ({per_epoch} per epoch) on {train} of {conversations} conversations{held}; "
+        "warm-up {warmup} steps; the loss {loss}; a checkpoint every {save} steps"
+    ),
+    "ft_plan_held": ", {held} held out for the eval loss every {every} steps",
+    "ft_plan_loss_each": "at every step",
+    "ft_plan_loss_every": "every {n} steps from the first",
+    "ft_log_plan": "plan: {plan}",
+    "ft_log_lora": "LoRA r={r} on {targets}: {trainable} of {total} parameters train",
+    "ft_log_step": "step {step}: {losses}",
+    "ft_log_cancelled": "cancelled at step {step}; the last checkpoint is kept: resume to continue",
+    "ft_log_registered": "adapter registered as '{name}' ({path})",
+    "ft_log_stop_check": (
+        "natural-stop rate {base} → {tuned}, sentences per reply {base_sentences} → {tuned_sentences} "
+        "(base → adapter, {prompts} prompts of the evaluation task)"
+    ),
+    "ft_log_merging": "merging the adapter into a full model (merge_and_unload)",
+    "ft_log_merge_failed": "merge into a full model FAILED: {reason}",
+    "ft_log_merged": "full model registered as '{name}'",
+    "ft_log_failed": "FAILED: {reason}",
+    "ft_ckpt_asked_on": "gradient checkpointing on (as asked)",
+    "ft_ckpt_asked_off": "gradient checkpointing off (as asked)",
+    "ft_ckpt_qlora": "gradient checkpointing on (auto: QLoRA trains for the smallest memory)",
+    "ft_ckpt_no_gpu": "gradient checkpointing off (auto: no CUDA GPU)",
+    "ft_ckpt_auto_on": (
+        "gradient checkpointing on (auto: about {need} GiB needed without it, {share} of the GPU's {gpu} GiB is {room})"
+    ),
+    "ft_ckpt_auto_off": (
+        "gradient checkpointing off (auto: about {need} GiB needed without it, {share} of the GPU's {gpu} GiB is {room})"
+    ),
+    # issue 32e: a recipe's field errors (rp_eval/merge/recipe.py parse)
+    "recipe_field_missing": "this field is required",
+    "recipe_list_type": "this should be a list (lines starting with '- ')",
+    "recipe_string_type": "this should be text",
+    "recipe_dict_type": "this should be a mapping (key: value lines)",
+    "recipe_number_type": "this should be a number",
+    "recipe_int_type": "this should be a whole number",
+    "recipe_bool_type": "this should be true or false",
+    "recipe_extra": "this field is not part of a mergekit recipe",
+    "recipe_one_of_inputs": "give exactly one of models, slices or modules",
+    "recipe_two_tokenizers": "give tokenizer_source or tokenizer, not both",
+    # issue 32e: library errors with keys (finetune data, evolve search and genomes, merges of adapters)
+    "data_where_line": "'{name}' line {line}",
+    "data_where_row": "'{source}' row {row}",
+    "err_data_not_object": "{where}: expected a JSON object, got {kind}",
+    "err_data_speaker": "{where}: unknown ShareGPT speaker {speaker} (use system, human or gpt)",
+    "err_data_no_turns": "{where}: no 'messages' (OpenAI form) or 'conversations' (ShareGPT form) key",
+    "err_data_role": "{where}: unknown role {role} (use system, user or assistant)",
+    "err_data_empty_turn": "{where}: a {role} turn has no text",
+    "err_data_system_place": "{where}: the system turn (persona) must come first and only once",
+    "err_data_no_assistant": "{where}: the conversation has no assistant turn, so there is nothing to learn",
+    "err_data_no_user": "{where}: the conversation has no user turn",
+    "err_data_turns_list": "{where}: the turns must be a list of objects",
+    "err_data_none_fits": "no conversation fits in {tokens} tokens ({counts}): raise the cut-off",
+    "err_search_other_genome": (
+        "the checkpoint {path} belongs to another genome ({theirs}, this one is {ours}): "
+        "resume with the genome the run started with"
+    ),
+    "err_search_other_settings": "the checkpoint {path} was made with other search settings: resume with the same ones",
+    "err_search_no_budget": "the budget is 0 candidates: give at least one generation's worth",
+    "err_search_no_run_to_resume": "no evolve run named '{run}' to resume",
+    "err_search_resume_genome": "run '{run}' was started with another genome ({genome}); it can not resume this one",
+    "err_search_run_exists": "an evolve run named '{run}' exists already: resume it or choose another name",
+    "err_search_no_run": "no evolve run named '{run}'",
+    "err_search_no_candidate": "run '{run}' has no successful candidate yet",
+    "err_search_write": "can not write the recipe to {path}: {detail}",
+    "err_bad_name": "name '{name}': use letters, digits, '-', '_' and '.' only, not starting with '.'",
+    "err_genome_needs_base": "{method} needs a base_model",
+    "err_genome_slerp": "slerp merges one model into the base: give exactly one entry in models",
+    "err_genome_linear": "linear needs at least two models",
+    "err_genome_base_twice": "the base model '{base}' is listed in models too; list it only as base_model",
+    "err_genome_yaml": "malformed genome YAML: {detail}",
+    "err_genome_deep": "malformed genome YAML: nested too deeply",
+    "err_genome_field": "{field}: {text}",
+    "err_genome_missing": "no genome named '{ref}' in {folder} (genomes: {known})",
+    "err_genome_unreadable": "genome file {path} can not be read: {detail}",
+    "err_ft_not_adapter": "'{name}' is not an adapter, so there is nothing to merge",
+    "err_ft_merge_name_taken": "a model named '{name}' is already registered: choose another name for the merge",
+    "err_ft_folder_exists": "the folder for '{name}' already exists: {path}",
+    "err_ft_still_running": "run {run} is still running (process {pid} on {host})",
+    "err_ft_load": "could not load '{name}': {detail}",
+    "err_registry_kind": "unknown kind '{kind}'; one of {kinds}",
+    # issue 30b: chat choices as preferences (rp_eval/chat/session.py, choices.py)
+    "err_pref_no_pair": "there is no pair of replies to choose from: side by side, after both sides have answered",
+    # issue 30b: a fitness fitted on this lab's preferences (rp_eval/evaluate/preference_fit.py)
+    "err_prefit_few": (
+        "too few preferences to calibrate the fitness: {pairs} ({blind} blind votes with a winner, {chat} chat "
+        "preferences); at least {need} are needed"
+    ),
+    "err_prefit_flat": "no metric tells the preferred reply from the other in these {pairs} preferences: nothing to fit",
+    "prefit_few_blind": "only {n} blind votes with a winner: at least {need} are needed to measure the held-out agreement",
 }
 
 
@@ -303,6 +414,39 @@ class Said(str):
         said = super().__new__(cls, format_message(key, values, MESSAGES))
         said.key, said.values = key, values
         return said
+
+
+_PACKED = "\u2063"  # invisible separator: a stored line's English text, then its key and values as JSON
+
+
+def _plain(said: Said) -> dict:
+    values = {k: _plain(v) if isinstance(v, Said) else v if isinstance(v, int | float) else str(v)
+              for k, v in said.values.items()}  # fmt: skip
+    return {"key": said.key, "values": values}
+
+
+def _said(data: dict) -> Said:
+    values = {k: _said(v) if isinstance(v, dict) else v for k, v in data["values"].items()}
+    return Said(data["key"], **values)
+
+
+def pack(line: str) -> str:
+    """A line to store as text (a run's log): its English text, and for a `Said` also its key and values, so the
+    page can say it again in its own language (`unpack`); what reads the text alone (the CLI) strips the rest."""
+    if not isinstance(line, Said):
+        return str(line)
+    return f"{line}{_PACKED}{json.dumps(_plain(line), ensure_ascii=False)}"
+
+
+def unpack(line: str) -> str:
+    """A stored line as written: a `Said` when it was one (its English text if its key is gone), else the text."""
+    text, packed, data = line.partition(_PACKED)
+    if not packed:
+        return line
+    try:
+        return _said(json.loads(data))
+    except (ValueError, KeyError, TypeError):  # a key a newer or older version wrote: its English text stands
+        return text
 
 
 def english(key: str, **values: object) -> str:

@@ -68,6 +68,10 @@ class Config(BaseModel):
         5, ge=1, description="failed logins of one name before each try waits longer (an address: four times as many)"
     )
 
+    chat_preferences: bool = Field(
+        True, description="store chat choices (kept alternatives, edits, Stop then Regenerate) as preferences"
+    )
+
     @field_validator("allowed_roots", mode="before")
     @classmethod
     def _split_roots(cls, value):

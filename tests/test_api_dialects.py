@@ -136,8 +136,9 @@ def test_errors_have_openais_shape_with_param_and_a_string_code(url):
     r = _chat(url, {"model": MODEL, "messages": [{"role": "user", "content": ASK}], "max_tokens": 10**6})
     assert r.status_code == 400 and r.json()["error"]["param"] == "max_tokens", r.text
     assert r.json()["error"]["code"] == "invalid_value"
-    r = _chat(url, {"model": MODEL, "messages": [{"role": "user", "content": ASK}], "logit_bias": {"5": 10}})
+    r = _chat(url, {"model": MODEL, "messages": [{"role": "user", "content": ASK}], "logit_bias": {"10000000": 10}})
     assert r.status_code == 400 and r.json()["error"]["param"] == "logit_bias", r.text
+    assert "10000000" in r.json()["error"]["message"]
     r = _chat(url, {"messages": [{"role": "user", "content": ASK}]})
     assert r.status_code == 400 and r.json()["error"]["code"] == "missing_required_parameter", r.text
     assert r.json()["error"]["param"] == "model"

@@ -262,11 +262,27 @@ BAD = [
     ("logprobs over 20", {"prompt": STORY, "logprobs": 21, "echo": True, "max_tokens": 0}, "logprobs", "20"),
     ("token id out of vocabulary", {"prompt": [1, 5, 10**6], "max_tokens": 1}, "prompt", "1000000"),
     ("negative token id", {"prompt": [[1, -3]], "max_tokens": 1}, "prompt", "-3"),
-    ("DRY on", {"prompt": STORY, "dry_multiplier": 0.8}, "dry_multiplier", "dry_multiplier"),
-    ("XTC on", {"prompt": STORY, "xtc_probability": 0.5}, "xtc_probability", "xtc_probability"),
     ("mirostat on", {"prompt": STORY, "mirostat_mode": 2}, "mirostat_mode", "mirostat_mode"),
-    ("typical_p", {"prompt": STORY, "typical_p": 0.9}, "typical_p", "typical_p"),
-    ("banned strings", {"prompt": STORY, "banned_strings": ["本"]}, "banned_strings", "banned_strings"),
+    ("tail-free sampling on", {"prompt": STORY, "tfs": 0.9}, "tfs", "tfs"),
+    ("typical under another name", {"prompt": STORY, "typical": 0.9}, "typical", "typical"),
+    (
+        "DRY allowed length 0",
+        {"prompt": STORY, "dry_multiplier": 0.8, "dry_allowed_length": 0},
+        "dry_allowed_length",
+        "greater than or equal to 1",
+    ),  # fmt: skip
+    ("XTC probability over 1", {"prompt": STORY, "xtc_probability": 1.5}, "xtc_probability", "less than"),
+    ("logit_bias past the vocabulary", {"prompt": STORY, "logit_bias": {"999999": -100}}, "logit_bias", "999999"),
+    ("logit_bias key not an id", {"prompt": STORY, "logit_bias": {"あ": -100}}, "logit_bias", "not a token id"),
+    ("logit_bias over 100", {"prompt": STORY, "logit_bias": {"5": 300}}, "logit_bias.5", "100"),
+    ("custom_token_bans not ids", {"prompt": STORY, "custom_token_bans": "5, x"}, "custom_token_bans", "'x'"),
+    (
+        "custom_token_bans past the vocabulary",
+        {"prompt": STORY, "custom_token_bans": "5, 999999"},
+        "banned_tokens",
+        "999999",
+    ),  # fmt: skip
+    ("an empty banned string", {"prompt": STORY, "banned_strings": ["本", ""]}, "banned_strings.1", "at least 1"),
     ("n over 1", {"prompt": STORY, "n": 3}, "n", "'n'"),
     (
         "malformed dry_sequence_breakers",

@@ -50,7 +50,7 @@ class BlockAdmission:
                 row.placed = time.perf_counter() - request.submitted  # what it waited, before its prefill
             logits = engine.prefill(r, admission.pool.recorded(key), admission.cached[key], admission.pool.table(key))
             admission.pool.written(key)
-            sampler.assign(r, request.settings, request.encoded[i], request.seeds[i])
+            sampler.assign(r, request.settings, request.encoded[i], request.seeds[i], request.tokenizer)
             if row.ids:  # resumed: the sampler as it was when the row was paused
                 self._resume_sampler(r, row.ids, self._random.pop(key, None))
             self._owners[r] = (request, i)
@@ -65,6 +65,14 @@ class BlockAdmission:
             ids = torch.tensor(made, device=self.device)
             sampler.seen[r].index_add_(0, ids, torch.ones_like(ids, dtype=torch.int32))
             sampler.made[r].index_add_(0, ids, torch.ones_like(ids, dtype=torch.int32))
+        if sampler.dry_on[r]:  # DRY reads the reply so far as part of the text it looks back over
+            end = min(sampler.length[r] + len(made), sampler.history.shape[1])
+            sampler.history[r, sampler.length[r] : end] = torch.tensor(
+                made[: end - sampler.length[r]], device=self.device
+            )
+            sampler.length[r] = end
+        if sampler.banned[r]:  # a banned string may span the pause
+            sampler.reply[r] = list(made)
         if random_state is not None and sampler.generators[r] is not None:
             sampler.generators[r].set_state(random_state)
 

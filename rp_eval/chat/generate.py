@@ -23,10 +23,11 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from rp_eval.chat import text as textrules
 from rp_eval.chat.formats import Message, PromptFormat, end_markers, render_prompt, speaker_tags
+from rp_eval.chat.sampler_params import SamplerParams
 from rp_eval.errors import RpEvalError
 
 FinishReason = Literal["eos", "stop_string", "length_trimmed", "length"]
@@ -34,16 +35,10 @@ FinishReason = Literal["eos", "stop_string", "length_trimmed", "length"]
 DEFAULT_SPEAKERS = ["ユーザー", "User", "user", "あなた"]
 
 
-class GenerationSettings(BaseModel, frozen=True):
+class GenerationSettings(SamplerParams, frozen=True):
+    """The sampler fields (rp_eval/chat/sampler_params.py, defined there once) and the reply's own settings."""
+
     max_new_tokens: int = Field(128, ge=1, le=8192)
-    temperature: float = Field(0.7, ge=0.0, le=5.0)  # 0 means greedy
-    top_p: float = Field(0.9, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0)
-    min_p: float = Field(0.0, ge=0.0, le=1.0)
-    repetition_penalty: float = Field(1.0, gt=0.0, le=3.0)
-    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    temperature_last: bool = False  # text-generation-webui's order: top-k/top-p/min-p on the raw logits
     seed: int | None = Field(None, ge=0, lt=2**63)
     stop_strings: tuple[str, ...] = ()  # extra literal strings, e.g. the user's character name tag
     trim_to_sentence: bool = True

@@ -291,7 +291,7 @@ class GenerationService(BlockAdmission):
             logits = engine.prefill_rows(first, [request.encoded[i] for i, _ in take])
         rows = [r for _, r in take]
         for i, r in take:
-            sampler.assign(r, request.settings, request.encoded[i], request.seeds[i])
+            sampler.assign(r, request.settings, request.encoded[i], request.seeds[i], request.tokenizer)
             self._owners[r] = (request, i)
             request.rows[i].slot, request.rows[i].placed = r, started
         first_ids = sampler.sample(logits, rows, packed=True)
@@ -440,7 +440,7 @@ class GenerationService(BlockAdmission):
         n = len(request.encoded)
         sampler = Sampler(n, self.model.config.vocab_size, self.device)
         for i, ids in enumerate(request.encoded):
-            sampler.assign(i, request.settings, ids, request.seeds[i])
+            sampler.assign(i, request.settings, ids, request.seeds[i], request.tokenizer)
         self._eager.append(_EagerRun(request, EagerEngine(self.model), sampler))
 
     def _eager_step(self, run: _EagerRun) -> None:

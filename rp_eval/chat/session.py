@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from rp_eval.chat import fitting, lorebook
+from rp_eval.chat import choices, fitting, lorebook
 from rp_eval.chat.cards import Card, card_to_persona
 from rp_eval.chat.formats import Message, PromptFormat, render_prompt, speaker_tags
 from rp_eval.chat.generate import GenerationResult, GenerationSettings, context_of, stream
@@ -285,6 +285,11 @@ def reply(
                     r.turn_id = _store_reply(store, conversation_id, r, settings, prompts[r.side])
                     if r.side in previous:
                         chat_store.add_alternative(store, previous[r.side].id, r.turn_id)
+            stored = {r.side: r.turn_id for r in replies if r.turn_id}
+            if stored and message is not None:  # going on: the kept reply of each slot over the others
+                choices.kept(store, conv, live, _after_last_user(live))
+            elif stored:
+                choices.stopped(store, conv, live, previous, stored)
         if user_turn is not None and not any(r.turn_id for r in replies):
             chat_store.delete_turns(store, [user_turn.id])
 
@@ -333,9 +338,28 @@ def edit(store: Store, conversation_id: int, turn_id: int, content: str) -> None
     """Change a message of the conversation (the user's or a reply); the earlier text is logged."""
     if not content.strip():
         raise ChatError(key="err_chat_edit_empty")
-    if turn_id not in {t.id for t in chat_store.turns(store, conversation_id)}:
+    live = chat_store.turns(store, conversation_id)
+    turn = next((t for t in live if t.id == turn_id), None)
+    if turn is None:
         raise ChatError(key="err_chat_edit_missing")
     chat_store.edit_turn(store, turn_id, content.strip())
+    before, turn.content = turn.content, content.strip()
+    conv = chat_store.get_conversation(store, conversation_id, chat_store.EVERYONE)
+    choices.edited(store, conv, turn, before, live)
+
+
+def prefer_side(store: Store, conversation_id: int, side: str, owner: str | None = None) -> None:
+    """In a side-by-side chat, `side`'s last reply is the better one: stored as a preference between the two
+    models (the `chat_preferences` setting off: nothing stored). With `owner`, only in that owner's conversation."""
+    conv = chat_store.get_conversation(store, conversation_id, owner)
+    if conv is None:
+        raise ChatError(key="err_chat_no_conversation")
+    live = chat_store.turns(store, conversation_id)
+    last = {t.side: t for t in _after_last_user(live)}
+    if len(conv.models) < 2 or side not in SIDES or len(last) < 2:
+        raise ChatError(key="err_pref_no_pair")
+    other = "b" if side == "a" else "a"
+    choices.picked(store, conv, last[side], last[other], live)
 
 
 def finish_words(turn_or_result) -> str:

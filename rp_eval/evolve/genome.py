@@ -54,15 +54,15 @@ class Genome(BaseModel, frozen=True, extra="forbid"):
     @model_validator(mode="after")
     def _check(self) -> Genome:
         if not NAME.fullmatch(self.name):  # the name is a file name (genomes/NAME.yaml) and a run folder
-            raise ValueError(f"name '{self.name}': use letters, digits, '-', '_' and '.' only, not starting with '.'")
+            raise GenomeError(key="err_bad_name", name=self.name)
         if self.method != "linear" and not self.base_model:
-            raise ValueError(f"{self.method} needs a base_model")
+            raise GenomeError(key="err_genome_needs_base", method=self.method)
         if self.method == "slerp" and len(self.models) != 1:
-            raise ValueError("slerp merges one model into the base: give exactly one entry in models")
+            raise GenomeError(key="err_genome_slerp")
         if self.method == "linear" and len(self.models) < 2:
-            raise ValueError("linear needs at least two models")
+            raise GenomeError(key="err_genome_linear")
         if self.base_model and self.base_model in self.models:
-            raise ValueError(f"the base model '{self.base_model}' is listed in models too; list it only as base_model")
+            raise GenomeError(key="err_genome_base_twice", base=self.base_model)
         return self
 
     @property
@@ -185,13 +185,16 @@ def parse_genome(text: str) -> Genome:
         data = yaml.safe_load(text)
         return Genome.model_validate(data if isinstance(data, dict) else {})
     except yaml.YAMLError as err:
-        raise GenomeError(f"malformed genome YAML: {err}") from err
+        raise GenomeError(key="err_genome_yaml", detail=err) from err
     except RecursionError:
-        raise GenomeError("malformed genome YAML: nested too deeply") from None
+        raise GenomeError(key="err_genome_deep") from None
     except ValidationError as err:
         first = err.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "genome"
-        raise GenomeError(f"{field}: {first['msg'].removeprefix('Value error, ')}") from err
+        cause = (first.get("ctx") or {}).get("error")
+        if isinstance(cause, RpEvalError) and cause.key:  # the genome's own checks: keyed, worded by the page
+            raise GenomeError(key="err_genome_field", field=field, text=cause) from err
+        raise GenomeError(key="err_genome_field", field=field, text=first["msg"].removeprefix("Value error, ")) from err
 
 
 def save_genome(genome: Genome) -> Path:
@@ -208,11 +211,11 @@ def load_genome(ref: str) -> Genome:
         path = genomes_dir() / f"{ref.removesuffix('.yaml')}.yaml"
     if not path.is_file():
         known = ", ".join(p.stem for p in genomes_dir().glob("*.yaml")) or "none"
-        raise GenomeError(f"no genome named '{ref}' in {genomes_dir()} (genomes: {known})")
+        raise GenomeError(key="err_genome_missing", ref=ref, folder=genomes_dir(), known=known)
     try:
         return parse_genome(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as err:
-        raise GenomeError(f"genome file {path} can not be read: {err}") from err
+        raise GenomeError(key="err_genome_unreadable", path=path, detail=err) from err
 
 
 def list_genomes() -> list[str]:

@@ -143,15 +143,12 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 def _load_checkpoint(path: Path, genome: Genome, search: SearchSettings) -> dict:
     state = pickle.loads(path.read_bytes())
     if state["genome"] != genome.digest():
-        raise SearchError(
-            f"the checkpoint {path} belongs to another genome ({state['genome']}, this one is {genome.digest()}): "
-            "resume with the genome the run started with"
-        )
+        raise SearchError(key="err_search_other_genome", path=path, theirs=state["genome"], ours=genome.digest())
     # compared with defaults filled in, so a checkpoint made before a setting existed still resumes
     if SearchSettings(**state["settings"]).model_dump(exclude={"max_seconds"}) != search.model_dump(
         exclude={"max_seconds"}
     ):
-        raise SearchError(f"the checkpoint {path} was made with other search settings: resume with the same ones")
+        raise SearchError(key="err_search_other_settings", path=path)
     return state
 
 
@@ -197,19 +194,17 @@ def evolve(
     store, stop = get_store(), stop or threading.Event()
     mark_interrupted()
     if search.budget == 0:
-        raise SearchError("the budget is 0 candidates: give at least one generation's worth")
+        raise SearchError(key="err_search_no_budget")
     row = db.get_run(store, run)
     if resume:
         if row is None:
-            raise SearchError(f"no evolve run named '{run}' to resume")
+            raise SearchError(key="err_search_no_run_to_resume", run=run)
         stored = parse_genome(row.genome)
         if genome is not None and genome.digest() != stored.digest():
-            raise SearchError(
-                f"run '{run}' was started with another genome ({stored.name}); it can not resume this one"
-            )
+            raise SearchError(key="err_search_resume_genome", run=run, genome=stored.name)
         genome = stored
     elif row is not None:
-        raise SearchError(f"an evolve run named '{run}' exists already: resume it or choose another name")
+        raise SearchError(key="err_search_run_exists", run=run)
     if fitness_fn is None:
         _check_fitness(search)
         fitness_fn = partial(  # a partial, not a lambda: worker processes receive it pickled
@@ -338,10 +333,10 @@ def best_candidate(run: str):
     store = get_store()
     row = db.get_run(store, run)
     if row is None:
-        raise SearchError(f"no evolve run named '{run}'")
+        raise SearchError(key="err_search_no_run", run=run)
     ok = [r for r in db.candidates(store, row.id) if r.status == "ok"]
     if not ok:
-        raise SearchError(f"run '{run}' has no successful candidate yet")
+        raise SearchError(key="err_search_no_candidate", run=run)
     return max(ok, key=lambda r: r.fitness)
 
 
@@ -354,7 +349,7 @@ def recipe_path(name: str, folder: str | Path | None = None) -> Path:
     from rp_eval.evolve.genome import NAME
 
     if not NAME.fullmatch(name or ""):
-        raise SearchError(f"name '{name}': use letters, digits, '-', '_' and '.' only, not starting with '.'")
+        raise SearchError(key="err_bad_name", name=name)
     return Path(folder or recipes_folder()).expanduser() / f"{name}.yaml"
 
 
@@ -371,7 +366,7 @@ def save_best_recipe(run: str, name: str, folder: str | Path | None = None) -> P
         tmp.write_text(best.recipe, encoding="utf-8")
         tmp.replace(path)
     except OSError as err:
-        raise SearchError(f"can not write the recipe to {path}: {err.strerror or err}") from err
+        raise SearchError(key="err_search_write", path=path, detail=err.strerror or err) from err
     return path
 
 

@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 
 from rp_eval.chat.formats import Message
-from rp_eval.errors import RpEvalError
+from rp_eval.errors import RpEvalError, Said
 
 SHIPPED = Path(__file__).resolve().parents[2] / "prompts" / "finetune" / "roleplay_ja.jsonl"
 
@@ -30,7 +30,7 @@ class DataError(RpEvalError):
 def to_messages(record: dict, where: str) -> list[Message]:
     """One record (OpenAI or ShareGPT form) as a checked list of messages."""
     if not isinstance(record, dict):
-        raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        raise DataError(key="err_data_not_object", where=where, kind=type(record).__name__)
     if "messages" in record:
         turns = [(t.get("role"), t.get("content")) for t in _turn_list(record["messages"], where)]
     elif "conversations" in record:
@@ -38,30 +38,30 @@ def to_messages(record: dict, where: str) -> list[Message]:
         for t in _turn_list(record["conversations"], where):
             role = _SHAREGPT_ROLES.get(str(t.get("from", "")).lower())
             if role is None:
-                raise DataError(f"{where}: unknown ShareGPT speaker {t.get('from')!r} (use system, human or gpt)")
+                raise DataError(key="err_data_speaker", where=where, speaker=repr(t.get("from")))
             turns.append((role, t.get("value")))
     else:
-        raise DataError(f"{where}: no 'messages' (OpenAI form) or 'conversations' (ShareGPT form) key")
+        raise DataError(key="err_data_no_turns", where=where)
     persona = record.get("system") or record.get("persona") or ""
     messages: list[Message] = [{"role": "system", "content": persona}] if persona else []
     for role, content in turns:
         if role not in ("system", "user", "assistant"):
-            raise DataError(f"{where}: unknown role {role!r} (use system, user or assistant)")
+            raise DataError(key="err_data_role", where=where, role=repr(role))
         if not isinstance(content, str) or not content.strip():
-            raise DataError(f"{where}: a {role} turn has no text")
+            raise DataError(key="err_data_empty_turn", where=where, role=role)
         if role == "system" and messages:
-            raise DataError(f"{where}: the system turn (persona) must come first and only once")
+            raise DataError(key="err_data_system_place", where=where)
         messages.append({"role": role, "content": content.strip()})
     if not any(m["role"] == "assistant" for m in messages):
-        raise DataError(f"{where}: the conversation has no assistant turn, so there is nothing to learn")
+        raise DataError(key="err_data_no_assistant", where=where)
     if not any(m["role"] == "user" for m in messages):
-        raise DataError(f"{where}: the conversation has no user turn")
+        raise DataError(key="err_data_no_user", where=where)
     return messages
 
 
 def _turn_list(value, where: str) -> list[dict]:
     if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
-        raise DataError(f"{where}: the turns must be a list of objects")
+        raise DataError(key="err_data_turns_list", where=where)
     return value
 
 
@@ -78,7 +78,7 @@ def read_jsonl(path: Path) -> list[list[Message]]:
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(key="err_ft_not_json", name=path.name, line=number, detail=err.msg) from err
-        conversations.append(to_messages(record, f"'{path.name}' line {number}"))
+        conversations.append(to_messages(record, Said("data_where_line", name=path.name, line=number)))
     if not conversations:
         raise DataError(key="err_ft_no_conversations", path=path)
     return conversations
@@ -97,7 +97,7 @@ def read_dataset(source: str, split: str = "train") -> list[list[Message]]:
             data = datasets.load_dataset(source, split=split)
     except (OSError, ValueError, KeyError, FileNotFoundError) as err:
         raise DataError(key="err_ft_dataset", source=source, detail=str(err).splitlines()[0]) from err
-    return [to_messages(dict(r), f"'{source}' row {i}") for i, r in enumerate(data)]
+    return [to_messages(dict(r), Said("data_where_row", source=source, row=i)) for i, r in enumerate(data)]
 
 
 def load_conversations(source: str = "", split: str = "train") -> list[list[Message]]:

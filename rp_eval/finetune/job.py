@@ -28,7 +28,7 @@ from pathlib import Path
 
 from rp_eval import processes
 from rp_eval import settings as paths
-from rp_eval.errors import RpEvalError
+from rp_eval.errors import RpEvalError, Said, pack, unpack
 from rp_eval.finetune.config import TARGET_MODULES, FinetuneSettings
 from rp_eval.finetune.plan import PlanError, plan_data
 from rp_eval.models import registry
@@ -68,7 +68,7 @@ class _Job:
 
     def say(self, line: str) -> None:
         self.progress.log.append(line)
-        runs.update_run(get_store(), self.progress.run_id, log_lines=[line])
+        runs.update_run(get_store(), self.progress.run_id, log_lines=[pack(line)])  # a `Said` keeps its key
 
 
 _jobs: dict[int, _Job] = {}
@@ -124,7 +124,7 @@ def resume(run_id: int) -> int:
         raise FinetuneError(key="err_ft_no_run", run=run_id)
     if run.status == "running":
         who = run.metrics.get("owner") or {}
-        raise FinetuneError(f"run {run_id} is still running (process {who.get('pid', '?')} on {who.get('host', '?')})")
+        raise FinetuneError(key="err_ft_still_running", run=run_id, pid=who.get("pid", "?"), host=who.get("host", "?"))
     if run.status == "done":
         raise FinetuneError(key="err_ft_finished", run=run_id, adapter=run.adapter)
     checkpoint = _last_checkpoint(run_id)
@@ -140,7 +140,7 @@ def _launch(run_id: int, s: FinetuneSettings, resume: bool) -> int:
     if resume:
         stored = runs.get_run(get_store(), run_id)
         job.progress.losses = list(stored.losses)
-        job.progress.log = stored.log.splitlines()
+        job.progress.log = [unpack(line) for line in stored.log.splitlines()]
     _jobs[run_id] = job
     job.thread = threading.Thread(target=_run, args=(job, s, resume), name=f"finetune-{run_id}", daemon=True)
     job.thread.start()
@@ -183,7 +183,7 @@ def stored_progress(run_id: int) -> Progress:
         step=max(steps, default=0),
         total=run.metrics.get("total_steps", 0),
         losses=list(run.losses),
-        log=run.log.splitlines(),
+        log=[unpack(line) for line in run.log.splitlines()],
         adapter=run.adapter,
         metrics=dict(run.metrics),
     )
@@ -241,7 +241,7 @@ def _run(job: _Job, s: FinetuneSettings, resume: bool) -> None:
         train(job, s, _last_checkpoint(run_id) if resume else None)
     except Exception as err:  # noqa: BLE001 - every failure must land in the run's record, not kill the thread
         reason = _explain(err)
-        job.say(f"FAILED: {reason}")
+        job.say(Said("ft_log_failed", reason=reason))
         if not isinstance(err, RpEvalError):
             job.say(traceback.format_exc(limit=4))
         job.progress.metrics["error"] = reason
@@ -272,7 +272,7 @@ def install(tmp: Path, name: str) -> Path:
     """Move a finished adapter folder into place (a rename on the same disk)."""
     final = adapters_dir() / name
     if final.exists():
-        raise FinetuneError(f"the folder for adapter '{name}' already exists: {final}")
+        raise FinetuneError(key="err_ft_folder_exists", name=name, path=final)
     tmp.rename(final)
     return final
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from rp_eval.chat.formats import Message, PromptFormat, end_markers, render_prompt
+from rp_eval.errors import Said
 from rp_eval.finetune.data import DataError
 
 IGNORE = -100
@@ -30,12 +31,13 @@ class EndMarker:
     id: int | None  # the token id appended after every reply
     pieces: tuple[str, ...]  # how `text` tokenises when it is written as text
     ok: bool
-    problem: str = ""
+    problem: str = ""  # a `Said` naming what is wrong, "" when ok
 
     def describe(self) -> str:
-        shown = " + ".join(repr(p) for p in self.pieces) or "nothing"
-        verdict = "one real token: OK" if self.ok else f"REFUSED: {self.problem}"
-        return f"end marker {self.text!r} (id {self.id}) tokenises as {shown} → {verdict}"
+        """How the end text tokenises and the verdict, as a `Said` (English; the page says it in its language)."""
+        shown = " + ".join(repr(p) for p in self.pieces) or Said("ft_marker_nothing")
+        verdict = Said("ft_marker_ok") if self.ok else Said("ft_marker_refused", problem=self.problem)
+        return Said("ft_marker", text=repr(self.text), id=self.id, pieces=shown, verdict=verdict)
 
 
 class EndMarkerError(DataError):
@@ -48,26 +50,26 @@ def end_marker(tokenizer, fmt: PromptFormat) -> EndMarker:
     vocab = tokenizer.get_vocab()
     text = next((t for t in tokens if t in vocab), "") or (tokenizer.eos_token or "")
     if not text:
-        return EndMarker("", None, (), False, "the tokenizer has no EOS token and the format no end-of-turn token")
+        return EndMarker("", None, (), False, Said("ft_marker_no_eos"))
     end_id = vocab.get(text)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     pieces = tuple(tokenizer.convert_ids_to_tokens(ids))
     problem = ""
     if end_id is None or end_id == tokenizer.unk_token_id:
-        problem = f"{text!r} is not in the vocabulary, so it has no id of its own"
+        problem = Said("ft_marker_not_in_vocab", text=repr(text))
     elif ids != [end_id]:
-        problem = f"{text!r} written as text splits into {len(ids)} pieces instead of the single id {end_id}"
+        problem = Said("ft_marker_splits", text=repr(text), n=len(ids), id=end_id)
     elif text not in tokenizer.all_special_tokens and text not in tokenizer.get_added_vocab():
-        problem = f"{text!r} is an ordinary vocabulary entry, not a special token: replies could spell it as text"
+        problem = Said("ft_marker_ordinary", text=repr(text))
     if problem:
-        problem += "; register it as a special token (tokenizer.add_special_tokens) or pick a tokenizer that has one"
+        problem = Said("ft_marker_fix", problem=problem)
     return EndMarker(text, end_id, pieces, not problem, problem)
 
 
 def check_end_marker(tokenizer, fmt: PromptFormat) -> EndMarker:
     marker = end_marker(tokenizer, fmt)
     if not marker.ok:
-        raise EndMarkerError(marker.describe())
+        raise EndMarkerError(key="ft_marker", **marker.describe().values)
     return marker
 
 
@@ -131,7 +133,7 @@ class Encoded:
         return {"kept": self.kept, "truncated": self.truncated, "dropped": self.dropped}
 
     def summary(self) -> str:
-        return f"{self.kept} conversations kept, {self.truncated} truncated to whole turns, {self.dropped} dropped"
+        return Said("ft_counts", kept=self.kept, truncated=self.truncated, dropped=self.dropped)
 
 
 def _fit(ex: Example, max_length: int, end_id: int) -> Example | None:
@@ -158,7 +160,7 @@ def encode_all(
         out.kept += 1
         out.examples.append(ex)
     if not out.examples:
-        raise DataError(f"no conversation fits in {max_length} tokens ({out.summary()}): raise the cut-off")
+        raise DataError(key="err_data_none_fits", tokens=max_length, counts=out.summary())
     return out
 
 

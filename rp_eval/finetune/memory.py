@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rp_eval.errors import Said
 from rp_eval.finetune.config import FinetuneSettings
 
 ACTIVATION_BYTES = 60  # per hidden unit, layer and token, without checkpointing (measured, see above)
@@ -29,7 +30,7 @@ HEADROOM = 0.85  # of the GPU's memory: the allocator's fragmentation and CUDA's
 @dataclass(frozen=True)
 class Checkpointing:
     on: bool
-    reason: str
+    reason: str  # a `Said`: the run's log words it in the page's language
 
 
 def estimate_peak_bytes(config, s: FinetuneSettings, weight_bytes: int, trainable: int) -> int:
@@ -46,20 +47,23 @@ def checkpointing(
 ) -> Checkpointing:
     """Whether to checkpoint activations, and why (the reason goes to the run's log)."""
     if s.gradient_checkpointing != "auto":
-        return Checkpointing(
-            s.gradient_checkpointing == "on", f"gradient checkpointing {s.gradient_checkpointing} (as asked)"
-        )
+        on = s.gradient_checkpointing == "on"
+        return Checkpointing(on, Said("ft_ckpt_asked_on" if on else "ft_ckpt_asked_off"))
     if s.qlora:
-        return Checkpointing(True, "gradient checkpointing on (auto: QLoRA trains for the smallest memory)")
+        return Checkpointing(True, Said("ft_ckpt_qlora"))
     if not gpu_bytes:
-        return Checkpointing(False, "gradient checkpointing off (auto: no CUDA GPU)")
+        return Checkpointing(False, Said("ft_ckpt_no_gpu"))
     need = estimate_peak_bytes(config, s, weight_bytes, trainable)
     on = need > HEADROOM * gpu_bytes
-    verdict = "on" if on else "off"
     return Checkpointing(
         on,
-        f"gradient checkpointing {verdict} (auto: about {need / 2**30:.1f} GiB needed without it, "
-        f"{HEADROOM:.0%} of the GPU's {gpu_bytes / 2**30:.0f} GiB is {HEADROOM * gpu_bytes / 2**30:.1f})",
+        Said(
+            "ft_ckpt_auto_on" if on else "ft_ckpt_auto_off",
+            need=f"{need / 2**30:.1f}",
+            share=f"{HEADROOM:.0%}",
+            gpu=f"{gpu_bytes / 2**30:.0f}",
+            room=f"{HEADROOM * gpu_bytes / 2**30:.1f}",
+        ),
     )
 
 

@@ -27,11 +27,11 @@ def merge_full(adapter_name: str, name: str = "", model=None) -> str:
 
     adapter = registry.get_model(adapter_name)
     if adapter.kind != "adapter":
-        raise FinetuneError(f"'{adapter_name}' is not an adapter, so there is nothing to merge")
+        raise FinetuneError(key="err_ft_not_adapter", name=adapter_name)
     base = registry.get_model(adapter.parents[0])
     name = name or merged_name(adapter_name)
     if registry.get_store().get_model(name) is not None:
-        raise FinetuneError(f"a model named '{name}' is already registered: choose another name for the merge")
+        raise FinetuneError(key="err_ft_merge_name_taken", name=name)
     if model is None or getattr(model, "is_loaded_in_4bit", False):
         model = PeftModel.from_pretrained(load_for_training(base, qlora=False), adapter.source)
     merged = model.merge_and_unload()
@@ -39,7 +39,7 @@ def merge_full(adapter_name: str, name: str = "", model=None) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     final, tmp = folder / name, folder / f".{name}.tmp"
     if final.exists():
-        raise FinetuneError(f"the folder for '{name}' already exists: {final}")
+        raise FinetuneError(key="err_ft_folder_exists", name=name, path=final)
     remove_tmp(tmp)
     try:
         merged.save_pretrained(str(tmp))  # safetensors (transformers 5 writes nothing else)

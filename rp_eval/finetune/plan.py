@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from rp_eval.errors import RpEvalError
+from rp_eval.errors import RpEvalError, Said
 from rp_eval.finetune.config import FinetuneSettings
 
 
@@ -33,12 +33,21 @@ class Plan:
     save_steps: int
 
     def describe(self) -> str:
-        held = f", {self.held} held out for the eval loss every {self.eval_steps} steps" if self.held else ""
-        loss = "at every step" if self.logging_steps == 1 else f"every {self.logging_steps} steps from the first"
-        return (
-            f"{self.total_steps} optimizer steps ({self.steps_per_epoch} per epoch) on {self.train} of "
-            f"{self.conversations} conversations{held}; warm-up {self.warmup_steps} steps; the loss {loss}; "
-            f"a checkpoint every {self.save_steps} steps"
+        """The plan as a `Said` (English in the log's text; the page words it in its language)."""
+        held = Said("ft_plan_held", held=self.held, every=self.eval_steps) if self.held else ""
+        loss = (
+            Said("ft_plan_loss_each") if self.logging_steps == 1 else Said("ft_plan_loss_every", n=self.logging_steps)
+        )
+        return Said(
+            "ft_plan_line",
+            total=self.total_steps,
+            per_epoch=self.steps_per_epoch,
+            train=self.train,
+            conversations=self.conversations,
+            held=held,
+            warmup=self.warmup_steps,
+            loss=loss,
+            save=self.save_steps,
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rp_eval.chat.formats import detect_format, get_format
+from rp_eval.errors import Said
 from rp_eval.finetune import data as datalib
 from rp_eval.finetune import labels
 from rp_eval.models import registry
@@ -12,9 +13,9 @@ from rp_eval.models import registry
 
 @dataclass
 class Preview:
-    end_marker: str  # how the end text tokenises, and the verdict
+    end_marker: str  # how the end text tokenises, and the verdict (a `Said`: the page words it)
     ok: bool  # False: training would be refused
-    counts: str
+    counts: str  # a `Said`
     conversations: int
     texts: list[str]  # trained spans in ⟦ ⟧, special tokens as written
     html: list[str]
@@ -42,7 +43,7 @@ def preview(model_name: str, source: str = "", n: int = 3, max_length: int = 102
     encoded = labels.encode_all(tokenizer, fmt, conversations, max_length)
     shown = encoded.examples[:n]
     return Preview(
-        f"prompt format {fmt.name}; {marker.describe()}",
+        Said("ft_format_marker", format=fmt.name, marker=marker.describe()),
         True,
         encoded.summary(),
         len(conversations),

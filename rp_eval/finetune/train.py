@@ -9,6 +9,7 @@ import torch
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from rp_eval.chat.generate import GenerationSettings
+from rp_eval.errors import Said
 from rp_eval.finetune import data as datalib
 from rp_eval.finetune import labels
 from rp_eval.finetune.config import ALL_LINEAR, FinetuneSettings
@@ -55,9 +56,8 @@ class _Report(TrainerCallback):
         if points:
             self.job.progress.losses += points
             runs.update_run(get_store(), self.job.progress.run_id, losses=points)
-            self.job.say(
-                "step {step}: ".format(**points[0]) + ", ".join(f"{k} {logs[k]:.4f}" for k in logs if "loss" in k)
-            )
+            losses = ", ".join(f"{k} {logs[k]:.4f}" for k in logs if "loss" in k)
+            self.job.say(Said("ft_log_step", step=points[0]["step"], losses=losses))
 
 
 def _targets(model, wanted: tuple[str, ...], model_type: str):
@@ -147,30 +147,33 @@ def train(job: _Job, s: FinetuneSettings, checkpoint: str | None) -> None:
     run_id = job.progress.run_id
     store = get_store()
     base = registry.get_model(s.base_model)
-    job.say(f"loading {base.name}{' in 4-bit (QLoRA)' if s.qlora else ''}")
+    job.say(Said("ft_log_loading_qlora" if s.qlora else "ft_log_loading", model=base.name))
     try:
         model = load_for_training(base, s.qlora)
         tokenizer, fmt = tokenizer_and_format(base.name)
     except (OSError, ValueError) as err:
-        raise FinetuneError(f"could not load '{base.name}': {str(err).splitlines()[0]}") from err
+        raise FinetuneError(key="err_ft_load", name=base.name, detail=str(err).splitlines()[0]) from err
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # pad = eos: the collator still keeps EOS in the labels
     end = labels.check_end_marker(tokenizer, fmt)
-    job.say(f"prompt format {fmt.name}; {end.describe()}")
+    job.say(Said("ft_format_marker", format=fmt.name, marker=end.describe()))
 
     conversations = datalib.load_conversations(s.data, s.data_split)
     train_convs, eval_convs = datalib.split_eval(conversations, s.eval_fraction, s.seed)
     train_set = labels.encode_all(tokenizer, fmt, train_convs, s.max_length, s.overflow)
     eval_set = labels.encode_all(tokenizer, fmt, eval_convs, s.max_length, s.overflow) if eval_convs else None
-    job.say(f"train: {train_set.summary()}" + (f"; eval: {eval_set.summary()}" if eval_set else ""))
+    if eval_set:
+        job.say(Said("ft_log_sets_eval", train=train_set.summary(), eval=eval_set.summary()))
+    else:
+        job.say(Said("ft_log_sets", train=train_set.summary()))
     counts = {"train": train_set.counts(), **({"eval": eval_set.counts()} if eval_set else {})}
     held = len(eval_set.examples) if eval_set else 0
     try:
         steps = plan(s, len(train_set.examples) + held, held)
     except PlanError as err:
         raise FinetuneError(str(err)) from err
-    job.say(f"plan: {steps.describe()}")
+    job.say(Said("ft_log_plan", plan=steps.describe()))
     runs.update_run(store, run_id, metrics={"data": counts, "total_steps": steps.total_steps})
 
     if s.qlora:  # casts norms to fp32, enables input grads; checkpointing is on unless asked off (memory.py)
@@ -178,7 +181,11 @@ def train(job: _Job, s: FinetuneSettings, checkpoint: str | None) -> None:
     lora = lora_config(s, model, base.model_type)
     model = get_peft_model(model, lora)
     trainable, total = model.get_nb_trainable_parameters()
-    job.say(f"LoRA r={s.lora_r} on {lora.target_modules}: {trainable:,} of {total:,} parameters train")
+    job.say(
+        Said(
+            "ft_log_lora", r=s.lora_r, targets=str(lora.target_modules), trainable=f"{trainable:,}", total=f"{total:,}"
+        )
+    )
     ckpt = checkpointing(s, model.config, weight_bytes, trainable, gpu_bytes())
     job.say(ckpt.reason)
     if ckpt.on:
@@ -202,7 +209,7 @@ def train(job: _Job, s: FinetuneSettings, checkpoint: str | None) -> None:
         "steps": trainer.state.global_step,
     }
     if job.cancel.is_set():
-        job.say(f"cancelled at step {trainer.state.global_step}; the last checkpoint is kept: resume to continue")
+        job.say(Said("ft_log_cancelled", step=trainer.state.global_step))
         runs.update_run(store, run_id, status="cancelled", metrics=summary)
         job.progress.status = "cancelled"
         return
@@ -236,7 +243,7 @@ def _finish(job: _Job, s: FinetuneSettings, model, tokenizer, fmt, end, summary:
     except Exception:
         remove_tmp(final)  # nothing registered half-done
         raise
-    job.say(f"adapter registered as '{name}' ({final})")
+    job.say(Said("ft_log_registered", name=name, path=final))
     metrics = {**summary}
     if s.stop_check_prompts:
         model.eval()
@@ -247,9 +254,14 @@ def _finish(job: _Job, s: FinetuneSettings, model, tokenizer, fmt, end, summary:
             base = stop_stats(model, tokenizer, fmt, prompts, end.text, gen)
         metrics["stop_check"] = {"adapter": tuned.to_dict(), "base": base.to_dict()}
         job.say(
-            f"natural-stop rate {base.natural_stop_rate:.0%} → {tuned.natural_stop_rate:.0%}, "
-            f"sentences per reply {base.mean_sentences} → {tuned.mean_sentences} "
-            f"(base → adapter, {len(prompts)} prompts of the evaluation task)"
+            Said(
+                "ft_log_stop_check",
+                base=f"{base.natural_stop_rate:.0%}",
+                tuned=f"{tuned.natural_stop_rate:.0%}",
+                base_sentences=base.mean_sentences,
+                tuned_sentences=tuned.mean_sentences,
+                prompts=len(prompts),
+            )
         )
     if s.merge_full:
         metrics.update(_merge(job, name, model))
@@ -265,12 +277,12 @@ def _merge(job: _Job, adapter: str, model) -> dict:
     from rp_eval.finetune.job import _explain
     from rp_eval.finetune.merge_full import merge_full
 
-    job.say("merging the adapter into a full model (merge_and_unload)")
+    job.say(Said("ft_log_merging"))
     try:
         merged = merge_full(adapter, model=model)
     except Exception as err:  # noqa: BLE001 - recorded on the run; the adapter stands
         reason = _explain(err)
-        job.say(f"merge into a full model FAILED: {reason}")
+        job.say(Said("ft_log_merge_failed", reason=reason))
         return {"merge_error": reason}
-    job.say(f"full model registered as '{merged}'")
+    job.say(Said("ft_log_merged", name=merged))
     return {"merged": merged}

@@ -73,9 +73,36 @@ def parse(data: dict | str):
     except ValidationError as err:
         first = err.errors()[0]
         field = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "union[")))
-        raise RecipeError(first["msg"], field or "recipe") from err
+        kind = _PYDANTIC_KINDS.get(first["type"])
+        raise RecipeError(Said(kind) if kind else first["msg"], field or "recipe") from err
     except RuntimeError as err:  # mergekit's own validators raise RuntimeError
-        raise RecipeError(str(err), "models") from err
+        known = next((key for text, key in _MERGEKIT_SAYS.items() if text in str(err)), None)
+        raise RecipeError(Said(known) if known else str(err), "models") from err
+
+
+# pydantic's error types as messages the page words in its language (any other type: pydantic's English text)
+_PYDANTIC_KINDS = {
+    "missing": "recipe_field_missing",
+    "list_type": "recipe_list_type",
+    "string_type": "recipe_string_type",
+    "dict_type": "recipe_dict_type",
+    "model_type": "recipe_dict_type",
+    "model_attributes_type": "recipe_dict_type",
+    "float_type": "recipe_number_type",
+    "float_parsing": "recipe_number_type",
+    "int_type": "recipe_int_type",
+    "int_parsing": "recipe_int_type",
+    "int_from_float": "recipe_int_type",
+    "bool_type": "recipe_bool_type",
+    "bool_parsing": "recipe_bool_type",
+    "extra_forbidden": "recipe_extra",
+}
+# mergekit's own validators' messages (MergeConfiguration), by a part of their text
+_MERGEKIT_SAYS = {
+    "Exactly one of 'models', 'slices', or 'modules'": "recipe_one_of_inputs",
+    "Must specify either output slices or models": "recipe_one_of_inputs",
+    "Cannot specify both tokenizer_source and tokenizer": "recipe_two_tokenizers",
+}
 
 
 def to_yaml(data: dict) -> str:

@@ -162,7 +162,7 @@ def add_model(
         parents = [_find_base(info.base).name] + [p for p in parents if p != info.base]
     kind = kind or ("adapter" if info.is_adapter else "base")
     if kind not in KINDS:
-        raise RegistryError(f"unknown kind '{kind}'; one of {', '.join(KINDS)}")
+        raise RegistryError(key="err_registry_kind", kind=kind, kinds=", ".join(KINDS))
     name = (name or (Path(info.source).name if info.is_local else info.source)).strip()
     store = get_store()
     if store.get_model(name) is not None:

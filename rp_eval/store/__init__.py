@@ -61,6 +61,7 @@ TABLE_MODULES: list[str] = [
     "evaluation",
     "finetune",
     "evolve",
+    "preferences",
 ]
 
 

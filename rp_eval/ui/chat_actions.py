@@ -15,11 +15,12 @@ from pathlib import Path
 import gradio as gr
 
 from rp_eval import settings as app_settings
-from rp_eval.chat import session
+from rp_eval.chat import choices, session
 from rp_eval.chat.cards import MAX_CARD_BYTES, Card, CardError, card_png, persona_to_card, read_card_file
 from rp_eval.chat.generate import GenerationSettings
 from rp_eval.chat.personas import DEFAULT_USER, Persona
 from rp_eval.chat.presets import PRESETS
+from rp_eval.chat.sampler_params import bounds, ui_fields
 from rp_eval.errors import RpEvalError
 from rp_eval.models import registry
 from rp_eval.store import chat as chat_store
@@ -30,16 +31,26 @@ from rp_eval.ui.uploads import uploaded
 
 MAX_STOP_STRINGS, MAX_STOP_CHARS = 16, 100
 SEED_MAX = 2**63 - 1
-# (locale key of the field's name, lowest, highest, whole numbers only): the library's own limits
-LIMITS = {
-    "temperature": ("chat_field_temperature", 0.0, 5.0, False),
-    "top_p": ("chat_field_top_p", 0.01, 1.0, False),
-    "top_k": ("chat_field_top_k", 0, 100_000, True),
-    "min_p": ("chat_field_min_p", 0.0, 1.0, False),
-    "repetition_penalty": ("chat_field_repetition_penalty", 0.01, 3.0, False),
-    "max_new_tokens": ("chat_field_max_new_tokens", 1, 8192, True),
-    "seed": ("chat_field_seed", -1, SEED_MAX, True),
-}
+# the Chat tab's sampler fields, in the order of their sliders: their one definition (rp_eval/chat/sampler_params.py)
+SAMPLER_FIELDS = list(ui_fields())
+FORM = [*SAMPLER_FIELDS, "max_new_tokens", "seed", "stops"]  # the sampling panel's inputs, in this order
+
+
+def _limits() -> dict[str, tuple]:
+    """name -> (locale key of the field's name, lowest, highest, whole numbers only, lowest refused): the bounds of
+    GenerationSettings' own fields, so the page refuses exactly what the library would."""
+    fields = GenerationSettings.model_fields
+    out = {}
+    for name, (_, key, *_slider) in ui_fields().items():
+        b = bounds(fields[name])
+        out[name] = (key, b.low, b.high, b.whole, b.low_open)
+    b = bounds(fields["max_new_tokens"])
+    out["max_new_tokens"] = ("chat_field_max_new_tokens", b.low, b.high, True, False)
+    out["seed"] = ("chat_field_seed", -1, SEED_MAX, True, False)  # -1: a random seed
+    return out
+
+
+LIMITS = _limits()
 
 
 def model_names() -> list[str]:
@@ -179,7 +190,7 @@ def alternative_label(conv_id: int | None):
 
 
 def _number(name: str, value) -> float | int:
-    key, low, high, whole = LIMITS[name]
+    key, low, high, whole, low_open = LIMITS[name]
     field = t(key)
     if value is None or (isinstance(value, str) and not value.strip()):
         raise session.ChatError(key="err_number_missing", field=field)
@@ -188,7 +199,7 @@ def _number(name: str, value) -> float | int:
     except (TypeError, ValueError):
         raise session.ChatError(key="err_number_missing", field=field) from None
     shown = value if isinstance(value, str) else f"{number:g}"
-    if not math.isfinite(number) or not low <= number <= high:
+    if not math.isfinite(number) or not low <= number <= high or (low_open and number == low):
         raise session.ChatError(key="err_number_range", field=field, value=shown, low=low, high=high)
     if whole:
         if number != int(number):
@@ -205,27 +216,23 @@ def stop_strings(text: str | None) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def settings(temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens, seed, stops) -> GenerationSettings:
-    """Every number checked, with the field's name in the message, before anything runs or is stored."""
-    values = dict(
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        min_p=min_p,
-        repetition_penalty=repetition_penalty,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-    )
-    checked = {name: _number(name, value) for name, value in values.items()}
+def settings(**values) -> GenerationSettings:
+    """The sampling panel's values by name (`FORM`), every number checked with the field's name in the message,
+    before anything runs or is stored."""
+    missing = [name for name in FORM if name not in values]
+    if missing:
+        raise ValueError(f"settings: no value for {', '.join(missing)}")
+    checked = {name: _number(name, values[name]) for name in FORM if name != "stops"}
     seed = checked.pop("seed")
-    return GenerationSettings(**checked, seed=None if seed < 0 else seed, stop_strings=stop_strings(stops))
+    return GenerationSettings(**checked, seed=None if seed < 0 else seed, stop_strings=stop_strings(values["stops"]))
 
 
 def preset(name: str):
+    """The sliders' values of a named preset, in `SAMPLER_FIELDS` order."""
     p = PRESETS.get(name)
     if p is None:
-        return (gr.update(),) * 5
-    return p.temperature, p.top_p, p.top_k, p.min_p, p.repetition_penalty
+        return (gr.update(),) * len(SAMPLER_FIELDS)
+    return tuple(getattr(p, field) for field in SAMPLER_FIELDS)
 
 
 # -- chatting -----------------------------------------------------------------------------------------------
@@ -384,3 +391,15 @@ def export_jsonl(conv_id):
         return None, warn(t("chat_no_conversation"))
     text = chat_store.export_jsonl(get_store(), conv_id)
     return write_temp(f"conversation-{conv_id}.jsonl", text.encode("utf-8")), ""
+
+
+def prefer_side(conv_id, side: str) -> str:
+    """Side by side: this side's last reply is the better one (a chat preference between the two models)."""
+    conv_id = mine(conv_id)
+    try:
+        if conv_id is None:
+            raise session.ChatError(key="err_chat_no_conversation")
+        session.prefer_side(get_store(), conv_id, side, signed_in.scope())
+    except RpEvalError as err:
+        return warn(err)
+    return t("pref_side_stored", side=side.upper()) if choices.enabled() else t("pref_off")

@@ -17,7 +17,7 @@ from rp_eval.errors import RpEvalError
 from rp_eval.store import chat as chat_store
 from rp_eval.store import get_store
 from rp_eval.ui import chat_actions as act
-from rp_eval.ui import signed_in
+from rp_eval.ui import preferences_section, signed_in
 from rp_eval.ui.chat_actions import export_card, import_card  # noqa: F401  (tests and other modules call them)
 from rp_eval.ui.locale import t, warn
 from rp_eval.ui.zerogpu import on_gpu
@@ -83,7 +83,7 @@ def respond(
             raise session.ChatError(key="err_chat_empty")
         if regenerate and conv_id is None:
             raise session.ChatError(key="err_chat_nothing_to_regenerate")
-        settings = act.settings(*sampling)
+        settings = act.settings(**dict(zip(act.FORM, sampling, strict=True)))
         models = [model_a, model_b] if side_by_side else [model_a]
         conv_id, switched = act.ensure_conversation(conv_id, persona_id, models, user, system, greeting)
         if switched:
@@ -217,8 +217,24 @@ def _side_label(side: str, model: str | None) -> str:
 # -- layout ------------------------------------------------------------------------------------------
 
 
+def _sampler_sliders(start) -> list:
+    """One slider per sampler field the Chat tab shows (`ui` in rp_eval/chat/sampler_params.py), four a row, set
+    from the preset `start`; in `act.SAMPLER_FIELDS` order."""
+    sliders = []
+    fields = act.ui_fields()
+    for first in range(0, len(fields), 4):
+        with gr.Row():
+            for name in list(fields)[first : first + 4]:
+                label, _, low, high, step = fields[name]
+                elem = "chat-" + name.replace("_", "-")
+                sliders.append(gr.Slider(low, high, getattr(start, name), step=step, label=t(label), elem_id=elem))
+    return sliders
+
+
 def build() -> None:
     gr.Markdown(t("chat_intro"))
+    if preferences_section.choices.enabled():  # one line: what is done here counts as a preference
+        gr.Markdown(t("pref_on"), elem_id="chat-pref-line")
     models = act.model_names()
     choices = act.persona_choices()
     first_persona = choices[0][1] if choices else None
@@ -268,13 +284,8 @@ def build() -> None:
         start = PRESETS[DEFAULT_PRESET]
         preset_choices = [(t(f"preset_{name}"), name) for name in PRESETS]
         preset = gr.Dropdown(preset_choices, value=DEFAULT_PRESET, label=t("chat_preset"), elem_id="chat-preset")
+        sliders = _sampler_sliders(start)
         with gr.Row():
-            temperature = gr.Slider(0.0, 2.0, start.temperature, step=0.05, label=t("chat_temperature"))
-            top_p = gr.Slider(0.05, 1.0, start.top_p, step=0.05, label=t("chat_top_p"))
-            top_k = gr.Slider(0, 200, start.top_k, step=1, label=t("chat_top_k"))
-            min_p = gr.Slider(0.0, 1.0, start.min_p, step=0.01, label=t("chat_min_p"), elem_id="chat-min-p")
-        with gr.Row():
-            rep = gr.Slider(0.8, 2.0, start.repetition_penalty, step=0.05, label=t("chat_repetition_penalty"))
             max_new = gr.Slider(1, 1024, 128, step=1, label=t("chat_max_new_tokens"), elem_id="chat-max-new")
             seed = gr.Number(-1, precision=0, label=t("chat_seed"), elem_id="chat-seed")
         stops = gr.Textbox(label=t("chat_stop_strings"), lines=2, elem_id="chat-stop-strings")
@@ -299,6 +310,9 @@ def build() -> None:
         prev_button = gr.Button("‹", size="sm", scale=0, min_width=48, elem_id="chat-prev")
         alternative = gr.Markdown(visible=False, elem_id="chat-alternative")
         next_button = gr.Button("›", size="sm", scale=0, min_width=48, elem_id="chat-next")
+        with gr.Row(visible=False) as pick_row:  # side by side: which side's last reply is better
+            better_a = gr.Button(t("pref_better_a"), size="sm", elem_id="chat-better-a")
+            better_b = gr.Button(t("pref_better_b"), size="sm", elem_id="chat-better-b")
     # one line that grows: Enter sends, Shift+Enter starts a new line (Gradio submits on Enter only then)
     message = gr.Textbox(
         label=t("chat_message"),
@@ -325,10 +339,11 @@ def build() -> None:
             jsonl_button = gr.Button(t("chat_export_jsonl"), size="sm")
             refresh = gr.Button(t("chat_refresh"), size="sm")
         jsonl_out = gr.File(label=t("chat_jsonl_file"), interactive=False)
+    preferences_section.build()
 
     fresh = [conv_id, chat_a, chat_b, system, about, alternative]
     inputs = [conv_id, persona, model_a, model_b, side_by_side, user, system, greeting, frame, show_raw]
-    inputs += [temperature, top_p, top_k, min_p, rep, max_new, seed, stops]
+    inputs += [*sliders, max_new, seed, stops]  # act.FORM's order
     outputs = [chat_a, chat_b, conv_id, message, status, alternative]
     # .input (not .change): only what the person does starts a new chat, not a reopened conversation's values.
     # A model picked while chatting does not: the conversation goes on with it from the next reply.
@@ -339,10 +354,12 @@ def build() -> None:
         toggle_side_by_side,
         [side_by_side, conv_id, persona, user, greeting, frame],
         [model_b, conv_id, chat_a, chat_b, status],
-    ).then(lambda on: gr.update(visible=on), side_by_side, chat_b)
+    ).then(lambda on: (gr.update(visible=on),) * 2, side_by_side, [chat_b, pick_row])
+    better_a.click(lambda c: act.prefer_side(c, "a"), conv_id, status, api_name="chat_prefer_a")
+    better_b.click(lambda c: act.prefer_side(c, "b"), conv_id, status, api_name="chat_prefer_b")
     model_a.change(lambda m: gr.update(label=_side_label("A", m)), model_a, chat_a)
     model_b.change(lambda m: gr.update(label=_side_label("B", m)), model_b, chat_b)
-    preset.input(act.preset, preset, [temperature, top_p, top_k, min_p, rep])
+    preset.input(act.preset, preset, sliders)
     sending = gr.on([send.click, message.submit], respond, [message, *inputs], outputs)
     regenerating = regen.click(regenerate, inputs, outputs)
     stop_button.click(act.stop, conv_id, None, queue=False)
@@ -363,7 +380,7 @@ def build() -> None:
         reopen,
         [conversation, show_raw],
         [conv_id, persona, model_a, model_b, side_by_side, system, chat_a, chat_b, alternative, status],
-    )
+    ).then(lambda on: gr.update(visible=on), side_by_side, pick_row)
     jsonl_button.click(act.export_jsonl, conv_id, [jsonl_out, status])
     for picker in (model_a, model_b):  # models merged, trained or added in other tabs show up when a list opens
         picker.focus(lambda: gr.update(choices=act.model_names()), None, picker, queue=False, show_progress="hidden")

@@ -14,7 +14,7 @@ import pandas as pd
 from rp_eval import paths, settings
 from rp_eval.chat.generate import GenerationSettings
 from rp_eval.errors import RpEvalError
-from rp_eval.evaluate import plots, report
+from rp_eval.evaluate import human_ppi, plots, report
 from rp_eval.evaluate.runner import EVAL_GENERATION, EvalConfig, EvalResult, Progress, run_evaluation
 from rp_eval.evaluate.task import load_task
 from rp_eval.models import registry
@@ -55,7 +55,7 @@ def _heatmap(result: EvalResult | None, group: str | None):
 def _outputs(result: EvalResult, group: str | None = "all"):
     """Table, heat map, finish and length plots, drill-down: what a result fills (a run's or a reopened one's)."""
     human = report.human_table(get_store())
-    table = headers(report.model_table(result, human))
+    table = headers(human_ppi.with_ppi(report.model_table(result, human), get_store(), result)[0])
     heat = plots.metric_heatmap(report.model_table(result), group or "all", colorbar=t("ev_heatmap_scale"), say=t)
     finish = words(report.finish_table(result), "finish_reason", "finish_")
     return table, heat, finish, report.length_table(result), _drill(result, None)

@@ -39,6 +39,38 @@ def _weight_names() -> list[str]:
     return ["", *sorted(p.stem for p in weights_dir().glob("*.yaml"))]
 
 
+def prefit_line(name: str | None) -> str:
+    """For weights fitted on the lab's preferences: what they were fitted on and their held-out agreement."""
+    from rp_eval.evaluate import preference_fit as pf
+
+    found = pf.figures(name or "")
+    if not found:
+        return ""
+    return t(
+        "evo_prefit_line",
+        name=name,
+        blind=found.get("blind_votes", 0),
+        chat=found.get("chat_preferences", 0),
+        agreement=pf.agreement_text(found.get("agreement")),
+        default=pf.agreement_text(found.get("agreement_default")),
+    )
+
+
+def fit_to_preferences():
+    """Fit the fitness weights on the stored blind votes and chat preferences, save them, and choose them; or say
+    why not (too few votes)."""
+    from rp_eval.evaluate import preference_fit as pf
+
+    try:
+        result = pf.fit_preferences(get_store())
+        pf.save(result)
+    except RpEvalError as err:
+        return gr.update(), warn(err)
+    lines = [t("evo_prefit_saved", name=pf.NAME), prefit_line(pf.NAME)]
+    lines += ["⚠️ " + error_text(p) for p in result.problems]
+    return gr.update(choices=_weight_names(), value=pf.NAME), "\n\n".join(lines)
+
+
 def _history_frame(history) -> pd.DataFrame:
     """(generation, fitness, series) with generations counted from 1 and fitness rounded to 4 places."""
     rows = [
@@ -258,6 +290,9 @@ def build() -> None:
             _weight_names(), value="", allow_custom_value=True, label=t("evo_weights"), elem_id="evo-weights"
         )
         judge = gr.Dropdown(["", *names], value="", label=t("evo_judge"), elem_id="evo-judge")
+    with gr.Row(equal_height=True):  # the fitness that predicts this lab's raters
+        prefit_btn = gr.Button(t("evo_prefit"), size="sm", scale=0, elem_id="evo-prefit")
+        prefit = gr.Markdown(elem_id="evo-prefit-line")
     with gr.Row():
         run = gr.Textbox("evolve-1", label=t("evo_run"), elem_id="evo-run")
         population = gr.Number(4, precision=0, label=t("evo_population"), elem_id="evo-population")
@@ -293,3 +328,5 @@ def build() -> None:
     for picker in (models, base, judge):  # models registered since the page was built (merges, fine-tunes)
         picker.focus(lambda: gr.update(choices=_names()), None, picker, queue=False, show_progress="hidden")
     weights.focus(lambda: gr.update(choices=_weight_names()), None, weights, queue=False, show_progress="hidden")
+    prefit_btn.click(fit_to_preferences, None, [weights, prefit])
+    weights.input(prefit_line, weights, prefit)

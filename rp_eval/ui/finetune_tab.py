@@ -22,7 +22,7 @@ from rp_eval.models import registry
 from rp_eval.store import finetune as runs
 from rp_eval.store import get_store
 from rp_eval.ui import numbers
-from rp_eval.ui.locale import axes, headers, t, warn, word
+from rp_eval.ui.locale import axes, error_text, headers, t, warn, word
 
 _CSS = (
     "<style>.ft-preview mark.ft-trained{background:#fde68a;color:#111}"
@@ -70,8 +70,8 @@ def _preview(base: str | None, data: str, max_length: float) -> str:
     except RpEvalError as err:
         return html.escape(warn(err))
     if not pv.ok:
-        return t("ft_refused", why=html.escape(pv.end_marker))
-    head = f"<p><code>{html.escape(pv.end_marker)}</code></p><p>{html.escape(pv.counts)}</p>"
+        return t("ft_refused", why=html.escape(error_text(pv.end_marker)))
+    head = f"<p><code>{html.escape(error_text(pv.end_marker))}</code></p><p>{html.escape(error_text(pv.counts))}</p>"
     return _CSS + head + "".join(pv.html)
 
 
@@ -125,7 +125,7 @@ def _result(p: job.Progress) -> str:
 
 def _watch(run_id: int):
     for p in job.follow(run_id):
-        yield _progress_html(p), _plot(p), "\n".join(p.log[-200:]), _result(p), run_id, _runs_table()
+        yield _progress_html(p), _plot(p), "\n".join(map(error_text, p.log[-200:])), _result(p), run_id, _runs_table()
 
 
 def _settings(base, data, adapter_name, r, alpha, dropout, targets, qlora, checkpointing, lr, schedule, warmup,

@@ -16,7 +16,7 @@ from gradio.context import Context, LocalContext
 from gradio.i18n import I18nData
 
 from rp_eval.errors import MESSAGES, RpEvalError, Said, format_message
-from rp_eval.ui.locale_ja import JA, METRIC_LABELS_JA
+from rp_eval.ui.locale_ja import GRADIO_LABELS_JA, JA, METRIC_LABELS_JA
 
 STRINGS: dict[str, str] = {
     "title": "rp_eval: role-play chat models",
@@ -589,6 +589,100 @@ STRINGS: dict[str, str] = {
     "chat_lore_dropped": "Called up but left out to fit the model's context: {names}",
     "chat_examples_dropped": "The example dialogues are left out of this prompt to fit the model's context.",
     "chat_side_by_side_new": "Side by side changed: a new conversation starts here; the earlier one is kept under Saved conversations.",
+    # issue 32e: the Models table's kinds
+    "kind_base": "base",
+    "kind_adapter": "adapter",
+    "kind_merged": "merged",
+    "kind_demo": "demo",
+    "arch_lora_adapter": "LoRA adapter",
+    "col_task_version": "task version",
+    "col_max_new_tokens": "max new tokens",
+    "col_human_bt": "human (Bradley-Terry)",
+    "col_human_votes": "human votes",
+    "col_likert_naturalness": "Likert: natural Japanese",
+    "col_likert_consistency": "Likert: in character",
+    "col_likert_length_fit": "Likert: turn length",
+    "col_likert_overall": "Likert: overall",
+    # issue 30b: chat choices as preferences, the combined ranking, prediction-powered columns
+    "pref_heading": "My chat preferences",
+    "pref_on": (
+        "Your choices in this tab count as preferences: the reply you keep after ‹ › and go on with, your edits of a "
+        "reply, Stop then Regenerate, and “A is better” / “B is better” side by side. See or delete yours under "
+        "*My chat preferences*."
+    ),
+    "pref_off": "Chat choices are not stored as preferences here (the chat_preferences setting is off).",
+    "pref_count": "{n} preferences of yours (newest first).",
+    "pref_none": "No chat preferences of yours are stored.",
+    "pref_pick_label": "Preferences to delete",
+    "pref_pick": "pick the preferences to delete first",
+    "pref_refresh": "Show my preferences",
+    "pref_delete": "Delete",
+    "pref_deleted": "Deleted {n} preferences.",
+    "pref_not_deleted": "{n} of the picked preferences were not deleted: they are gone already or not yours",
+    "pref_better_a": "A is better",
+    "pref_better_b": "B is better",
+    "pref_side_stored": "Stored: side {side}'s last reply is the better one.",
+    "pref_kind_kept": "kept",
+    "pref_kind_edit": "edited",
+    "pref_kind_stopped": "stopped, regenerated",
+    "pref_kind_side": "side picked",
+    "col_id": "id",
+    "col_when": "when",
+    "col_conversation": "conversation",
+    "col_chosen_model": "chosen model",
+    "col_rejected_model": "other model",
+    "col_chosen_text": "chosen reply",
+    "col_rejected_text": "other reply",
+    "lb_combined": "Combined ranking: blind votes, chat preferences and the judge",
+    "lb_weights": "Weight of each source",
+    "lb_weights_equal": "1 each",
+    "lb_weights_fit": "fitted on held-out blind votes",
+    "lb_sources": "Sources",
+    "lb_sources_all": "all together",
+    "lb_source_blind": "blind votes",
+    "lb_source_chat": "chat preferences",
+    "lb_source_judge": "judge",
+    "lb_combined_plot": "Combined strengths with 95% intervals",
+    "lb_combined_summary": "From {votes} votes · {rounds} bootstrap rounds over raters · {sources}",
+    "lb_combined_source": "{source}: {votes} votes from {raters} raters (weight {weight}, scale {scale})",
+    "lb_combined_length": "Preference for longer replies per source (length covariate, log-odds): {values}",
+    "lb_combined_few": "Only {n} votes: the intervals are wide; more blind votes or chat choices will narrow them.",
+    "lb_combined_none": (
+        "No combined ranking yet: {error}. Blind votes (Rate tab), chat preferences between two models (side by side, "
+        "“A is better” / “B is better”, or a reply kept after switching models) and judge grades of an evaluation "
+        "fill it."
+    ),
+    "col_votes_blind": "blind votes",
+    "col_votes_chat": "chat votes",
+    "col_votes_judge": "judge votes",
+    "col_ppi": "human score, prediction-powered (1-5)",
+    "col_ppi_lower": "PPI lower",
+    "col_ppi_upper": "PPI upper",
+    "col_human_mean": "human mean (1-5)",
+    "col_human_lower": "human lower",
+    "col_human_upper": "human upper",
+    "col_human_ratings": "human ratings",
+    "evo_prefit": "Fit the weights to this lab's preferences",
+    "evo_prefit_line": (
+        "**{name}**: fitted on {blind} blind votes and {chat} chat preferences; agreement with held-out blind votes "
+        "{agreement} (default weights {default})."
+    ),
+    "evo_prefit_saved": "Saved the weights **{name}** and chose them as the fitness weights.",
+    # issue 28c: role-play samplers in the Chat tab
+    "chat_typical_p": "Typical-p (1 = off)",
+    "chat_field_typical_p": "Typical-p",
+    "chat_dry_multiplier": "DRY multiplier (0 = off)",
+    "chat_field_dry_multiplier": "DRY multiplier",
+    "chat_dry_base": "DRY base",
+    "chat_field_dry_base": "DRY base",
+    "chat_dry_allowed_length": "DRY allowed length",
+    "chat_field_dry_allowed_length": "DRY allowed length",
+    "chat_xtc_threshold": "XTC threshold",
+    "chat_field_xtc_threshold": "XTC threshold",
+    "chat_xtc_probability": "XTC probability (0 = off)",
+    "chat_field_xtc_probability": "XTC probability",
+    "preset_dry_min_p": "DRY + min-p (less repetition)",
+    "preset_dry_xtc": "DRY + XTC (more varied)",
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."
@@ -825,10 +919,46 @@ def _built_text(key: str, language: str) -> str:
 # Settings panel calls) is exported by the front end's core module, loaded from the same URL so it is the same
 # instance. Gradio has no URL parameter or saved setting for the language, so the switch keeps it in a cookie.
 _CORE = next(iter(sorted(Path(gr.__file__).parent.glob("templates/frontend/assets/core-*.js"))), None)
+# Gradio's chatbot writes some screen-reader labels and tooltips in English in any language (GRADIO_LABELS_JA):
+# on the Japanese page an observer puts the Japanese ones in their place as Gradio writes them (each English
+# original kept beside it, so switching back to English restores it).
+_JS_RELABEL = """
+window.rpLang = lang;
+if (!window.rpRelabel) {
+  const table = TABLE;
+  const attrs = ["aria-label", "title"];
+  const fix = (el) => {
+    for (const attr of attrs) {
+      const value = el.getAttribute(attr), saved = el.getAttribute("data-rp-en-" + attr);
+      if (value === null) continue;
+      if (window.rpLang !== "ja") {
+        if (saved !== null) { el.setAttribute(attr, saved); el.removeAttribute("data-rp-en-" + attr); }
+        continue;
+      }
+      const key = Object.keys(table).find((k) => k.endsWith(": ") ? value.startsWith(k) : value === k);
+      if (key === undefined) continue;
+      el.setAttribute("data-rp-en-" + attr, value);
+      el.setAttribute(attr, table[key] + (key.endsWith(": ") ? value.slice(key.length) : ""));
+    }
+  };
+  window.rpRelabel = () => document.querySelectorAll("[aria-label], [title]").forEach(fix);
+  new MutationObserver((changes) => {
+    for (const change of changes) {
+      if (change.type === "attributes") fix(change.target);
+      for (const node of change.addedNodes || []) {
+        if (node.nodeType !== 1) continue;
+        fix(node);
+        node.querySelectorAll("[aria-label], [title]").forEach(fix);
+      }
+    }
+  }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: attrs});
+}
+window.rpRelabel();""".replace("TABLE", json.dumps(GRADIO_LABELS_JA, ensure_ascii=False))
 _JS_APPLY = f"""
 const apply = (lang) => {{
   const index = document.querySelector('script[type=module][src*="assets/index-"]');
   if (index) import(new URL("./{_CORE.name if _CORE else "core.js"}", index.src).href).then((m) => m.changeLocale(lang));
+  {_JS_RELABEL}
 }};"""
 _JS_LOAD = f"""() => {{{_JS_APPLY}
   const asked = new URL(location.href).searchParams.get("lang");

@@ -815,6 +815,206 @@ JA: dict[str, str] = {
     "err_guard_form": "フォームの本体が正しい UTF-8 ではありません: {detail}",
     "err_guard_no_event": "このページにはイベント番号 {fn} はありません",
     "err_guard_media_type": "{path} が受け付けるのは JSON の本体（Content-Type: application/json）だけです。'{kind}' は使えません",
+    # issue 32e: the fine-tune preview and run log, the Models table's kinds
+    "ft_marker": "終端記号 {text}（ID {id}）のトークン化: {pieces} → {verdict}",
+    "ft_marker_ok": "独立した 1 トークン: 問題なし",
+    "ft_marker_refused": "使えません: {problem}",
+    "ft_marker_nothing": "なし",
+    "ft_marker_no_eos": "トークナイザーに EOS トークンがなく、プロンプト形式にもターンの終わりを示すトークンがありません",
+    "ft_marker_not_in_vocab": "{text} が語彙になく、専用の ID がありません",
+    "ft_marker_splits": "{text} を文字として書くと、単独の ID {id} ではなく {n} 個のトークンに分かれます",
+    "ft_marker_ordinary": "{text} は特殊トークンではなく普通の語彙です。モデルがこれを文字として綴ってしまうおそれがあります",
+    "ft_marker_fix": (
+        "{problem}。特殊トークンとして登録する（tokenizer.add_special_tokens）か、特殊トークンを持つトークナイザーを選んでください"
+    ),
+    "ft_format_marker": "プロンプト形式 {format}。{marker}",
+    "ft_counts": "会話 {kept} 件を採用（うち {truncated} 件はターンの切れ目で短縮）、{dropped} 件は長すぎて除外",
+    "ft_log_loading": "{model} を読み込んでいます",
+    "ft_log_loading_qlora": "{model} を 4 ビット（QLoRA）で読み込んでいます",
+    "ft_log_sets": "学習用: {train}",
+    "ft_log_sets_eval": "学習用: {train}。評価用: {eval}",
+    "ft_plan_line": (
+        "会話 {conversations} 件のうち {train} 件で最適化 {total} ステップ（1 エポックあたり {per_epoch}）{held}。"
+        "ウォームアップ {warmup} ステップ、損失は{loss}記録、チェックポイントは {save} ステップごと"
+    ),
+    "ft_plan_held": "、{held} 件は評価損失用に取り置き（{every} ステップごとに評価）",
+    "ft_plan_loss_each": "毎ステップ",
+    "ft_plan_loss_every": "最初のステップから {n} ステップごとに",
+    "ft_log_plan": "計画: {plan}",
+    "ft_log_lora": "LoRA r={r}（対象 {targets}）: 全 {total} パラメータのうち {trainable} を学習します",
+    "ft_log_step": "ステップ {step}: {losses}",
+    "ft_log_cancelled": "ステップ {step} で中止しました。最後のチェックポイントは残っているので、再開すると続きから学習します",
+    "ft_log_registered": "アダプターを「{name}」として登録しました（{path}）",
+    "ft_log_stop_check": (
+        "自然に終わる割合 {base} → {tuned}、1 応答あたりの文の数 {base_sentences} → {tuned_sentences}"
+        "（ベース → アダプター、評価タスクのプロンプト {prompts} 件）"
+    ),
+    "ft_log_merging": "アダプターをモデル本体に統合しています（merge_and_unload）",
+    "ft_log_merge_failed": "モデル本体への統合に失敗しました: {reason}",
+    "ft_log_merged": "統合したモデルを「{name}」として登録しました",
+    "ft_log_failed": "失敗しました: {reason}",
+    "ft_ckpt_asked_on": "勾配チェックポイント: オン（指定どおり）",
+    "ft_ckpt_asked_off": "勾配チェックポイント: オフ（指定どおり）",
+    "ft_ckpt_qlora": "勾配チェックポイント: オン（自動: QLoRA はメモリを最小にして学習します）",
+    "ft_ckpt_no_gpu": "勾配チェックポイント: オフ（自動: CUDA の GPU がありません）",
+    "ft_ckpt_auto_on": (
+        "勾配チェックポイント: オン（自動: 使わないと約 {need} GiB 必要で、GPU の {gpu} GiB の {share}（{room} GiB）を超えます）"
+    ),
+    "ft_ckpt_auto_off": (
+        "勾配チェックポイント: オフ（自動: 使わなくても約 {need} GiB で、GPU の {gpu} GiB の {share}（{room} GiB）に収まります）"
+    ),
+    # issue 32e: a recipe's field errors
+    "recipe_field_missing": "この項目は必須です",
+    "recipe_list_type": "ここはリスト（「- 」で始まる行）にしてください",
+    "recipe_string_type": "ここは文字列にしてください",
+    "recipe_dict_type": "ここはマッピング（「キー: 値」の行）にしてください",
+    "recipe_number_type": "ここは数値にしてください",
+    "recipe_int_type": "ここは整数にしてください",
+    "recipe_bool_type": "ここは true か false にしてください",
+    "recipe_extra": "この項目は mergekit のレシピにはありません",
+    "recipe_one_of_inputs": "models、slices、modules のうちちょうど 1 つを指定してください",
+    "recipe_two_tokenizers": "tokenizer_source と tokenizer は同時に指定できません。どちらか一方にしてください",
+    # issue 32e: library errors with keys
+    "data_where_line": "'{name}' の {line} 行目",
+    "data_where_row": "'{source}' の {row} 行目",
+    "err_data_not_object": "{where}: JSON のオブジェクトではありません（{kind}）",
+    "err_data_speaker": "{where}: ShareGPT の話者 {speaker} は使えません（system、human、gpt のどれかにしてください）",
+    "err_data_no_turns": "{where}: 'messages'（OpenAI 形式）も 'conversations'（ShareGPT 形式）もありません",
+    "err_data_role": "{where}: 役割 {role} は使えません（system、user、assistant のどれかにしてください）",
+    "err_data_empty_turn": "{where}: {role} のターンに本文がありません",
+    "err_data_system_place": "{where}: system のターン（ペルソナ）は先頭に 1 回だけ置いてください",
+    "err_data_no_assistant": "{where}: assistant のターンがないため、学習するものがありません",
+    "err_data_no_user": "{where}: user のターンがありません",
+    "err_data_turns_list": "{where}: ターンはオブジェクトのリストにしてください",
+    "err_data_none_fits": "{tokens} トークンに収まる会話が 1 件もありません（{counts}）。打ち切り長を上げてください",
+    "err_search_other_genome": (
+        "チェックポイント {path} は別のゲノム（{theirs}）のものです（このゲノムは {ours}）。"
+        "実行を始めたときのゲノムで再開してください"
+    ),
+    "err_search_other_settings": "チェックポイント {path} は別の探索設定で作られています。同じ設定で再開してください",
+    "err_search_no_budget": "予算が候補 0 個です。少なくとも 1 世代分を指定してください",
+    "err_search_no_run_to_resume": "再開しようとした進化的マージの実行「{run}」はありません",
+    "err_search_resume_genome": "実行「{run}」は別のゲノム（{genome}）で始められたため、このゲノムでは再開できません",
+    "err_search_run_exists": "進化的マージの実行「{run}」はすでにあります。再開するか、別の名前にしてください",
+    "err_search_no_run": "進化的マージの実行「{run}」はありません",
+    "err_search_no_candidate": "実行「{run}」にはまだ成功した候補がありません",
+    "err_search_write": "レシピを {path} に書き込めません: {detail}",
+    "err_bad_name": "名前 '{name}' には英数字と「-」「_」「.」だけが使えます（先頭の「.」は不可）",
+    "err_genome_needs_base": "{method} には base_model が必要です",
+    "err_genome_slerp": "slerp はベースに 1 つのモデルを混ぜる方法です。models にはちょうど 1 つだけ書いてください",
+    "err_genome_linear": "linear には少なくとも 2 つのモデルが必要です",
+    "err_genome_base_twice": "ベースモデル '{base}' が models にも書かれています。base_model にだけ書いてください",
+    "err_genome_yaml": "ゲノムの YAML が正しくありません: {detail}",
+    "err_genome_deep": "ゲノムの YAML の入れ子が深すぎます",
+    "err_genome_field": "{field}: {text}",
+    "err_genome_missing": "{folder} に '{ref}' というゲノムはありません（あるのは: {known}）",
+    "err_genome_unreadable": "ゲノムのファイル {path} を読めません: {detail}",
+    "err_ft_not_adapter": "'{name}' はアダプターではないので、統合するものがありません",
+    "err_ft_merge_name_taken": "'{name}' という名前のモデルはすでに登録されています。統合後のモデルには別の名前を付けてください",
+    "err_ft_folder_exists": "'{name}' のフォルダはすでにあります: {path}",
+    "err_ft_still_running": "実行 {run} はまだ動いています（{host} のプロセス {pid}）",
+    "err_ft_load": "'{name}' を読み込めませんでした: {detail}",
+    "err_registry_kind": "種類 '{kind}' は使えません（{kinds} のどれか）",
+    "kind_base": "ベース",
+    "kind_adapter": "アダプター",
+    "kind_merged": "マージ",
+    "kind_demo": "デモ",
+    "arch_lora_adapter": "LoRA アダプター",
+    "col_task_version": "課題の版",
+    "col_max_new_tokens": "最大生成トークン数",
+    "col_human_bt": "人の評価（Bradley–Terry）",
+    "col_human_votes": "人の投票数",
+    "col_likert_naturalness": "5 段階評価: 日本語の自然さ",
+    "col_likert_consistency": "5 段階評価: キャラクターの一貫性",
+    "col_likert_length_fit": "5 段階評価: ターンの長さ",
+    "col_likert_overall": "5 段階評価: 総合",
+    # issue 30b: chat choices as preferences, the combined ranking, prediction-powered columns
+    "pref_heading": "自分のチャットでの選択（選好）",
+    "pref_on": (
+        "このタブでの選択は選好として記録されます。‹ › で選んで会話を続けた返答、返答の編集、停止してからの再生成、"
+        "並べて比較するときの「A のほうが良い」「B のほうが良い」です。自分の記録は「自分のチャットでの選択（選好）」"
+        "で確認・削除できます。"
+    ),
+    "pref_off": "ここでのチャットの選択は選好として記録されません（chat_preferences の設定がオフです）。",
+    "pref_count": "あなたの選好 {n} 件（新しい順）",
+    "pref_none": "あなたのチャットの選好はまだ記録されていません。",
+    "pref_pick_label": "削除する選好",
+    "pref_pick": "先に削除する選好を選んでください",
+    "pref_refresh": "自分の選好を表示",
+    "pref_delete": "削除",
+    "pref_deleted": "選好を {n} 件削除しました。",
+    "pref_not_deleted": "選んだうち {n} 件は削除できませんでした。すでに削除済みか、あなたの記録ではありません",
+    "pref_better_a": "A のほうが良い",
+    "pref_better_b": "B のほうが良い",
+    "pref_side_stored": "記録しました：{side} 側の最後の返答のほうが良い",
+    "pref_kind_kept": "選んで継続",
+    "pref_kind_edit": "編集",
+    "pref_kind_stopped": "停止して再生成",
+    "pref_kind_side": "左右で選択",
+    "col_id": "ID",
+    "col_when": "日時",
+    "col_conversation": "会話",
+    "col_chosen_model": "選ばれたモデル",
+    "col_rejected_model": "もう一方のモデル",
+    "col_chosen_text": "選ばれた返答",
+    "col_rejected_text": "もう一方の返答",
+    "err_pref_no_pair": "選べる返答の組がありません。左右に並べた会話で、両方が返答した後に選んでください",
+    "err_prefit_few": (
+        "適応度を較正するには選好が足りません。現在 {pairs} 件（勝者のあるブラインド投票 {blind} 件、チャットでの選好 "
+        "{chat} 件）で、少なくとも {need} 件必要です"
+    ),
+    "err_prefit_flat": "この {pairs} 件の選好では、選ばれた返答ともう一方を見分ける指標がありません。推定できません",
+    "prefit_few_blind": "勝者のあるブラインド投票が {n} 件しかありません。取り置きでの一致率を測るには {need} 件以上必要です",
+    "evo_prefit": "ラボの選好に合わせて重みを推定",
+    "evo_prefit_line": (
+        "**{name}**：ブラインド投票 {blind} 件とチャットでの選好 {chat} 件で推定。取り置いたブラインド投票との一致率 "
+        "{agreement}（既定の重みでは {default}）。"
+    ),
+    "evo_prefit_saved": "重み **{name}** を保存し、適応度の重みに選びました。",
+    "lb_combined": "統合ランキング：ブラインド投票・チャットでの選好・ジャッジ",
+    "lb_weights": "ソースごとの重み",
+    "lb_weights_equal": "すべて 1",
+    "lb_weights_fit": "取り置いたブラインド投票で推定",
+    "lb_sources": "使うソース",
+    "lb_sources_all": "すべて合わせる",
+    "lb_source_blind": "ブラインド投票",
+    "lb_source_chat": "チャットでの選好",
+    "lb_source_judge": "ジャッジ",
+    "lb_combined_plot": "統合した強さと 95% 区間",
+    "lb_combined_summary": "投票 {votes} 件から算出 · 評価者単位のブートストラップ {rounds} 回 · {sources}",
+    "lb_combined_source": "{source} {votes} 件・評価者 {raters} 人（重み {weight}、尺度 {scale}）",
+    "lb_combined_length": "ソースごとの長い返答への好み（長さの共変量、対数オッズ）：{values}",
+    "lb_combined_few": "投票がまだ {n} 件しかないため、区間は広めです。ブラインド投票やチャットでの選択が増えると狭まります。",
+    "lb_combined_none": (
+        "統合ランキングはまだ出せません：{error}。ブラインド投票（評価タブ）、2 つのモデル間のチャットでの選好（並べて"
+        "比較して「A のほうが良い」「B のほうが良い」を押す、またはモデルを切り替えて再生成した返答を選んで続ける）、"
+        "評価でのジャッジの採点が集まると表示されます。"
+    ),
+    "col_votes_blind": "ブラインド投票",
+    "col_votes_chat": "チャット選好",
+    "col_votes_judge": "ジャッジ投票",
+    "col_ppi": "人の評価の PPI 推定（1〜5）",
+    "col_ppi_lower": "PPI 下限",
+    "col_ppi_upper": "PPI 上限",
+    "col_human_mean": "人の評価の平均（1〜5）",
+    "col_human_lower": "人の評価 下限",
+    "col_human_upper": "人の評価 上限",
+    "col_human_ratings": "人の評価件数",
+    # issue 28c: role-play samplers in the Chat tab
+    "chat_typical_p": "ティピカル p（1 = 無効）",
+    "chat_field_typical_p": "ティピカル p",
+    "chat_dry_multiplier": "DRY の強さ（0 = 無効）",
+    "chat_field_dry_multiplier": "DRY の強さ",
+    "chat_dry_base": "DRY の底（長い繰り返しほど強く効く）",
+    "chat_field_dry_base": "DRY の底",
+    "chat_dry_allowed_length": "DRY が見逃す長さ（トークン）",
+    "chat_field_dry_allowed_length": "DRY が見逃す長さ",
+    "chat_xtc_threshold": "XTC のしきい値",
+    "chat_field_xtc_threshold": "XTC のしきい値",
+    "chat_xtc_probability": "XTC の確率（0 = 無効）",
+    "chat_field_xtc_probability": "XTC の確率",
+    "preset_dry_min_p": "DRY + Min-p（繰り返しを抑える）",
+    "preset_dry_xtc": "DRY + XTC（言い回しに変化をつける）",
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page
@@ -867,3 +1067,28 @@ METRIC_LABELS_JA: dict[str, str] = {
 # the categories in messages (rp_eval/errors.py `category`) take the same words as in table headers
 for _category in ("voice", "speaks_for_user", "cut_or_rambling", "leak_or_loop", "bland_off_topic", "contradiction"):
     JA[f"meta_cat_{_category}"] = METRIC_LABELS_JA[_category]
+
+# Screen-reader labels and tooltips that Gradio's chatbot writes in English whatever the page's language (they are
+# not in its i18n tables): the page's script puts these in their place on the Japanese page (locale._JS_RELABEL).
+# A key ending in ": " is the beginning of a label followed by the message or file it names.
+GRADIO_LABELS_JA: dict[str, str] = {
+    "chatbot conversation": "会話",
+    "Copy conversation": "会話をコピー",
+    "Copied conversation": "会話をコピーしました",
+    "Loading response": "返事を待っています",
+    "Example attachments": "例の添付ファイル",
+    "bot's message: ": "キャラクターの発言: ",
+    "user's message: ": "あなたの発言: ",
+    "assistant's message: ": "キャラクターの発言: ",
+    "File: ": "ファイル: ",
+    "Copy message": "メッセージをコピー",
+    "Copied message": "メッセージをコピーしました",
+    "Copy": "コピー",
+    "Copied!": "コピーしました",
+    "Like": "よい",
+    "Dislike": "よくない",
+    "Retry": "もう一度",
+    "Undo": "元に戻す",
+    "Edit": "編集",
+    "Clear": "消去",
+}

@@ -12,7 +12,7 @@ import gradio as gr
 from rp_eval import paths
 from rp_eval.chat.formats import FORMATS, detect_format
 from rp_eval.models import registry
-from rp_eval.ui.locale import headers, t, warn
+from rp_eval.ui.locale import headers, t, warn, words
 
 
 def _tokenizer_config(source: str) -> dict | None:
@@ -57,7 +57,8 @@ def models_table():
     frame = registry.table()
     rows = {r.name: r for r in registry.list_models()}
     frame["prompt format"] = [shown_format(rows[n], rows) for n in frame["name"]]
-    return headers(frame)
+    frame["architecture"] = [t("arch_lora_adapter") if a == "LoRA adapter" else a for a in frame["architecture"]]
+    return headers(words(frame, "kind", "kind_"))
 
 
 def _names() -> list[str]:

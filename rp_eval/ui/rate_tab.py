@@ -17,7 +17,7 @@ from rp_eval.ratings import arena, hub_sync
 from rp_eval.ratings.records import AXES
 from rp_eval.store import get_store
 from rp_eval.ui import signed_in
-from rp_eval.ui.locale import t, warn
+from rp_eval.ui.locale import t, warn, word
 from rp_eval.ui.zerogpu import on_gpu
 
 VOTES = [("model_a", "rate_vote_a"), ("model_b", "rate_vote_b"), ("tie", "rate_vote_tie"), ("bothbad", "rate_vote_bad")]
@@ -103,7 +103,8 @@ def _vote(winner: str):
             return item_id, warn(err)
         a, b = reveal.models
         fa, fb = reveal.finish_reasons
-        return "", t("rate_vote_saved", a=a, b=b, fa=", ".join(fa), fb=", ".join(fb), id=reveal.judgement_id)
+        fa, fb = (", ".join(word("finish_", f) for f in side) for side in (fa, fb))
+        return "", t("rate_vote_saved", a=a, b=b, fa=fa, fb=fb, id=reveal.judgement_id)
 
     return handler
 

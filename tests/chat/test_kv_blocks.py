@@ -317,6 +317,22 @@ def test_a_paused_seeded_sampled_reply_keeps_its_text(tiny, small):
     assert service.paused >= 1 and first.wait()[0].raw_text == solo(tiny, long_ids, 300)[0]
 
 
+def test_a_paused_reply_with_dry_and_banned_strings_keeps_its_text(tiny, small):
+    """DRY looks back over the reply so far and a banned string can span the pause: both are restored on resume
+    (greedy, on a prompt that repeats itself: DRY decides most tokens), and the reply is its solo reply. Without
+    the reply restored into DRY's history the text after the resume differs."""
+    _, tokenizer, reference = tiny
+    settings = GREEDY.model_copy(update={"dry_multiplier": 3.0, "dry_allowed_length": 1, "banned_strings": ("ab",)})
+    service = small(blocks=24)
+    long_ids, looped = prompt(tokenizer, 40, 72), prompt(tokenizer, 10, 73) * 4
+    alone = ask(reference, tokenizer, looped, 200, settings).wait()[0].raw_text
+    first = ask(service, tokenizer, long_ids, 300, streaming=True)
+    next(first.texts())
+    paused = ask(service, tokenizer, looped, 200, settings)
+    assert paused.wait()[0].raw_text == alone
+    assert service.paused >= 1 and first.wait()[0].raw_text == solo(tiny, long_ids, 300)[0]
+
+
 def test_a_batch_whose_prompts_share_a_beginning_prefills_it_once(tiny, small):
     """Three prompts of one request (an evaluation batch: one persona's system text): admitted one after the
     other, the second and third find the first one's full blocks; each reply is its solo reply."""

@@ -102,12 +102,24 @@ def test_min_p_and_custom_stop_strings(tiny_cache):
     assert cut.finish_reason == "stop_string" and stop not in cut.text and greedy.text.startswith(cut.text)
 
 
+def _panel() -> dict:
+    """The sampling panel's sliders at the default preset, as the page sends them."""
+    return {name: getattr(PRESETS["balanced"], name) for name in chat_actions.SAMPLER_FIELDS}
+
+
+def _sampling(**values) -> tuple:
+    """The sampling panel's inputs in the order the page passes them (`chat_actions.FORM`)."""
+    form = {**_panel(), "max_new_tokens": 64, "seed": -1, "stops": "", **values}
+    return tuple(form[name] for name in chat_actions.FORM)
+
+
 def test_presets_and_settings_from_the_form():
     assert set(PRESETS) >= {"balanced", "greedy", "creative", "min_p"}
     assert chat_actions.preset("greedy")[0] == 0.0
-    built = chat_actions.settings(0.7, 0.9, 0, 0.05, 1.0, 64, -1, "END\n\\n###")
+    form = {**_panel(), "min_p": 0.05, "max_new_tokens": 64, "seed": -1}
+    built = chat_actions.settings(**form, stops="END\n\\n###")
     assert built.min_p == 0.05 and built.seed is None and built.stop_strings == ("END", "\n###")
-    assert chat_actions.settings(0.7, 0.9, 0, 0.0, 1.0, 64, 42.0, "").seed == 42
+    assert chat_actions.settings(**{**form, "seed": 42.0}, stops="").seed == 42
 
 
 @pytest.mark.parametrize(
@@ -125,9 +137,7 @@ def test_presets_and_settings_from_the_form():
     ],
 )
 def test_every_number_is_checked_with_the_fields_name(values, message):
-    form = dict(
-        temperature=0.7, top_p=0.9, top_k=0, min_p=0.0, repetition_penalty=1.0, max_new_tokens=64, seed=-1, stops=""
-    )
+    form = {**_panel(), "max_new_tokens": 64, "seed": -1, "stops": ""}
     with pytest.raises(session.ChatError) as err:
         chat_actions.settings(**{**form, **values})
     assert message in str(err.value)
@@ -156,7 +166,7 @@ def test_unload_drops_the_model_from_memory(monkeypatch):
 def _respond(message, seed=-1, conv_id=None):
     from rp_eval.ui import chat_tab
 
-    sampling = (0.7, 0.9, 0, 0.0, 1.0, 16, seed, "")
+    sampling = _sampling(max_new_tokens=16, seed=seed)
     form = (conv_id, "kansai", "tiny-llama", None, False, "湊", "システム", 0, "auto", False)
     return list(chat_tab.respond(message, *form, *sampling))
 
@@ -220,7 +230,7 @@ def test_stop_reaches_the_reply_even_from_another_process(store, monkeypatch):
             closed.append(n)
 
     monkeypatch.setattr(session, "reply", endless)
-    sampling = (0.7, 0.9, 0, 0.0, 1.0, 16, 1, "")
+    sampling = _sampling(max_new_tokens=16, seed=1)
     form = (None, "kansai", "tiny-llama", None, False, "湊", "システム", 0, "auto", False)
     steps = chat_tab.respond("こんにちは", *form, *sampling)
     conv_id = next(steps)[2]

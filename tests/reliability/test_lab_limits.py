@@ -13,6 +13,7 @@ import uuid
 import httpx
 import pytest
 
+from rp_eval.ui.chat_actions import FORM
 from tests.conftest import demo_copy_with, running_app
 from tests.reliability.test_lab_safety import PASSWORDS, TIMED, _chat_inputs, _endpoints, _login, _users
 
@@ -33,8 +34,9 @@ def lab(demo_build, tmp_path_factory, tokenizer):
 def _long_chat(message: str) -> list:
     data = _chat_inputs(message)
     data[3] = LONG  # model A
-    data[11] = 0.0  # temperature: greedy, so the random model does not hit its end token by chance
-    data[16] = 400  # max new tokens: seconds of work, long past the joins
+    panel = 11  # the sampling panel's first input (chat_actions.FORM's order)
+    data[panel + FORM.index("temperature")] = 0.0  # greedy, so the random model does not hit its end token by chance
+    data[panel + FORM.index("max_new_tokens")] = 400  # seconds of work, long past the joins
     return data
 
 

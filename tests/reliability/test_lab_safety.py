@@ -178,10 +178,11 @@ def test_nothing_before_a_login_names_an_endpoint_a_model_or_a_path(lab):
 
 
 def test_an_event_number_the_page_does_not_have_gets_a_4xx(lab):
-    """Finding 8: a numeric fn_index of 50, -1 or 1e20 on the raters' page."""
+    """Finding 8: a numeric fn_index past the page's events, -1 or 1e20 on the raters' page."""
     url, _, _ = lab
     rin = _login(url, "rin")
-    for fn in (50, -1, 1e20, "x", True):
+    past = len(rin.get("/config").json()["dependencies"]) + 50  # the page's events are numbered from 0
+    for fn in (past, -1, 1e20, "x", True):
         join = {"data": [], "fn_index": fn, "session_hash": uuid.uuid4().hex, "event_data": None, "trigger_id": None}
         r = rin.post("/gradio_api/queue/join", json=join)
         assert 400 <= r.status_code < 500, (fn, r.status_code, r.text[:300])
@@ -248,11 +249,20 @@ def test_every_path_in_a_merge_recipe_is_confined_and_parents_list_every_source(
     assert json.loads(made_by)["sources"] == [a, str(copied)]  # every source, as the recipe names it
 
 
+def sampling_inputs(max_new: int = 16, seed: int = 1) -> list:
+    """The Chat tab's sampling panel as the page sends it (chat_actions.FORM's order), at the library's defaults."""
+    from rp_eval.chat.generate import GenerationSettings
+    from rp_eval.ui.chat_actions import FORM
+
+    defaults = GenerationSettings()
+    values = {f: getattr(defaults, f, None) for f in FORM} | {"max_new_tokens": max_new, "seed": seed, "stops": ""}
+    return [values[f] for f in FORM]
+
+
 def _chat_inputs(message: str) -> list:
     # message, conversation (state), persona, model a, model b, side by side, user, system, greeting, frame,
-    # show raw, then temperature, top-p, top-k, min-p, repetition penalty, max new tokens, seed, stop strings
-    return [message, None, "samurai", MODELS[0], None, False, "あなた", "", 0, "auto", False,
-            0.7, 0.9, 0, 0.0, 1.0, 16, 1, ""]  # fmt: skip
+    # show raw, then the sampling panel (temperature ... max new tokens, seed, stop strings)
+    return [message, None, "samurai", MODELS[0], None, False, "あなた", "", 0, "auto", False, *sampling_inputs()]
 
 
 def test_a_rater_can_not_open_or_undo_another_raters_chat(lab):

@@ -19,6 +19,8 @@ import urllib.request
 
 from gradio_client import Client
 
+from tests.reliability.test_lab_safety import sampling_inputs
+
 CLIENTS = 20
 SECONDS = float(os.environ.get("RP_EVAL_LOAD_SECONDS", "40"))
 WINNERS = ["model_a", "model_b", "tie", "bothbad"]
@@ -44,7 +46,7 @@ def _chat_turn(client: Client, message: str, max_new: int) -> tuple[float | None
     # greeting, frame, show raw, then temperature, top-p, top-k, min-p, repetition penalty, max new tokens, seed
     # (-1: random), stop strings
     inputs = [message, "samurai", "demo-llama-a", None, False, "あなた", "", 0, "auto", False,
-              0.7, 0.9, 0, 0.0, 1.0, max_new, -1, ""]  # fmt: skip
+              *sampling_inputs(max_new, -1)]  # fmt: skip
     job = client.submit(*inputs, api_name="/respond")
     for out in job:
         box = out[0]
