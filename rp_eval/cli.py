@@ -185,9 +185,13 @@ def _explain(args: argparse.Namespace) -> int:
     if args.budget_gb is not None and not 0 < args.budget_gb < 10_000:
         print(f"error: --budget-gb must be a number of gigabytes above 0 (got {args.budget_gb})", file=sys.stderr)
         return 2
+    from rp_eval.chat.engine import default_layout
+
     for line in registry.register_configured():
         print(f"warning: {line}")
     device, dtype = pick_device()
+    layout = default_layout(torch.device(device))  # a bad kv_layout setting: ConfigError, exit 2
+    print(f"the static engine keeps its KV cache as {layout} on {device} (the kv_layout setting chooses)")
     size = torch.tensor([], dtype=dtype).element_size()
     free = torch.cuda.mem_get_info()[0] if device == "cuda" else None
     rows = registry.list_models()

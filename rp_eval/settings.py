@@ -26,6 +26,11 @@ class Config(BaseModel):
     )
     generation: dict = Field(default_factory=dict, description="default generation settings (max_new_tokens, ...)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where models run")
+    kv_layout: Literal["auto", "rows", "blocks"] = Field(
+        "auto",
+        description="the static engine's KV cache: rows (a whole context per request) or blocks from one pool "
+        "(requests wait for blocks, share cached prefixes); auto: blocks on a CPU, rows on CUDA",
+    )
     demo_mode: Literal["auto", "on", "off"] = Field(
         "auto", description="chat and rating only (on by itself on a CPU Hugging Face Space)"
     )

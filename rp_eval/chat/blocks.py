@@ -114,6 +114,10 @@ class BlockPool:
     def tokens(self, key) -> int:
         return len(self._tables[key].tokens)
 
+    def recorded(self, key) -> list[int]:
+        """Every token recorded under `key` (its prompt, then what it made): what a prefill of it computes."""
+        return list(self._tables[key].tokens)
+
     def holds(self, key) -> bool:
         return key in self._tables
 
@@ -253,11 +257,12 @@ class Admission:
         self.waiting.append(key)
         self._tokens[key], self._left[key] = list(prompt), new_tokens
 
-    def schedule(self) -> list[object]:
-        """Admit waiting requests from the front while they fit (each with room for its next token); returns
-        the keys admitted now. The front one is never overtaken, so a long request is not starved."""
+    def schedule(self, most: int | None = None) -> list[object]:
+        """Admit waiting requests from the front while they fit (each with room for its next token), at most
+        `most` of them (the engine's free rows); returns the keys admitted now. The front one is never
+        overtaken, so a long request is not starved."""
         admitted = []
-        while self.waiting:
+        while self.waiting and (most is None or len(admitted) < most):
             key = self.waiting[0]
             cached = self.pool.admit(key, self._tokens[key], extra=1)
             if cached is None:
@@ -269,10 +274,12 @@ class Admission:
             admitted.append(key)
         return admitted
 
-    def grow(self, key, token: int) -> list[object]:
+    def grow(self, key, token: int, pending: dict | None = None) -> list[object]:
         """Record `key`'s new token (with room for the one after it); its last token finishes it. Pauses the newest
         running requests until that fits and returns the keys paused (`key` itself among them when it is the
-        newest). A request alone in the pool always fits: `submit` checked its whole length."""
+        newest). A request alone in the pool always fits: `submit` checked its whole length. `pending`: tokens
+        of other running requests made in the same step but not recorded yet; a request paused here keeps its
+        own (taken out of `pending`), so it resumes after it instead of making it again."""
         if self._left[key] <= 1:  # its last token: nothing reads its keys and values
             self.finish(key)
             return []
@@ -284,7 +291,7 @@ class Admission:
                 self._left[key] -= 1
                 self.pause(key, [token])
                 return paused
-            self.pause(victim)
+            self.pause(victim, [pending.pop(victim)] if pending and victim in pending else [])
         self._left[key] -= 1
         return paused
 
@@ -301,6 +308,7 @@ class Admission:
         self.running.remove(key)
         self.pool.release(key)
         self._left.pop(key, None)
+        self.cached.pop(key, None)
 
     def cancel(self, key) -> None:
         """Wherever the request is: waiting, paused or running. Its blocks go back."""
@@ -311,12 +319,13 @@ class Admission:
             self.waiting.remove(key)
         self._tokens.pop(key, None)
         self._left.pop(key, None)
+        self.cached.pop(key, None)
 
 
 def explain(config, element_size: int, budget_bytes: int) -> str:
     """What the KV cache of a model with this `config` (transformers' config, `element_size` bytes a value)
-    would be under `budget_bytes`: the engine's plan of today (rows × the whole context each, as
-    rp_eval.chat.engine.plan chooses) and the block pool the same bytes give."""
+    would be under `budget_bytes`: the rows layout's plan (rows × the whole context each, as
+    rp_eval.chat.engine.plan chooses) and the block pool the same bytes give (the blocks layout)."""
     import torch
 
     from rp_eval.chat.engine import kv_bytes_per_token, plan
@@ -327,6 +336,6 @@ def explain(config, element_size: int, budget_bytes: int) -> str:
     per_token = kv_bytes_per_token(shape)
     pool = plan_blocks(per_token, budget_bytes)
     return (
-        f"budget {budget_bytes / 1e9:.1f} GB; rows today: {rows} rows × {columns:,} columns "
+        f"budget {budget_bytes / 1e9:.1f} GB; as rows: {rows} rows × {columns:,} columns "
         f"({rows} chats at once, each reserving its whole context); in blocks: {pool.describe()}"
     )

@@ -4,7 +4,8 @@
 - `StaticEngine`: a preallocated KV cache of fixed shape and explicit 4-D attention masks, so every decode
   step has the same shapes and addresses; on CUDA the step is captured once in a CUDA graph and replayed
   (no Python or launch overhead per layer). Shapes are bucketed (batch to a power of two, length to a
-  multiple of 128) so a new request reuses a captured graph instead of capturing again.
+  multiple of 128) so a new request reuses a captured graph instead of capturing again. The cache is whole
+  rows or blocks from one pool (rp_eval/chat/kv.py, rp_eval/chat/blocks.py).
 
 Written here rather than using transformers' `StaticCache` + `torch.compile` because that path compiled for
 43 s at the first call and 62 s for every new batch shape (see issue notes and benchmarks/README.md), and its
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import torch
 
-from rp_eval.chat.attention import available, write_kv
+from rp_eval.chat.attention import available
+from rp_eval.chat.blocks import BLOCK_TOKENS, blocks_for, plan_blocks
+from rp_eval.chat.kv import _BlocksKV, _ChunkKV, _PrefillKV, _RowKV, _RowsKV, _ScatterKV
 
 LENGTH_BUCKET = 128
 PREFILL_GRAPH_MAX = 2048  # longer chat prompts are prefilled without a graph
@@ -99,106 +102,6 @@ class EagerEngine:
         return self._forward(next_ids[:, None])
 
 
-class _RowsKV:
-    """The cache as the attention layers see it in one decode step: every row writes its new key and value at
-    its own column (`write_at`), and attention reads the first `rows` rows over the first `view` columns."""
-
-    is_compileable = True
-
-    def __init__(self, engine: StaticEngine, rows: int, view: int) -> None:
-        self.engine, self.rows, self.view = engine, rows, view
-        e = engine
-        self.index = e.write_at.view(-1, 1, 1, 1).expand(e.rows, e.kv_heads, 1, e.head_dim)
-        self.lengths = e.write_at[:rows] + 1  # columns each row attends (for rp_eval/chat/attention.py)
-        self.bias = e.bias[:rows]
-        self.counts = e.counts
-
-    def rows_of(self, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The layer's keys and values of the attended rows, every column."""
-        return self.engine.keys[layer_idx][: self.rows], self.engine.values[layer_idx][: self.rows]
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
-        keys, values = self.engine.keys[layer_idx], self.engine.values[layer_idx]
-        if self.engine.kernels:  # CUDA: one kernel writes both (rp_eval/chat/attention.py)
-            write_kv(keys, values, key_states.contiguous(), value_states.contiguous(), self.engine.write_at)
-        else:
-            keys.scatter_(2, self.index, key_states)
-            values.scatter_(2, self.index, value_states)
-        return keys[: self.rows, :, : self.view], values[: self.rows, :, : self.view]
-
-    def get_seq_length(self, layer_idx: int = 0) -> int:
-        return 0  # positions are always passed explicitly
-
-    def __len__(self) -> int:
-        return len(self.engine.keys)
-
-
-class _RowKV:
-    """One prompt's keys and values written from column 0 into the engine's row named by a device index (so
-    one CUDA graph serves every row), and attended as they are: the prompt sees only itself, so attention never
-    reads them back from the cache (nor from a staging row copied into the cache after)."""
-
-    is_compileable = True
-
-    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], row: torch.Tensor) -> None:
-        self.keys, self.values, self.row = keys, values, row
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
-        n = key_states.shape[-2]
-        self.keys[layer_idx][:, :, :n].index_copy_(0, self.row, key_states)
-        self.values[layer_idx][:, :, :n].index_copy_(0, self.row, value_states)
-        return key_states, value_states
-
-    def get_seq_length(self, layer_idx: int = 0) -> int:
-        return 0
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-
-class _PrefillKV:
-    """Prompts written from column 0 into given keys/values tensors (a range of the engine's rows, or scratch
-    rows), and attended from there."""
-
-    is_compileable = True
-
-    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], width: int) -> None:
-        self.keys, self.values, self.width = keys, values, width
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
-        n = key_states.shape[-2]
-        self.keys[layer_idx][:, :, :n].copy_(key_states)
-        self.values[layer_idx][:, :, :n].copy_(value_states)
-        return self.keys[layer_idx][:, :, : self.width], self.values[layer_idx][:, :, : self.width]
-
-    def get_seq_length(self, layer_idx: int = 0) -> int:
-        return 0
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-
-class _ScatterKV:
-    """Keys and values written where an index says (per row and token: a prompt's suffix after its shared
-    prefix; padding to a spare column), read over the first `width` columns."""
-
-    is_compileable = True
-
-    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], index: torch.Tensor, width: int) -> None:
-        self.keys, self.values, self.index, self.width = keys, values, index, width
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
-        self.keys[layer_idx].scatter_(2, self.index, key_states)
-        self.values[layer_idx].scatter_(2, self.index, value_states)
-        return self.keys[layer_idx][:, :, : self.width], self.values[layer_idx][:, :, : self.width]
-
-    def get_seq_length(self, layer_idx: int = 0) -> int:
-        return 0
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-
 SHARED_LEAST = 16  # tokens a common beginning must have to be prefilled once for several prompts
 SHARED_WORTH = 0.75  # the shared prefill is used when it prefills at most this share of the plain one's tokens
 SHARED_SCRATCH = 2 << 30  # bytes of keys and values of the shared beginnings held at once (more: several passes)
@@ -263,6 +166,28 @@ def kv_bytes_per_token(model) -> int:
     return 2 * layers * kv_heads * head_dim * next(model.parameters()).element_size()
 
 
+KV_LAYOUTS = ("rows", "blocks")
+BLOCK_ROWS = 32  # requests a blocks-layout engine decodes at once by default
+
+
+def default_layout(device: torch.device) -> str:
+    """The KV layout a static engine takes when none is asked for: the `kv_layout` setting (rp_eval.yaml or
+    RP_EVAL_KV_LAYOUT) when not "auto", else "blocks" on the CPU (where the tests run it) and "rows" on CUDA
+    (its blocks path has not been run on a GPU yet: tests/gpu/RESULTS.md)."""
+    from rp_eval.settings import config
+
+    chosen = config().kv_layout
+    if chosen != "auto":
+        return chosen
+    return "rows" if device.type == "cuda" else "blocks"
+
+
+def _budget(model) -> int:
+    """Bytes of KV cache planned by default: 60% of the free GPU memory, or 2 GB on a CPU."""
+    device = next(model.parameters()).device
+    return int(torch.cuda.mem_get_info(device)[0] * 0.6) if device.type == "cuda" else 2 << 30
+
+
 def plan(
     model, budget_bytes: int | None = None, most_rows: int = 32, longest: int = 4096, columns: int | None = None
 ) -> tuple[int, int]:
@@ -273,8 +198,7 @@ def plan(
     window = getattr(model.config, "sliding_window", None) or context
     columns = max(LENGTH_BUCKET, min(context, window, columns or longest) // LENGTH_BUCKET * LENGTH_BUCKET)
     if budget_bytes is None:
-        device = next(model.parameters()).device
-        budget_bytes = int(torch.cuda.mem_get_info(device)[0] * 0.6) if device.type == "cuda" else 2 << 30
+        budget_bytes = _budget(model)
     rows = most_rows
     while rows > 1 and rows * columns * kv_bytes_per_token(model) > budget_bytes:
         rows //= 2
@@ -295,7 +219,14 @@ class StaticEngine:
     `attend` rows (a power of two covering the rows in use) and the first `view` columns (a multiple of 128
     covering the longest row); masked columns add exact zeros. On CUDA each (attend, view) step is a CUDA graph
     captured at `warm_up` (never during a request: a shape without a graph runs without one), and so are chat
-    prefills up to PREFILL_GRAPH_MAX columns (one graph per width for every row: the row is a device index)."""
+    prefills up to PREFILL_GRAPH_MAX columns (one graph per width for every row: the row is a device index).
+
+    Two layouts of the same cache (`kv_layout`, default `default_layout`): "rows" reserves `columns` columns of
+    keys and values per row; "blocks" keeps one pool of `blocks` blocks of BLOCK_TOKENS tokens per layer and a
+    block table per row (`tables`, a device tensor: the decode graphs read it as an input, so they are captured
+    at load as for rows), filled by the caller from rp_eval/chat/blocks.py (`set_table`). A row then costs only
+    the blocks its request holds, and a prompt whose beginning is cached prefills only the rest (`prefill` with
+    `cached`). Blocks-layout prefills run in fixed chunks without a graph (`_prefill_blocks`)."""
 
     def __init__(
         self,
@@ -304,6 +235,9 @@ class StaticEngine:
         columns: int | None = None,
         use_graph: bool | None = None,
         fused: bool | None = None,
+        kv_layout: str | None = None,
+        blocks: int | None = None,
+        prefill_chunk: int = BLOCK_TOKENS,
     ) -> None:
         from rp_eval.chat.fused import FusedStep, supports_fused
 
@@ -314,8 +248,12 @@ class StaticEngine:
         self.use_graph = self.device.type == "cuda" if use_graph is None else use_graph
         self.kernels = available(self.device)  # the Triton cache write of rp_eval/chat/attention.py
         self.layers, self.kv_heads, self.head_dim = _shape(model)
+        self.layout = kv_layout or default_layout(self.device)
+        if self.layout not in KV_LAYOUTS:
+            raise ValueError(f"kv_layout must be 'rows' or 'blocks' (got {kv_layout!r})")
         planned = plan(model, columns=columns)  # never past the model's context
-        self.rows = rows or planned[0]
+        # rows of the blocks layout reserve no memory (their blocks come from the pool): as many as a step batches
+        self.rows = rows or (planned[0] if self.layout == "rows" else BLOCK_ROWS)
         self.columns = planned[1]
         self.limit = self.columns
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -325,8 +263,24 @@ class StaticEngine:
         _use_own_attention(model)
         fused = supports_fused(model) if fused is None else fused and supports_fused(model)
         self.fused = FusedStep(model, compile=self.device.type == "cuda") if fused else None
-        shape = (self.rows, self.kv_heads, self.columns, self.head_dim)
         kw = {"dtype": self.dtype, "device": self.device}
+        self.prefilled = 0  # prompt tokens run through a prefill (a cached prefix is not), for tests and logs
+        if self.layout == "blocks":
+            self.block_tokens = BLOCK_TOKENS
+            if prefill_chunk < 1 or prefill_chunk % BLOCK_TOKENS:
+                raise ValueError(f"prefill_chunk must be a positive multiple of {BLOCK_TOKENS} (got {prefill_chunk})")
+            self.chunk = prefill_chunk
+            per_row = self.columns // BLOCK_TOKENS
+            # never more than every row at its whole length could use; else what the budget holds
+            self.blocks = blocks or min(
+                self.rows * per_row, plan_blocks(kv_bytes_per_token(model), _budget(model)).blocks
+            )
+            self.trash = self.blocks  # one spare block: free rows write there, nothing reads it unmasked
+            shape = (self.blocks + 1, self.kv_heads, BLOCK_TOKENS, self.head_dim)
+            self.tables = torch.full((self.rows, per_row), self.trash, dtype=torch.long, device=self.device)
+            self.table_sizes = [0] * self.rows  # host copy: blocks in each row's table
+        else:
+            shape = (self.rows, self.kv_heads, self.columns, self.head_dim)
         self.keys = [torch.zeros(shape, **kw) for _ in range(self.layers)]
         self.values = [torch.zeros(shape, **kw) for _ in range(self.layers)]
         self.bias = torch.full((self.rows, 1, 1, self.columns), self.min, **kw)
@@ -355,8 +309,20 @@ class StaticEngine:
         a finished row rides along one more step before it is read)."""
         return self.padded(width) + new_tokens + 1 <= self.columns
 
+    def set_table(self, row: int, table: list[int]) -> None:
+        """The blocks of row `row` in order (the blocks layout): its prefill and decode steps write and read
+        through them. Called again when the row's request took more blocks."""
+        if len(table) > self.tables.shape[1]:
+            raise ValueError(f"{len(table)} blocks do not fit a row of {self.columns} columns")
+        self.tables[row].fill_(self.trash)
+        self.tables[row, : len(table)] = torch.tensor(table, dtype=torch.long, device=self.device)
+        self.table_sizes[row] = len(table)
+
     def release(self, row: int) -> None:
         """Row `row` is free again: it stops moving and attends to column 0 only (finite softmax)."""
+        if self.layout == "blocks":
+            self.tables[row].fill_(self.trash)
+            self.table_sizes[row] = 0
         self.moving[row] = 0
         self.write_at[row] = 0
         self.pos[row] = 0
@@ -394,9 +360,13 @@ class StaticEngine:
         )
         return out.logits[:, -1, :]
 
-    def prefill(self, row: int, prompt: list[int]) -> torch.Tensor:
+    def prefill(self, row: int, prompt: list[int], cached: int = 0, table: list[int] | None = None) -> torch.Tensor:
         """One prompt into row `row` (left-padded to its 128-bucket and replayed from a graph where the load
-        captured one for that width); returns its next-token logits [1, vocab]."""
+        captured one for that width); returns its next-token logits [1, vocab]. The blocks layout writes
+        through `table` instead (the row's blocks, room for the prompt and one more token) and skips the first
+        `cached` tokens, already in shared blocks (`_prefill_blocks`)."""
+        if self.layout == "blocks":
+            return self._prefill_blocks(row, prompt, cached, table)
         width = self.padded(len(prompt))
         pad = width - len(prompt)
         ids = torch.tensor([[0] * pad + prompt], device=self.device)
@@ -416,12 +386,46 @@ class StaticEngine:
         self._occupy(row, width, valid[0], int(positions[0, -1]))
         return logits
 
+    def _prefill_blocks(self, row: int, prompt: list[int], cached: int, table: list[int] | None) -> torch.Tensor:
+        """The prompt in chunks of `self.chunk` positions ([0, chunk), [chunk, 2 chunk), ...), each attending
+        to every block before it and causally to itself, from the chunk holding the first uncached token.
+
+        Chunks start at fixed positions, so a block's keys and values are the same numbers whichever request
+        computed them and whether the blocks before came from the cache: a prompt served from a cached prefix
+        gets exactly the logits of its full prefill (with chunk = block, the default; a longer chunk recomputes
+        the cached part of its first chunk and writes it to the spare block, and is exact only where the
+        prompt that filled the cache had the same chunk). Positions start at 0: no left padding."""
+        n, b = len(prompt), self.block_tokens
+        if table is None or len(table) * b < n + 1:
+            raise ValueError(f"a prompt of {n} tokens needs a table of {blocks_for(n + 1, b)} blocks")
+        if cached % b or not 0 <= cached < n:
+            raise ValueError(f"cached tokens ({cached}) must be whole blocks and leave a token to prefill")
+        self.set_table(row, table)
+        device_table = self.tables[row]
+        ids = torch.tensor([prompt], device=self.device)
+        start = cached // self.chunk * self.chunk
+        logits = None
+        for first in range(start, n, self.chunk):
+            end = min(first + self.chunk, n)
+            positions = torch.arange(first, end, device=self.device)
+            allowed = torch.arange(end, device=self.device)[None, :] <= positions[:, None]
+            mask = torch.full((1, 1, end - first, end), self.min, dtype=self.dtype, device=self.device)
+            mask.masked_fill_(allowed, 0.0)
+            cache = _ChunkKV(self, device_table, first, end, cached)
+            logits = self._forward(ids[:, first:end], positions[None], cache, mask)
+        self.prefilled += n - start  # what ran: a longer chunk recomputes part of the cached prefix
+        self._occupy(row, n, torch.ones(n, device=self.device), n - 1)
+        return logits
+
     def prefill_rows(self, first: int, prompts: list[list[int]], share: bool = True) -> torch.Tensor:
         """Several prompts at once (an evaluation batch) into rows first, first+1, ...; left-padded together.
         Where prompts begin alike (`shared_prefixes`) and that saves enough (SHARED_WORTH), each common
         beginning is prefilled once and copied into its prompts' rows, then only the rest of each prompt is
         prefilled (`share=False`: always the plain way). The rows end as the plain way leaves them; the numbers
-        differ in the last bits (other matrix shapes), as they do between batch sizes."""
+        differ in the last bits (other matrix shapes), as they do between batch sizes. The rows layout only:
+        the blocks layout prefills each prompt through its own table (`prefill`)."""
+        if self.layout == "blocks":
+            raise ValueError("the blocks layout prefills one prompt at a time, through its block table")
         width = max(len(p) for p in prompts)
         n = len(prompts)
         if share and n > 1 and width < self.columns - 1:
@@ -518,7 +522,8 @@ class StaticEngine:
 
     def _step(self, attend: int, view: int) -> torch.Tensor:
         self.bias.scatter_(-1, self.write_at.view(-1, 1, 1, 1), 0.0)  # each row's new column attends
-        cache = _RowsKV(self, attend if self.fused is not None else self.rows, view)
+        layout = _BlocksKV if self.layout == "blocks" else _RowsKV
+        cache = layout(self, attend if self.fused is not None else self.rows, view)
         mask = self.bias[: cache.rows, :, :, :view]
         logits = self._forward(self.ids, self.pos, cache, mask, attend=attend)
         self.write_at.add_(self.moving)
@@ -541,7 +546,8 @@ class StaticEngine:
                 for view in range(self.columns, 0, -LENGTH_BUCKET):
                     for attend in reversed(attends):
                         self._capture(attend, view)
-                top = min(prefill_up_to, self.columns)
+                # the blocks layout prefills in chunks without a graph (no capture during a request)
+                top = min(prefill_up_to, self.columns) if self.layout == "rows" else 0
                 for width in range(top // LENGTH_BUCKET * LENGTH_BUCKET, 0, -LENGTH_BUCKET):
                     self._capture_prefill(width)
                 for r in range(self.rows):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rp_eval.chat.attention import available, decode_attention
+from rp_eval.chat.attention import available, decode_attention, decode_attention_blocks
 
 
 def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -155,7 +155,13 @@ class FusedStep:
             if invariant and out is None:
                 out = q.new_zeros(q.shape)
             q = q[:rows]
-            if invariant:
+            if invariant and getattr(cache, "tables", None) is not None:  # the blocks layout, read in place
+                keys, values = cache.pools(i)
+                decode_attention_blocks(
+                    q, keys, values, cache.tables, cache.bias, cache.lengths, self.scale, cache.view, out, cache.counts
+                )
+                attended = out
+            elif invariant:
                 decode_attention(
                     q, *cache.rows_of(i), cache.bias, cache.lengths, self.scale, cache.view, out, cache.counts
                 )

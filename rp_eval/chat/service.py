@@ -9,8 +9,14 @@ a side-by-side chat interleaved by one generator) never touch the model or its g
 
 Continuous batching on the static engine (rp_eval/chat/engine.py): a new request is prefilled into a free KV
 row at the next step boundary and decodes with every other row in one step; a finished or cancelled row
-leaves at once. A request that does not fit the static cache (longer than its columns, a model it does not
-support, `engine: eager`) runs on its own eager engine, stepped in turn with the others by the same thread.
+leaves at once. With the engine's blocks layout a row holds only the blocks its request has written
+(rp_eval/chat/blocks.py): a request is admitted when its prompt's blocks are free (it waits otherwise, in
+arrival order; one that could never fit the pool is refused before any work), it reuses cached blocks of a
+prefix it shares with an earlier request (a system prompt, its own conversation's earlier turns), and when
+the pool runs short mid-reply the newest running request is paused and later resumed by recomputing from its
+cached prefix (its sampler's random state kept, so a seeded reply is the same): rp_eval/chat/admitting.py. A
+request that does not fit the static cache (longer than its columns, a model it does not support, `engine:
+eager`) runs on its own eager engine, stepped in turn with the others by the same thread.
 
 This is how gpt-fast keeps decode state out of shared objects and how FastChat caps concurrency per model
 worker; written here rather than taken from vLLM or SGLang because those bring their own server, scheduler and
@@ -30,6 +36,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from rp_eval.chat.admitting import BlockAdmission
+from rp_eval.chat.blocks import Admission, BlockPool
 from rp_eval.chat.engine import EagerEngine, StaticEngine, _bucket_batch, supports_static
 from rp_eval.chat.generate import (
     GenerationError,
@@ -100,13 +108,27 @@ class _EagerRun:
     seen_prefill: bool = False
 
 
-class GenerationService:
+class GenerationService(BlockAdmission):
     """The engine of one model and the scheduler that steps it for every request."""
 
-    def __init__(self, model, rows: int | None = None, columns: int | None = None, fused: bool | None = None) -> None:
+    def __init__(
+        self,
+        model,
+        rows: int | None = None,
+        columns: int | None = None,
+        fused: bool | None = None,
+        kv_layout: str | None = None,
+        blocks: int | None = None,
+        prefill_chunk: int | None = None,
+    ) -> None:
         self.model = model
         self.device = next(model.parameters()).device
         self._rows, self._columns, self._fused = rows, columns, fused
+        self._layout, self._blocks, self._chunk = kv_layout, blocks, prefill_chunk
+        self.admission: Admission | None = None  # the blocks layout's queue and pool
+        self._keys: dict[tuple[int, int], tuple[Request, int]] = {}  # admission key -> (request, its row)
+        self._random: dict[tuple[int, int], object] = {}  # a paused row's sampler random state
+        self.paused = 0  # rows paused for blocks (for tests and logs)
         self._static: StaticEngine | None = None
         self._sampler: Sampler | None = None
         self._owners: list[tuple[Request, int] | None] = []
@@ -143,7 +165,17 @@ class GenerationService:
     def static_engine(self) -> StaticEngine | None:
         """The model's static engine (made on first use), or None where the model needs the eager one."""
         if self._static is None and supports_static(self.model):
-            self._static = StaticEngine(self.model, rows=self._rows, columns=self._columns, fused=self._fused)
+            self._static = StaticEngine(
+                self.model,
+                rows=self._rows,
+                columns=self._columns,
+                fused=self._fused,
+                kv_layout=self._layout,
+                blocks=self._blocks,
+                **({"prefill_chunk": self._chunk} if self._chunk else {}),
+            )
+            if self._static.layout == "blocks":
+                self.admission = Admission(BlockPool(self._static.blocks, self._static.block_tokens))
             vocab = self.model.config.vocab_size
             self._sampler = Sampler(self._static.rows, vocab, self.device)
             self._owners = [None] * self._static.rows
@@ -169,7 +201,9 @@ class GenerationService:
         while True:
             with self._cond:
                 idle_since = time.monotonic()
-                while not (self._waiting or self._eager or any(self._owners) or self._pending) and not self.closed:
+                while not (self._waiting or self._eager or any(self._owners) or self._pending or self._keys):
+                    if self.closed:
+                        break
                     self._cond.wait(0.2)
                     if time.monotonic() - idle_since > IDLE_SECONDS and not self._waiting:
                         self._thread = None
@@ -227,10 +261,14 @@ class GenerationService:
             try:
                 if not self._uses_static(request):
                     self._start_eager(request)
+                elif self.admission is not None:
+                    self._queue(request)
                 elif not self._place(request):
                     left.append(request)
             except Exception as err:  # noqa: BLE001 - a request that can not run fails alone
                 self._fail(request, err)
+        if self.admission is not None:
+            self._schedule()
         return left
 
     def _place(self, request: Request) -> bool:
@@ -274,7 +312,7 @@ class GenerationService:
                 chosen = sampler.sample(logits, active)
                 engine.ids[:, 0] = chosen
                 snapshot = [(r, *self._owners[r]) for r in active]
-                if self.device.type == "cuda":
+                if self.device.type == "cuda" and engine.layout == "rows":  # blocks: tables change per token
                     host = torch.empty(len(chosen), dtype=torch.long, pin_memory=True)
                     host.copy_(chosen, non_blocking=True)
                     copied = torch.cuda.Event()
@@ -301,15 +339,22 @@ class GenerationService:
         for r, request, i in snapshot:
             if self._owners[r] is not None and self._owners[r][0] is request:  # still this row's owner
                 by_request.setdefault(id(request), (request, []))[1].append((i, r))
+        made = [] if self.admission is not None else None
         for request, pairs in by_request.values():
-            self._take(request, pairs, tokens)
+            self._take(request, pairs, tokens, made=made)
+        if made:
+            self._grow_all(sorted(made, key=lambda m: self.admission.running.index((id(m[0]), m[1]))))
 
-    def _take(self, request: Request, pairs: list[tuple[int, int]], tokens: list[int], packed: bool = False) -> None:
-        """The new token of each (row of the request, engine row): stop rules, release, updates."""
+    def _take(
+        self, request: Request, pairs: list[tuple[int, int]], tokens: list[int], packed: bool = False, made=None
+    ) -> None:
+        """The new token of each (row of the request, engine row): stop rules, release, updates. With the
+        blocks layout, rows that go on are recorded in the pool at once, or, for a step's tokens, collected in
+        `made` and recorded together once every row's token is taken (`_grow_all`)."""
         now = time.perf_counter() - request.submitted
         for n, (i, r) in enumerate(pairs):
             row = request.rows[i]
-            if row.done:
+            if row.done or row.slot != r:  # done, or paused (for blocks) since this step was launched
                 continue
             if not row.ids:
                 row.first_token = now
@@ -318,6 +363,10 @@ class GenerationService:
             if row.done:
                 row.finished = now
                 self._release(r)
+            elif made is not None:
+                made.append((request, i, r, row.ids[-1]))
+            elif self.admission is not None:
+                self._grow(request, i, r, row.ids[-1])
         self._report(request)
 
     def _release(self, r: int) -> None:
@@ -326,6 +375,8 @@ class GenerationService:
             request.rows[i].slot = -2  # placed once, now gone
             self._owners[r] = None
             self._static.release(r)
+            if self._keys.pop((id(request), i), None) is not None:
+                self.admission.cancel((id(request), i))
 
     def _report(self, request: Request) -> None:
         if all(row.done for row in request.rows):
@@ -340,6 +391,8 @@ class GenerationService:
         for r, owner in enumerate(self._owners):
             if owner is not None and owner[0] is request:
                 self._release(r)
+        if self.admission is not None:
+            self._forget(request)
         if not request.cancelled:
             request.results = [
                 _result(row, request.tokenizer, request.settings, prompt, len(ids))
@@ -355,6 +408,8 @@ class GenerationService:
         for r, owner in enumerate(self._owners):
             if owner is not None and owner[0] is request:
                 self._release(r)
+        if self.admission is not None:
+            self._forget(request)
         self._eager = [run for run in self._eager if run.request is not request]
         request.finished = True
         request.error = err if isinstance(err, GenerationError) else GenerationError(f"generation failed: {err}")
@@ -363,6 +418,7 @@ class GenerationService:
     def _fail_all(self, err: Exception) -> None:
         requests = [*self._waiting, *(run.request for run in self._eager)]
         requests += [owner[0] for owner in self._owners if owner is not None]
+        requests += [request for request, _ in self._keys.values()]  # waiting for blocks, or paused
         self._waiting = []
         for request in requests:
             self._fail(request, err)
@@ -371,6 +427,9 @@ class GenerationService:
         for owner in list(self._owners):
             if owner is not None and owner[0].cancelled:
                 self._finish(owner[0])
+        for request, _ in list(self._keys.values()):  # waiting for blocks or paused: no row to notice it by
+            if request.cancelled:
+                self._finish(request)
         for run in list(self._eager):
             if run.request.cancelled:
                 self._eager.remove(run)

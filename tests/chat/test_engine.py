@@ -29,9 +29,11 @@ def load(folder):
     return AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
 
 
+@pytest.mark.parametrize("layout", ["rows", "blocks"])
 @pytest.mark.parametrize("which", ["tiny_llama", "tiny_mistral"])
-def test_static_engine_gives_the_eager_tokens(which, request):
+def test_static_engine_gives_the_eager_tokens(which, layout, request):
     model, tokenizer = load(request.getfixturevalue(which))
+    own(model, GenerationService(model, kv_layout=layout))
     fmt = FORMATS["template"]
     eager = generate_batch(
         model, tokenizer, fmt, CONVERSATIONS, GenerationSettings(temperature=0, max_new_tokens=20, engine="eager")
@@ -49,7 +51,7 @@ def test_static_engine_gives_the_eager_tokens(which, request):
 
 def test_rows_are_reused_and_a_request_too_long_for_the_cache_runs_eagerly(tokenizer, tmp_path):
     model, tokenizer = load(save_tiny(tmp_path / "long", tokenizer, max_position_embeddings=2048))
-    service = GenerationService(model, rows=4, columns=256)
+    service = GenerationService(model, rows=4, columns=256, kv_layout="rows")
     own(model, service)
     settings = GenerationSettings(temperature=0, max_new_tokens=8, engine="static")
     for conv in CONVERSATIONS:  # three requests one after the other: the same first row each time
@@ -130,7 +132,7 @@ def test_fused_step_logits_equal_the_forward(tiny_mistral):
     ids = tokenizer("こんにちは、今日は良い天気ですね", add_special_tokens=False)["input_ids"]
     outputs = {}
     for name in ("forward", "fused"):
-        engine = StaticEngine(model, rows=4, columns=256, fused=name == "fused")
+        engine = StaticEngine(model, rows=4, columns=256, fused=name == "fused", kv_layout="rows")
         with torch.inference_mode():
             engine.prefill(2, ids)
             engine.ids[2, 0] = 5
@@ -146,7 +148,7 @@ def test_a_prompt_without_a_mask_is_causal_in_the_fused_layers(tiny_llama):
     from rp_eval.chat.engine import _PrefillKV
 
     model, tokenizer = load(tiny_llama)
-    engine = StaticEngine(model, rows=2, columns=256, fused=True)
+    engine = StaticEngine(model, rows=2, columns=256, fused=True, kv_layout="rows")
     ids = torch.tensor(
         [tokenizer("むかしむかし、山のふもとに小さな宿がありました", add_special_tokens=False)["input_ids"]]
     )
@@ -172,7 +174,7 @@ def test_a_chat_prefill_writes_only_its_own_row(tiny_llama, fused):
     import torch
 
     model, tokenizer = load(tiny_llama)
-    engine = StaticEngine(model, rows=4, columns=256, fused=fused)
+    engine = StaticEngine(model, rows=4, columns=256, fused=fused, kv_layout="rows")
     ids = tokenizer("灯台守の娘は、嵐の夜にだけ歌を歌う", add_special_tokens=False)["input_ids"]
     for layer in range(engine.layers):
         engine.keys[layer].fill_(7.0)
@@ -243,7 +245,7 @@ def test_a_shared_prefill_leaves_the_rows_as_the_plain_one(which, fused, passes,
 
     engines, logits = {}, {}
     for share in (True, False):
-        engine = engines[share] = StaticEngine(model, rows=8, columns=256, fused=fused)
+        engine = engines[share] = StaticEngine(model, rows=8, columns=256, fused=fused, kv_layout="rows")
         engine._prefill_shared = spy.__get__(engine)
         with torch.inference_mode():
             logits[share] = [engine.prefill_rows(1, prompts, share=share)]

@@ -34,12 +34,13 @@ def conversation(i: int, turns: int = 1) -> list[dict]:
     return out
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory, tokenizer):
-    """A tiny Llama with 2,048 positions and a service of 8 rows × 640 columns (so some requests do not fit)."""
+@pytest.fixture(scope="module", params=["rows", "blocks"])
+def served(tmp_path_factory, tokenizer, request):
+    """A tiny Llama with 2,048 positions and a service of 8 rows × 640 columns (so some requests do not fit),
+    its KV cache as whole rows (CUDA's default layout) and as blocks (the CPU's)."""
     folder = save_tiny(tmp_path_factory.mktemp("served") / "m", tokenizer, max_position_embeddings=2048, seed=3)
     model = AutoModelForCausalLM.from_pretrained(folder)
-    service = GenerationService(model, rows=8, columns=640)
+    service = GenerationService(model, rows=8, columns=640, kv_layout=request.param)
     own(model, service)
     return model, AutoTokenizer.from_pretrained(folder), service
 
@@ -298,7 +299,7 @@ def test_arrivals_during_a_prefill_are_prefilled_before_the_next_step(served):
     engine = service.static_engine()
     original, arrivals, seen = engine.prefill, [], []
 
-    def prefill(row, prompt):  # the first prefill of the burst brings three more requests while it runs
+    def prefill(row, prompt, *table):  # the first prefill of the burst brings three more requests while it runs
         if not arrivals:
             for i in (1, 2, 3):
                 arrivals.append(
@@ -309,7 +310,7 @@ def test_arrivals_during_a_prefill_are_prefilled_before_the_next_step(served):
             while len(service._waiting) < 3 and time.monotonic() < deadline:
                 time.sleep(0.01)
         steps_at[row] = service.steps
-        return original(row, prompt)
+        return original(row, prompt, *table)
 
     steps_at: dict[int, int] = {}
     engine.prefill = prefill
@@ -325,14 +326,15 @@ def test_arrivals_during_a_prefill_are_prefilled_before_the_next_step(served):
     assert {i: r.raw_text for i, r in seen} == {i: expected[i] for i in (1, 2, 3)}
 
 
-def test_a_request_that_waited_for_a_row_says_how_long(tmp_path, tokenizer):
+@pytest.mark.parametrize("layout", ["rows", "blocks"])
+def test_a_request_that_waited_for_a_row_says_how_long(tmp_path, tokenizer, layout):
     """One row: the second of two requests submitted together waits for the first to finish, and its result
     says so (`waited_seconds`, shown in the chat footer and the API's `rp_eval` field); the first did not wait."""
     from rp_eval.chat.generate import StopRules
 
     folder = save_tiny(tmp_path / "m", tokenizer, seed=7)
     model = AutoModelForCausalLM.from_pretrained(folder)
-    service = GenerationService(model, rows=1, columns=256)
+    service = GenerationService(model, rows=1, columns=256, kv_layout=layout)
     try:
         settings = GenerationSettings(temperature=0, max_new_tokens=160, engine="static", trim_to_sentence=False)
         ids = tokenizer("こんにちは、今日は", add_special_tokens=False)["input_ids"]

@@ -31,15 +31,16 @@ def record(name: str, **figures) -> None:
     RESULTS.write_text(json.dumps(data, indent=1))
 
 
-def build(arch: str, columns: int | None = None):
+def build(arch: str, columns: int | None = None, **service_args):
     """A model in bf16 on the GPU with its service warmed up as loading does: a 7B shape from
-    benchmarks/decode.py ("llama2-7b", "mistral-7b") or a small one ("llama", "mistral")."""
+    benchmarks/decode.py ("llama2-7b", "mistral-7b") or a small one ("llama", "mistral"). `service_args`:
+    the KV layout and pool (kv_layout="blocks", blocks=N)."""
     from benchmarks.decode import SHAPES, word_tokenizer
     from benchmarks.decode import build as build_shape
     from rp_eval.chat.service import GenerationService, own
 
     model = build_shape(arch, "cuda", torch.bfloat16) if arch in SHAPES else _small(arch)
-    service = GenerationService(model, columns=columns)
+    service = GenerationService(model, columns=columns, **service_args)
     own(model, service)
     seconds = service.warm_up()
     return model, word_tokenizer(model.config.vocab_size), service, seconds
@@ -180,11 +181,11 @@ def test_cancel_in_the_middle(small):
     assert got == reference and not any(service._owners)
 
 
-def soak(arch: str) -> dict:
+def soak(arch: str, **service_args) -> dict:
     """16 simulated chat users on a 7B shape for SOAK_SECONDS: random prompt lengths up to 4,096 tokens (with
     their reply), random arrivals, 1 in 8 cancelled mid-reply; every finished greedy reply checked against the
     same request served alone beforehand."""
-    model, tokenizer, service, warm = build(arch)
+    model, tokenizer, service, warm = build(arch, **service_args)
     rng = random.Random(2026)
     plan = []
     for k in range(40):
@@ -232,6 +233,12 @@ def soak(arch: str) -> dict:
         captures=service.static_engine().captures,
         peak_GB=round(torch.cuda.max_memory_allocated() / 1e9, 1),
     )
+    if service.admission is not None:  # the blocks layout: pauses, and the pool whole again
+        deadline = time.monotonic() + 30
+        while (service._keys or any(service._owners)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pool = service.admission.pool
+        counts.update(paused=service.paused, blocks=pool.blocks, free_after=pool.available)
     service.close()
     return counts
 
@@ -386,3 +393,76 @@ def test_a_shared_prefill_on_the_gpu_leaves_the_plain_rows(small):
     )
     assert gap < 0.1 * first[False].abs().max().item()
     assert torch.equal(first[True].argmax(-1), first[False].argmax(-1))
+
+
+# -- the blocks layout (rp_eval/chat/blocks.py; kv_layout="blocks"), with graphs -----------------------------------
+
+
+@pytest.fixture(scope="module", params=["llama", "mistral"])
+def small_blocks(request):
+    model, tokenizer, service, seconds = build(request.param, columns=2048, kv_layout="blocks")
+    yield request.param, model, tokenizer, service
+    service.close()
+
+
+def test_blocks_threads_on_one_model_get_their_solo_replies(small_blocks):
+    """The CPU suite's solo-against-batched case on the blocks layout: decode graphs captured at load (the
+    block tables are graph inputs), none during requests; prefix reuse between identical prompts included."""
+    arch, model, tokenizer, service = small_blocks
+    engine = service.static_engine()
+    assert engine.layout == "blocks"
+    captured = engine.captures
+    prompts = [ids(40 + 97 * i, i) for i in range(8)]
+    reference = [run(service, tokenizer, p).raw_text for p in prompts]
+    mismatches = 0
+    for _ in range(3):
+        got = threads(lambda i: run(service, tokenizer, prompts[i]).raw_text, 8)
+        mismatches += sum(g != r for g, r in zip(got, reference, strict=True))
+    pool = service.admission.pool
+    record(
+        f"blocks-threads-{arch}",
+        requests=24,
+        mismatches=mismatches,
+        largest_batch=service.largest_batch,
+        captures_during_requests=engine.captures - captured,
+        free_after=pool.available,
+        blocks=pool.blocks,
+    )
+    assert mismatches == 0 and engine.captures == captured and service.largest_batch >= 2
+    assert pool.available == pool.blocks
+
+
+def test_blocks_kernel_matches_the_rows_kernel_over_the_gathered_blocks():
+    """attention.decode_attention_blocks on the GPU (bf16, Llama-2-7B heads): the rows kernel's bits over the
+    same blocks gathered in table order, and a row alone the same as in 16 rows."""
+    from rp_eval.chat.attention import decode_attention, decode_attention_blocks
+
+    torch.manual_seed(1)
+    rows, heads, d, b, per_row = 16, 32, 128, 16, 256
+    for kv_heads in (32, 8):
+        q = torch.randn(rows, heads, 1, d, device="cuda", dtype=torch.bfloat16)
+        pool_k = torch.randn(rows * per_row + 1, kv_heads, b, d, device="cuda", dtype=torch.bfloat16)
+        pool_v = torch.randn_like(pool_k)
+        tables = torch.randperm(rows * per_row, device="cuda").view(rows, per_row)
+        lengths = torch.randint(1, per_row * b, (rows,), device="cuda")
+        bias = torch.zeros(rows, 1, 1, per_row * b, device="cuda", dtype=torch.bfloat16)
+        got = decode_attention_blocks(q, pool_k, pool_v, tables, bias, lengths, d**-0.5, per_row * b)
+        keys = pool_k[tables].transpose(1, 2).reshape(rows, kv_heads, per_row * b, d)
+        values = pool_v[tables].transpose(1, 2).reshape(rows, kv_heads, per_row * b, d)
+        assert torch.equal(got, decode_attention(q, keys, values, bias, lengths, d**-0.5))
+        alone = decode_attention_blocks(q[3:4], pool_k, pool_v, tables[3:4], bias[3:4], lengths[3:4], d**-0.5, 4096)
+        assert torch.equal(alone, got[3:4])
+    record("blocks-decode-attention", bitwise_vs_rows_kernel=True, bitwise_alone_vs_batch=True)
+
+
+@pytest.mark.parametrize("arch", ["llama2-7b"])
+def test_soak_16_users_on_a_pool_too_small_for_them(arch):
+    """The soak on the blocks layout with 1,200 blocks (19,200 tokens, about 10 GB of the 7B Llama-2's KV:
+    a 24 GB card's budget) for 16 users of up to 4,096 tokens each: requests wait and are paused, and every
+    finished greedy reply is still its solo reply; the pool is whole again after."""
+    if os.environ.get("RP_EVAL_SOAK", "1") == "0" or arch not in os.environ.get("RP_EVAL_SOAK_SHAPES", arch):
+        pytest.skip("soak not asked for")
+    counts = soak(arch, kv_layout="blocks", blocks=1200)
+    record(f"soak-blocks-{arch}", **counts)
+    assert counts["mismatches"] == 0 and counts["errors"] == 0 and counts["checked"] > 16
+    assert counts["free_after"] == counts["blocks"]
