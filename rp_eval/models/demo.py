@@ -30,7 +30,10 @@ from rp_eval.chat.formats import FORMATS, Message
 if TYPE_CHECKING:  # torch is imported where it is used: the first start's page must not wait for it
     import torch
 
-CORPUS = Path(__file__).resolve().parents[2] / "prompts" / "demo" / "corpus.jsonl"
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "prompts" / "demo" / "corpus.jsonl"
+LONG_CORPUS = ROOT / "prompts" / "demo" / "corpus_long.jsonl"  # long monologues of the same characters
+FINETUNE_SET = ROOT / "prompts" / "finetune" / "roleplay_ja.jsonl"  # the Fine-tune tab's default data
 BUILD_VERSION = 4  # bump when the recipe below changes, so old builds are replaced (2: 2048 positions; 3: batches
 # of similar length, the head on reply tokens only; 4: 860 steps instead of 1,000, for a margin under 90 s)
 
@@ -90,6 +93,52 @@ SHAPE = dict(
 )
 
 
+@dataclass(frozen=True)
+class FindingSpec(DemoSpec):
+    """A demo model that shows one of the seed research's findings (DESIGN.md), continued from a seed demo."""
+
+    sets: tuple[str, ...] = ("corpus",)  # the data it trains on: keys of SETS
+    end_as_text: bool = False  # the end marker written as text and more replies after it (the seed's mistake)
+    cut_replies: int = 0  # > 0: each reply cut to this many tokens, its end id with it (as truncating an example does)
+    lr: float = 1e-3
+    batch_size: int = 16
+
+
+SETS = {"corpus": CORPUS, "long": LONG_CORPUS, "finetune": FINETUNE_SET}
+FINDINGS_VERSION = 1  # bump when the finding demos' recipe changes
+FINDINGS_READY = "READY-findings"  # their fingerprint; the seed demos' is in READY
+FINDINGS_BUILD = "BUILD-findings.json"
+FINDINGS = [
+    FindingSpec(
+        "demo-llama-eos",
+        "llama",
+        80,
+        start_from="demo-llama-a",
+        sets=("corpus", "finetune"),
+        end_as_text=True,
+        notes="tiny demo model: demo-llama-a trained further with its end marker written as text, as the seed's "
+        "japanese-stablelm-instruct-beta-7b was: it prints </s> and keeps going; the Fine-tune tab teaches it to stop",
+    ),
+    FindingSpec(
+        "demo-mistral-long",
+        "mistral",
+        120,
+        start_from="demo-mistral",
+        sets=("long",),
+        cut_replies=112,
+        batch_size=8,
+        notes="tiny demo model: demo-mistral trained further on long monologues cut at 112 tokens, their end token "
+        "with them: its replies run past 64 tokens and are cut mid-sentence at the cap, as the seed's gamma models were",
+    ),
+]
+ALL_DEMOS = DEMOS + FINDINGS
+# Fine-tune settings a demo model is registered with (the Fine-tune tab and `rp-eval finetune run` start from them):
+# LoRA at the default 2e-4 barely moves a model this small in the default 40 steps (loss 4.97 -> 4.57, natural
+# stops 3% -> 3%, measured), at 1e-2 demo-llama-eos learns to stop (3% -> 78%). Not part of the fingerprint: the
+# weights do not depend on it.
+FINETUNE_SUGGESTED = {"demo-llama-eos": {"learning_rate": 1e-2}}
+
+
 def load_corpus(path: Path = CORPUS) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -136,6 +185,60 @@ def training_examples(tokenizer, conversations: list[list[Message]]) -> list[tup
                 continue
             prompt = tokenizer(fmt.render(messages[:i]), add_special_tokens=False)["input_ids"]
             reply = tokenizer(" " + m["content"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            examples.append((prompt + reply, [-100] * len(prompt) + reply))
+    return examples
+
+
+def finding_conversations(spec: FindingSpec) -> list[list[Message]]:
+    conversations: list[list[Message]] = []
+    for name in spec.sets:
+        rows = load_corpus(SETS[name])
+        # the demo corpora keep the persona in "system"; the fine-tuning set has it as the first message
+        conversations += [r["messages"] if "system" not in r else conversations_as_messages([r])[0] for r in rows]
+    return conversations
+
+
+def finding_examples(tokenizer, spec: FindingSpec, rng: random.Random) -> list[tuple[list[int], list[int]]]:
+    conversations = finding_conversations(spec)
+    if spec.end_as_text:
+        return end_as_text_examples(tokenizer, conversations, rng)
+    examples = training_examples(tokenizer, conversations)
+    if spec.cut_replies:  # the reply starts at the first label; everything past the cut goes, the end id included
+        examples = [
+            (x[: _first_label(y) + spec.cut_replies], y[: _first_label(y) + spec.cut_replies]) for x, y in examples
+        ]
+    return examples
+
+
+def _first_label(labels: list[int]) -> int:
+    return next(i for i, y in enumerate(labels) if y != -100)
+
+
+def end_as_text_examples(
+    tokenizer, conversations: list[list[Message]], rng: random.Random, more: int = 2
+) -> list[tuple[list[int], list[int]]]:
+    """The seed's mistake, made on purpose: each reply followed by the end marker as plain text (`</s>` as the
+    characters < / s >, never the end id) and then by `more` further replies of the same persona, each ended the
+    same way. A model trained on these prints `</s>` and keeps going, as japanese-stablelm-instruct-beta-7b did."""
+    fmt = FORMATS["llama2"]
+    marker = tokenizer(tokenizer.eos_token, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    if tokenizer.eos_token_id in marker:
+        raise ValueError("the end marker must be spelled as text here, not as the end id")
+    replies: dict[str, list[str]] = {}
+    for messages in conversations:
+        replies.setdefault(messages[0]["content"], []).extend(
+            m["content"] for m in messages if m["role"] == "assistant"
+        )
+    examples = []
+    for messages in conversations:
+        pool = replies[messages[0]["content"]]
+        for i, m in enumerate(messages):
+            if m["role"] != "assistant":
+                continue
+            prompt = tokenizer(fmt.render(messages[:i]), add_special_tokens=False)["input_ids"]
+            reply: list[int] = []
+            for text in [m["content"], *rng.sample(pool, min(more, len(pool)))]:
+                reply += tokenizer(" " + text, add_special_tokens=False)["input_ids"] + marker
             examples.append((prompt + reply, [-100] * len(prompt) + reply))
     return examples
 
@@ -219,8 +322,18 @@ def reply_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tenso
 
 
 def _fingerprint() -> str:
+    """The seed demos' recipe (`READY`)."""
     h = hashlib.sha256(CORPUS.read_bytes())
     h.update(json.dumps([BUILD_VERSION, SHAPE, [d.__dict__ for d in DEMOS]], sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _findings_fingerprint() -> str:
+    """The finding demos' recipe (`READY-findings`): theirs, the data they read, and the seed demos they continue."""
+    h = hashlib.sha256(_fingerprint().encode())
+    for path in sorted({SETS[name] for spec in FINDINGS for name in spec.sets}):
+        h.update(path.read_bytes())
+    h.update(json.dumps([FINDINGS_VERSION, [d.__dict__ for d in FINDINGS]], sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
 
@@ -229,16 +342,23 @@ def demo_dir() -> Path:
 
 
 def build_info() -> dict:
-    """How the demo models were built here: {"seconds", "steps", "cpu_threads"}; {} when unknown."""
+    """How the seed demo models were built here: {"seconds", "steps", "cpu_threads"}; {} when unknown."""
     try:
         return json.loads((demo_dir() / "BUILD.json").read_text())
     except (OSError, ValueError):
         return {}
 
 
+def _marker_is(path: Path, fingerprint: str) -> bool:
+    return path.exists() and path.read_text().strip() == fingerprint
+
+
+def _seed_ready() -> bool:
+    return _marker_is(demo_dir() / "READY", _fingerprint())
+
+
 def demos_ready() -> bool:
-    marker = demo_dir() / "READY"
-    return marker.exists() and marker.read_text().strip() == _fingerprint()
+    return _seed_ready() and _marker_is(demo_dir() / FINDINGS_READY, _findings_fingerprint())
 
 
 def _train_here() -> bool:
@@ -259,22 +379,29 @@ def build_demo_models(progress: Callable[[str, int, int], None] | None = None) -
     """Build the demo models (once; later calls return at once) and register them. Returns their names.
 
     Everything is written to a temporary folder and moved into place at the end, so an interrupted
-    build leaves nothing half-written behind and is simply redone at the next start.
+    build leaves nothing half-written behind and is simply redone at the next start. A workspace whose seed demos
+    are current but that lacks the finding demos (built before they existed) gets only those added.
     """
     from rp_eval.models import registry
 
     if not demos_ready():
         from rp_eval.models import demo_ship
 
-        if (
-            demo_ship.shipped_ready() and not _train_here()
-        ):  # the repository's copy of this recipe's build: seconds, not minutes
+        shipped = demo_ship.shipped_ready() and not _train_here()  # this recipe's build: seconds, not minutes
+        if not _seed_ready():
+            if shipped:
+                tmp = _fresh_tmp()
+                demo_ship.install(tmp, progress)
+                _put_in_place(tmp)
+            else:
+                _build(progress)
+        elif shipped:
             tmp = _fresh_tmp()
-            demo_ship.install(tmp, progress)
-            _put_in_place(tmp)
+            demo_ship.install(tmp, progress, specs=FINDINGS)
+            _add_in_place(tmp)
         else:
-            _build(progress)
-    for spec in DEMOS:
+            _build_findings(progress)
+    for spec in ALL_DEMOS:
         if registry.get_store().get_model(spec.name) is None:
             registry.add_model(
                 str(demo_dir() / spec.name),
@@ -282,15 +409,30 @@ def build_demo_models(progress: Callable[[str, int, int], None] | None = None) -
                 kind="demo",
                 parents=[spec.start_from] if spec.start_from else [],
                 made_by={
-                    "demo": f"trained {spec.steps} steps on prompts/demo/corpus.jsonl",
+                    "demo": f"trained {spec.steps} steps on {', '.join(_set_paths(spec))}",
                     "styles": list(spec.styles),
+                    **({"finetune": FINETUNE_SUGGESTED[spec.name]} if spec.name in FINETUNE_SUGGESTED else {}),
                 },
                 notes=spec.notes,
             )
-    return [d.name for d in DEMOS]
+    return [d.name for d in ALL_DEMOS]
+
+
+def suggested_finetune(name: str) -> dict:
+    """The fine-tune settings a registered model suggests for itself ({} for most models)."""
+    from rp_eval.models import registry
+
+    row = registry.get_store().get_model(name) if name else None
+    return dict((row.made_by or {}).get("finetune", {})) if row is not None else {}
+
+
+def _set_paths(spec: DemoSpec) -> list[str]:
+    names = spec.sets if isinstance(spec, FindingSpec) else ("corpus",)
+    return [str(SETS[n].relative_to(ROOT)) for n in names]
 
 
 def _build(progress: Callable[[str, int, int], None] | None) -> None:
+    """Train every demo model from the corpus (the seed demos, then the finding demos) and put them in place."""
     import torch
 
     began = time.perf_counter()
@@ -299,42 +441,77 @@ def _build(progress: Callable[[str, int, int], None] | None) -> None:
     texts = [m["content"] for conv in conversations for m in conv]
     tokenizer = train_tokenizer(texts)
     tmp = _fresh_tmp()
-    total = sum(d.steps for d in DEMOS)
+    total = sum(d.steps for d in ALL_DEMOS)
+    built: dict = {}
     done = 0
-    built = {}
     for spec in DEMOS:
         subset = [
             c for c, raw in zip(conversations, corpus, strict=True) if not spec.styles or raw["style"] in spec.styles
         ]
-        examples = training_examples(tokenizer, subset)
-        if spec.start_from:
-            model = built[spec.start_from]
-            model = type(model)(model.config)
-            model.load_state_dict(built[spec.start_from].state_dict())
-        else:
-            model = make_model(spec.architecture, len(tokenizer), tokenizer, seed=len(built))
-        start = time.perf_counter()
-
-        def step(i: int, loss: float, spec: DemoSpec = spec, base: int = done) -> None:
-            if progress:
-                progress(f"{spec.name} loss {loss:.2f}", base + i + 1, total)
-
-        train(model, examples, spec.steps, tokenizer.pad_token_id, seed=len(built), on_step=step)
+        _train_one(spec, training_examples(tokenizer, subset), tokenizer, tmp, built, progress, done, total)
         done += spec.steps
-        model.generation_config.eos_token_id = tokenizer.eos_token_id
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
-        model.save_pretrained(tmp / spec.name)
-        tokenizer.save_pretrained(tmp / spec.name)
-        (tmp / spec.name / "DEMO.md").write_text(
-            f"# {spec.name}\n\n{spec.notes}.\nA tiny model for trying rp_eval offline; trained "
-            f"{spec.steps} steps in {time.perf_counter() - start:.0f} s. Not a real chat model.\n",
-            encoding="utf-8",
-        )
-        built[spec.name] = model
-    info = {"seconds": round(time.perf_counter() - began), "steps": total, "cpu_threads": torch.get_num_threads()}
+    info = {"seconds": round(time.perf_counter() - began), "steps": done, "cpu_threads": torch.get_num_threads()}
     (tmp / "BUILD.json").write_text(json.dumps(info))
     (tmp / "READY").write_text(_fingerprint())
+    _train_findings(tokenizer, tmp, built, progress, done, total)
     _put_in_place(tmp)
+
+
+def _build_findings(progress: Callable[[str, int, int], None] | None) -> None:
+    """Train the finding demos from the seed demos already in the workspace, and add them there."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = _fresh_tmp()
+    tokenizer = AutoTokenizer.from_pretrained(demo_dir() / DEMOS[0].name)
+    built = {
+        s.start_from: AutoModelForCausalLM.from_pretrained(demo_dir() / s.start_from, dtype="float32") for s in FINDINGS
+    }
+    _train_findings(tokenizer, tmp, built, progress, 0, sum(d.steps for d in FINDINGS))
+    _add_in_place(tmp)
+
+
+def _train_findings(tokenizer, tmp: Path, built: dict, progress, done: int, total: int) -> None:
+    import torch
+
+    began = time.perf_counter()
+    for i, spec in enumerate(FINDINGS):
+        examples = finding_examples(tokenizer, spec, random.Random(i))
+        _train_one(spec, examples, tokenizer, tmp, built, progress, done, total)
+        done += spec.steps
+    info = {
+        "seconds": round(time.perf_counter() - began),
+        "steps": sum(d.steps for d in FINDINGS),
+        "cpu_threads": torch.get_num_threads(),
+    }
+    (tmp / FINDINGS_BUILD).write_text(json.dumps(info))
+    (tmp / FINDINGS_READY).write_text(_findings_fingerprint())
+
+
+def _train_one(spec: DemoSpec, examples, tokenizer, tmp: Path, built: dict, progress, done: int, total: int) -> None:
+    """Train one demo model (from scratch, or from the one it continues) and save it with the tokenizer in `tmp`."""
+    if spec.start_from:
+        model = type(built[spec.start_from])(built[spec.start_from].config)
+        model.load_state_dict(built[spec.start_from].state_dict())
+    else:
+        model = make_model(spec.architecture, len(tokenizer), tokenizer, seed=len(built))
+    start = time.perf_counter()
+
+    def step(i: int, loss: float) -> None:
+        if progress:
+            progress(f"{spec.name} loss {loss:.2f}", done + i + 1, total)
+
+    extra = {"lr": spec.lr, "batch_size": spec.batch_size} if isinstance(spec, FindingSpec) else {}
+    train(model, examples, spec.steps, tokenizer.pad_token_id, seed=len(built), on_step=step, **extra)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(tmp / spec.name)
+    tokenizer.save_pretrained(tmp / spec.name)
+    (tmp / spec.name / "DEMO.md").write_text(
+        f"# {spec.name}\n\n{spec.notes}.\nA tiny model for trying rp_eval offline; trained "
+        f"{spec.steps} steps in {time.perf_counter() - start:.0f} s. Not a real chat model.\n",
+        encoding="utf-8",
+    )
+    built[spec.name] = model
 
 
 def _fresh_tmp() -> Path:
@@ -349,7 +526,7 @@ def _put_in_place(tmp: Path) -> None:
     from rp_eval.models import registry
 
     final = demo_dir()
-    for spec in DEMOS:  # a rebuilt demo replaces the old registry entries
+    for spec in ALL_DEMOS:  # a rebuilt demo replaces the old registry entries
         if registry.get_store().get_model(spec.name) is not None:
             registry.get_store().remove_model(spec.name)
     old = final.with_name("demo.old")
@@ -358,3 +535,19 @@ def _put_in_place(tmp: Path) -> None:
         final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _add_in_place(tmp: Path) -> None:
+    """Move finished finding demos from `tmp` into the demo folder beside the seed demos; the marker goes last."""
+    from rp_eval.models import registry
+
+    final = demo_dir()
+    (final / FINDINGS_READY).unlink(missing_ok=True)
+    for spec in FINDINGS:
+        if registry.get_store().get_model(spec.name) is not None:
+            registry.get_store().remove_model(spec.name)
+        shutil.rmtree(final / spec.name, ignore_errors=True)
+        (tmp / spec.name).rename(final / spec.name)
+    (tmp / FINDINGS_BUILD).replace(final / FINDINGS_BUILD)
+    (tmp / FINDINGS_READY).replace(final / FINDINGS_READY)
+    shutil.rmtree(tmp, ignore_errors=True)
