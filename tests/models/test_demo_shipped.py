@@ -186,3 +186,17 @@ def check_finetune_learns_to_stop() -> None:
     before, after = check["base"]["natural_stop_rate"], check["adapter"]["natural_stop_rate"]
     assert before <= 0.25 and check["base"]["end_text_rate"] >= 0.7, check
     assert after >= 0.5 and after - before >= 0.4, check
+    # and the adapter, as the Chat tab runs it, ends its greedy replies on the end id where the base spelled </s>
+    from rp_eval.chat.generate import GenerationSettings, generate_batch
+    from rp_eval.finetune.stopcheck import task_prompts
+    from rp_eval.models.loading import ModelCache
+
+    adapter = ModelCache().get(last.adapter)
+    results = generate_batch(
+        adapter.model,
+        adapter.tokenizer,
+        adapter.format,
+        task_prompts(16, seed=1),
+        GenerationSettings(temperature=0, max_new_tokens=128),
+    )
+    assert sum(r.finish_reason == "eos" for r in results) >= 12, [(r.finish_reason, r.raw_text) for r in results]
