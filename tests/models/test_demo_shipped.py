@@ -112,6 +112,29 @@ def test_the_merge_matrix_keeps_the_seeds_verdicts_with_the_finding_demos(demo_w
                 ), (a, b, table.loc[a, b])
 
 
+def test_the_fine_tune_tab_and_cli_take_the_learning_rate_demo_llama_eos_suggests(demo_workspace, monkeypatch):
+    import argparse
+
+    from rp_eval.finetune import cli
+    from rp_eval.ui import finetune_tab
+
+    use_workspace(demo_workspace, monkeypatch)
+    update, note = finetune_tab._base_chosen("demo-llama-eos", 2e-4)
+    assert update["value"] == 1e-2 and "0.01" in note and "demo-llama-eos" in note
+    update, note = finetune_tab._base_chosen("demo-llama-a", 1e-2)  # another base: the default comes back
+    assert update["value"] == 2e-4 and note == ""
+    update, note = finetune_tab._base_chosen("demo-llama-a", 5e-4)  # a rate the person typed stays
+    assert "value" not in update and note == ""
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["finetune", "run", "--base", "demo-llama-eos"])
+    assert cli._settings(args).learning_rate == 1e-2
+    args = parser.parse_args(["finetune", "run", "--base", "demo-llama-eos", "--learning-rate", "3e-4"])
+    assert cli._settings(args).learning_rate == 3e-4
+    args = parser.parse_args(["finetune", "run", "--base", "demo-llama-a"])
+    assert cli._settings(args).learning_rate == 2e-4
+
+
 @pytest.mark.slow
 def test_the_fine_tune_tabs_default_run_teaches_demo_llama_eos_to_stop(demo_workspace, monkeypatch):
     use_workspace(demo_workspace, monkeypatch)
