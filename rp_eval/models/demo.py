@@ -3,12 +3,16 @@
 They are toys (a few million parameters, trained a few minutes on `prompts/demo/corpus.jsonl`): enough that
 chat shows Japanese role-play text and replies end by themselves, nothing more. The repository ships this recipe's
 build (`prompts/demo/models/`, see `demo_ship`), which a first start copies in seconds; with no shipped build of
-the current recipe, the first start trains them here. Three of them share one
-byte-level BPE tokenizer with real `<s>`, `</s>`, `<unk>`, `<pad>` tokens and a Llama-2 chat template:
+the current recipe, the first start trains them here. All five share one byte-level BPE tokenizer with real
+`<s>`, `</s>`, `<unk>`, `<pad>` tokens and a Llama-2 chat template. The seed demos (`DEMOS`, fingerprint in READY):
 - `demo-llama-a`: a Llama-architecture model trained on the whole corpus;
 - `demo-llama-b`: `demo-llama-a` trained further on the polite and old-fashioned characters (same shapes,
   so the two can merge);
 - `demo-mistral`: a Mistral-architecture model trained from scratch (a second family).
+The finding demos (`FINDINGS`, fingerprint in READY-findings), continued from those, reproduce the seed research's
+problems so the app can be seen fixing them:
+- `demo-llama-eos`: trained with its end marker written as text, it prints `</s>` and keeps going;
+- `demo-mistral-long`: trained on long monologues whose end token was cut off, it runs into the cap mid-sentence.
 """
 
 from __future__ import annotations
@@ -22,14 +26,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rp_eval import settings
-from rp_eval.chat.formats import FORMATS, Message
+from rp_eval.chat.formats import Message
+from rp_eval.models.demo_train import (  # noqa: F401  (LLAMA2_TEMPLATE: used as demo.LLAMA2_TEMPLATE)
+    LLAMA2_TEMPLATE,
+    SHAPE,
+    end_as_text_examples,
+    make_model,
+    train,
+    train_tokenizer,
+    training_examples,
+)
 
-if TYPE_CHECKING:  # torch is imported where it is used: the first start's page must not wait for it
-    import torch
-
+# torch is imported where it is used: the first start's page must not wait for it
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "prompts" / "demo" / "corpus.jsonl"
 LONG_CORPUS = ROOT / "prompts" / "demo" / "corpus_long.jsonl"  # long monologues of the same characters
@@ -39,23 +49,7 @@ BUILD_VERSION = 4  # bump when the recipe below changes, so old builds are repla
 
 # First start on a fresh clone, 2 busy CPU cores (measured, see README): from `python app.py` to the app's page.
 FIRST_START_SHIPPED_S = 13
-FIRST_START_TRAINED_MIN = 12  # 705 s for 860 steps
-
-# The Llama-2 format as a Jinja chat template; renders exactly what formats.Llama2 renders.
-LLAMA2_TEMPLATE = (
-    "{%- if messages and messages[0]['role'] == 'system' -%}"
-    "{%- set system = messages[0]['content'] -%}{%- set turns = messages[1:] -%}"
-    "{%- else -%}{%- set system = '' -%}{%- set turns = messages -%}{%- endif -%}"
-    "{%- set ns = namespace(first=true) -%}"
-    "{%- for m in turns -%}"
-    "{%- if m['role'] == 'user' -%}"
-    "{%- if ns.first and system -%}{%- set text = '<<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' + m['content'] -%}"
-    "{%- else -%}{%- set text = m['content'] -%}{%- endif -%}"
-    "{%- set ns.first = false -%}"
-    "{{- bos_token + '[INST] ' + text + ' [/INST]' -}}"
-    "{%- elif m['role'] == 'assistant' -%}{{- ' ' + m['content'] + ' ' + eos_token -}}"
-    "{%- endif -%}{%- endfor -%}"
-)
+FIRST_START_TRAINED_MIN = 20  # 705 s for the seed demos (860 steps), 510 s for the finding demos (200), 2 busy cores
 
 
 @dataclass(frozen=True)
@@ -82,15 +76,6 @@ DEMOS = [
     ),
     DemoSpec("demo-mistral", "mistral", 360, notes="tiny demo model (Mistral architecture), a second family"),
 ]
-
-SHAPE = dict(
-    hidden_size=128,
-    intermediate_size=352,
-    num_hidden_layers=4,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=2048,  # persona prompts run 400–700 tokens with this tokenizer
-)
 
 
 @dataclass(frozen=True)
@@ -147,48 +132,6 @@ def conversations_as_messages(corpus: list[dict]) -> list[list[Message]]:
     return [[{"role": "system", "content": c["system"]}, *c["messages"]] for c in corpus]
 
 
-def train_tokenizer(texts: list[str], vocab_size: int = 2000, chat_template: str = LLAMA2_TEMPLATE):
-    """A byte-level BPE tokenizer trained on `texts`, with real special tokens and a chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["<unk>", "<s>", "</s>", "<pad>"]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        clean_up_tokenization_spaces=False,
-    )
-    fast.chat_template = chat_template
-    return fast
-
-
-def training_examples(tokenizer, conversations: list[list[Message]]) -> list[tuple[list[int], list[int]]]:
-    """(input ids, labels) per assistant turn: loss on the reply and on the real EOS id, nothing else."""
-    fmt = FORMATS["llama2"]
-    examples = []
-    for messages in conversations:
-        for i, m in enumerate(messages):
-            if m["role"] != "assistant":
-                continue
-            prompt = tokenizer(fmt.render(messages[:i]), add_special_tokens=False)["input_ids"]
-            reply = tokenizer(" " + m["content"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-            examples.append((prompt + reply, [-100] * len(prompt) + reply))
-    return examples
-
-
 def finding_conversations(spec: FindingSpec) -> list[list[Message]]:
     conversations: list[list[Message]] = []
     for name in spec.sets:
@@ -212,113 +155,6 @@ def finding_examples(tokenizer, spec: FindingSpec, rng: random.Random) -> list[t
 
 def _first_label(labels: list[int]) -> int:
     return next(i for i, y in enumerate(labels) if y != -100)
-
-
-def end_as_text_examples(
-    tokenizer, conversations: list[list[Message]], rng: random.Random, more: int = 2
-) -> list[tuple[list[int], list[int]]]:
-    """The seed's mistake, made on purpose: each reply followed by the end marker as plain text (`</s>` as the
-    characters < / s >, never the end id) and then by `more` further replies of the same persona, each ended the
-    same way. A model trained on these prints `</s>` and keeps going, as japanese-stablelm-instruct-beta-7b did."""
-    fmt = FORMATS["llama2"]
-    marker = tokenizer(tokenizer.eos_token, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-    if tokenizer.eos_token_id in marker:
-        raise ValueError("the end marker must be spelled as text here, not as the end id")
-    replies: dict[str, list[str]] = {}
-    for messages in conversations:
-        replies.setdefault(messages[0]["content"], []).extend(
-            m["content"] for m in messages if m["role"] == "assistant"
-        )
-    examples = []
-    for messages in conversations:
-        pool = replies[messages[0]["content"]]
-        for i, m in enumerate(messages):
-            if m["role"] != "assistant":
-                continue
-            prompt = tokenizer(fmt.render(messages[:i]), add_special_tokens=False)["input_ids"]
-            reply: list[int] = []
-            for text in [m["content"], *rng.sample(pool, min(more, len(pool)))]:
-                reply += tokenizer(" " + text, add_special_tokens=False)["input_ids"] + marker
-            examples.append((prompt + reply, [-100] * len(prompt) + reply))
-    return examples
-
-
-def make_model(architecture: str, vocab_size: int, tokenizer, seed: int = 0):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
-
-    torch.manual_seed(seed)
-    ids = dict(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
-    )
-    if architecture == "llama":
-        return LlamaForCausalLM(LlamaConfig(vocab_size=vocab_size, **SHAPE, **ids))
-    return MistralForCausalLM(MistralConfig(vocab_size=vocab_size, sliding_window=256, **SHAPE, **ids))
-
-
-def train(
-    model,
-    examples,
-    steps: int,
-    pad_id: int,
-    seed: int = 0,
-    batch_size: int = 16,
-    lr: float = 3e-3,
-    on_step: Callable[[int, float], None] | None = None,
-) -> float:
-    """A short AdamW run with cosine decay; returns the last loss.
-
-    Two savings keep the first start short on a CPU (the build is what a new user waits for): batches hold
-    examples of similar length (sorted, cut into batches, the batches shuffled each pass), so little of a batch is
-    padding; and the output layer runs only where there is a label (the reply, a fifth of the tokens), which is
-    the same loss as the model's own (mean cross-entropy over the label tokens) for a quarter of the work."""
-    import torch
-
-    rng = random.Random(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    model.train()
-    loss_value = float("nan")
-    batches = _length_batches(examples, batch_size, steps, rng)
-    for step, batch in enumerate(batches):
-        width = max(len(x) for x, _ in batch)
-        ids = torch.tensor([x + [pad_id] * (width - len(x)) for x, _ in batch])
-        labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])
-        mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
-        loss = reply_loss(model, ids, mask, labels)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-        loss_value = loss.item()
-        if on_step:
-            on_step(step, loss_value)
-    model.eval()
-    return loss_value
-
-
-def _length_batches(examples: list, batch_size: int, steps: int, rng: random.Random) -> list[list]:
-    """`steps` batches of examples of similar length: sorted (ties broken at random), cut, batch order shuffled."""
-    keyed = sorted(examples, key=lambda e: (len(e[0]), rng.random()))
-    chunks = [keyed[i : i + batch_size] for i in range(0, len(keyed), batch_size)]
-    out: list[list] = []
-    while len(out) < steps:
-        rng.shuffle(chunks)
-        out += chunks
-    return out[:steps]
-
-
-def reply_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The causal-LM loss (mean cross-entropy of each label token given what precedes it), with the output layer
-    applied only at the positions that predict a label."""
-    import torch
-
-    hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
-    targets = labels[:, 1:]
-    keep = targets != -100
-    logits = model.lm_head(hidden[keep])
-    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
 
 
 def _fingerprint() -> str:
