@@ -119,8 +119,8 @@ FINDINGS = [
 ALL_DEMOS = DEMOS + FINDINGS
 # Fine-tune settings a demo model is registered with (the Fine-tune tab and `rp-eval finetune run` start from them):
 # LoRA at the default 2e-4 barely moves a model this small in the default 40 steps (loss 4.97 -> 4.57, natural
-# stops 3% -> 3%, measured), at 1e-2 demo-llama-eos learns to stop (3% -> 78%). Not part of the fingerprint: the
-# weights do not depend on it.
+# stops 3% -> 3%, measured); at 1e-2 demo-llama-eos learns to stop (3% -> 50-78% over four runs; 2e-2 and 3e-2
+# gave 66% and 69%). Not part of the fingerprint: the weights do not depend on it.
 FINETUNE_SUGGESTED = {"demo-llama-eos": {"learning_rate": 1e-2}}
 
 
