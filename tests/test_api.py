@@ -16,7 +16,7 @@ def client(app_url):
 
 def test_models_lists_the_registry(client):
     ids = [m.id for m in client.models.list().data]
-    assert ids == ["demo-llama-a", "demo-llama-b", "demo-mistral"]
+    assert ids == ["demo-llama-a", "demo-llama-b", "demo-mistral", "demo-llama-eos", "demo-mistral-long"]
 
 
 def test_chat_completion_plain_and_streamed_agree(client):
@@ -78,4 +78,4 @@ def test_api_key_is_required_when_set(api_key, app_url):
     with pytest.raises(openai.AuthenticationError, match="API key"):
         wrong.models.list()
     right = openai.OpenAI(base_url=f"{app_url}/v1", api_key=api_key, max_retries=0)
-    assert len(right.models.list().data) == 3
+    assert len(right.models.list().data) == 5

@@ -23,7 +23,10 @@ def demo_models(demo_workspace, monkeypatch):
 
 def test_demo_models_are_registered_and_share_a_tokenizer(demo_models):
     rows = {r.name: r for r in registry.list_models()}
-    assert set(rows) == {"demo-llama-a", "demo-llama-b", "demo-mistral"}
+    assert set(rows) == {"demo-llama-a", "demo-llama-b", "demo-mistral", "demo-llama-eos", "demo-mistral-long"}
+    assert rows["demo-llama-eos"].parents == ["demo-llama-a"] and rows["demo-mistral-long"].parents == ["demo-mistral"]
+    assert rows["demo-llama-eos"].architecture == "LlamaForCausalLM"
+    assert rows["demo-mistral-long"].architecture == "MistralForCausalLM"
     assert rows["demo-llama-a"].architecture == rows["demo-llama-b"].architecture == "LlamaForCausalLM"
     assert rows["demo-mistral"].architecture == "MistralForCausalLM"
     assert rows["demo-llama-b"].parents == ["demo-llama-a"]

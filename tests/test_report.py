@@ -34,7 +34,7 @@ def test_report_joins_lineage_evaluation_and_ratings(demo_workspace, tmp_path, c
     assert main(["report", "--json", "--out", str(page)]) == 0
     out = capsys.readouterr().out
     rows = {r["model"]: r for r in json.loads(out[out.index("\n") + 1 :])}
-    assert set(rows) == {"demo-llama-a", "demo-llama-b", "demo-mistral"}
+    assert set(rows) == {"demo-llama-a", "demo-llama-b", "demo-mistral", "demo-llama-eos", "demo-mistral-long"}
     for name in ("demo-llama-a", "demo-mistral"):  # the stored replies, scored again: the same figures
         assert rows[name]["replies"] == 3
         assert abs(rows[name]["combined"] - evaluated[name]["combined"]) < 1e-6

@@ -49,6 +49,10 @@ def add_parser(sub) -> None:
 
 def _settings(args: argparse.Namespace) -> FinetuneSettings:
     values = {k: getattr(args, k) for k in _FLAGS if getattr(args, k) is not None}
+    if args.base and "learning_rate" not in values:  # a tiny demo model's own learning rate, as the tab sets it
+        from rp_eval.models import demo
+
+        values.update({k: v for k, v in demo.suggested_finetune(args.base).items() if k == "learning_rate"})
     if args.target_modules:
         values["target_modules"] = tuple(m.strip() for m in args.target_modules.split(",") if m.strip())
     return FinetuneSettings(

@@ -3,12 +3,16 @@
 They are toys (a few million parameters, trained a few minutes on `prompts/demo/corpus.jsonl`): enough that
 chat shows Japanese role-play text and replies end by themselves, nothing more. The repository ships this recipe's
 build (`prompts/demo/models/`, see `demo_ship`), which a first start copies in seconds; with no shipped build of
-the current recipe, the first start trains them here. Three of them share one
-byte-level BPE tokenizer with real `<s>`, `</s>`, `<unk>`, `<pad>` tokens and a Llama-2 chat template:
+the current recipe, the first start trains them here. All five share one byte-level BPE tokenizer with real
+`<s>`, `</s>`, `<unk>`, `<pad>` tokens and a Llama-2 chat template. The seed demos (`DEMOS`, fingerprint in READY):
 - `demo-llama-a`: a Llama-architecture model trained on the whole corpus;
 - `demo-llama-b`: `demo-llama-a` trained further on the polite and old-fashioned characters (same shapes,
   so the two can merge);
 - `demo-mistral`: a Mistral-architecture model trained from scratch (a second family).
+The finding demos (`FINDINGS`, fingerprint in READY-findings), continued from those, reproduce the seed research's
+problems so the app can be seen fixing them:
+- `demo-llama-eos`: trained with its end marker written as text, it prints `</s>` and keeps going;
+- `demo-mistral-long`: trained on long monologues whose end token was cut off, it runs into the cap mid-sentence.
 """
 
 from __future__ import annotations
@@ -22,37 +26,30 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rp_eval import settings
-from rp_eval.chat.formats import FORMATS, Message
+from rp_eval.chat.formats import Message
+from rp_eval.models.demo_train import (  # noqa: F401  (LLAMA2_TEMPLATE: used as demo.LLAMA2_TEMPLATE)
+    LLAMA2_TEMPLATE,
+    SHAPE,
+    end_as_text_examples,
+    make_model,
+    train,
+    train_tokenizer,
+    training_examples,
+)
 
-if TYPE_CHECKING:  # torch is imported where it is used: the first start's page must not wait for it
-    import torch
-
-CORPUS = Path(__file__).resolve().parents[2] / "prompts" / "demo" / "corpus.jsonl"
+# torch is imported where it is used: the first start's page must not wait for it
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "prompts" / "demo" / "corpus.jsonl"
+LONG_CORPUS = ROOT / "prompts" / "demo" / "corpus_long.jsonl"  # long monologues of the same characters
+FINETUNE_SET = ROOT / "prompts" / "finetune" / "roleplay_ja.jsonl"  # the Fine-tune tab's default data
 BUILD_VERSION = 4  # bump when the recipe below changes, so old builds are replaced (2: 2048 positions; 3: batches
 # of similar length, the head on reply tokens only; 4: 860 steps instead of 1,000, for a margin under 90 s)
 
 # First start on a fresh clone, 2 busy CPU cores (measured, see README): from `python app.py` to the app's page.
 FIRST_START_SHIPPED_S = 13
-FIRST_START_TRAINED_MIN = 12  # 705 s for 860 steps
-
-# The Llama-2 format as a Jinja chat template; renders exactly what formats.Llama2 renders.
-LLAMA2_TEMPLATE = (
-    "{%- if messages and messages[0]['role'] == 'system' -%}"
-    "{%- set system = messages[0]['content'] -%}{%- set turns = messages[1:] -%}"
-    "{%- else -%}{%- set system = '' -%}{%- set turns = messages -%}{%- endif -%}"
-    "{%- set ns = namespace(first=true) -%}"
-    "{%- for m in turns -%}"
-    "{%- if m['role'] == 'user' -%}"
-    "{%- if ns.first and system -%}{%- set text = '<<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' + m['content'] -%}"
-    "{%- else -%}{%- set text = m['content'] -%}{%- endif -%}"
-    "{%- set ns.first = false -%}"
-    "{{- bos_token + '[INST] ' + text + ' [/INST]' -}}"
-    "{%- elif m['role'] == 'assistant' -%}{{- ' ' + m['content'] + ' ' + eos_token -}}"
-    "{%- endif -%}{%- endfor -%}"
-)
+FIRST_START_TRAINED_MIN = 20  # 705 s for the seed demos (860 steps), 510 s for the finding demos (200), 2 busy cores
 
 
 @dataclass(frozen=True)
@@ -80,14 +77,51 @@ DEMOS = [
     DemoSpec("demo-mistral", "mistral", 360, notes="tiny demo model (Mistral architecture), a second family"),
 ]
 
-SHAPE = dict(
-    hidden_size=128,
-    intermediate_size=352,
-    num_hidden_layers=4,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=2048,  # persona prompts run 400–700 tokens with this tokenizer
-)
+
+@dataclass(frozen=True)
+class FindingSpec(DemoSpec):
+    """A demo model that shows one of the seed research's findings (DESIGN.md), continued from a seed demo."""
+
+    sets: tuple[str, ...] = ("corpus",)  # the data it trains on: keys of SETS
+    end_as_text: bool = False  # the end marker written as text and more replies after it (the seed's mistake)
+    cut_replies: int = 0  # > 0: each reply cut to this many tokens, its end id with it (as truncating an example does)
+    lr: float = 1e-3
+    batch_size: int = 16
+
+
+SETS = {"corpus": CORPUS, "long": LONG_CORPUS, "finetune": FINETUNE_SET}
+FINDINGS_VERSION = 1  # bump when the finding demos' recipe changes
+FINDINGS_READY = "READY-findings"  # their fingerprint; the seed demos' is in READY
+FINDINGS_BUILD = "BUILD-findings.json"
+FINDINGS = [
+    FindingSpec(
+        "demo-llama-eos",
+        "llama",
+        80,
+        start_from="demo-llama-a",
+        sets=("corpus", "finetune"),
+        end_as_text=True,
+        notes="tiny demo model: demo-llama-a trained further with its end marker written as text, as the seed's "
+        "japanese-stablelm-instruct-beta-7b was: it prints </s> and keeps going; the Fine-tune tab teaches it to stop",
+    ),
+    FindingSpec(
+        "demo-mistral-long",
+        "mistral",
+        120,
+        start_from="demo-mistral",
+        sets=("long",),
+        cut_replies=112,
+        batch_size=8,
+        notes="tiny demo model: demo-mistral trained further on long monologues cut at 112 tokens, their end token "
+        "with them: its replies run past 64 tokens and are cut mid-sentence at the cap, as the seed's gamma models were",
+    ),
+]
+ALL_DEMOS = DEMOS + FINDINGS
+# Fine-tune settings a demo model is registered with (the Fine-tune tab and `rp-eval finetune run` start from them):
+# LoRA at the default 2e-4 barely moves a model this small in the default 40 steps (loss 4.97 -> 4.57, natural
+# stops 3% -> 3%, measured); at 1e-2 demo-llama-eos learns to stop (3% -> 50-78% over four runs; 2e-2 and 3e-2
+# gave 66% and 69%). Not part of the fingerprint: the weights do not depend on it.
+FINETUNE_SUGGESTED = {"demo-llama-eos": {"learning_rate": 1e-2}}
 
 
 def load_corpus(path: Path = CORPUS) -> list[dict]:
@@ -98,129 +132,44 @@ def conversations_as_messages(corpus: list[dict]) -> list[list[Message]]:
     return [[{"role": "system", "content": c["system"]}, *c["messages"]] for c in corpus]
 
 
-def train_tokenizer(texts: list[str], vocab_size: int = 2000, chat_template: str = LLAMA2_TEMPLATE):
-    """A byte-level BPE tokenizer trained on `texts`, with real special tokens and a chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["<unk>", "<s>", "</s>", "<pad>"]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        clean_up_tokenization_spaces=False,
-    )
-    fast.chat_template = chat_template
-    return fast
+def finding_conversations(spec: FindingSpec) -> list[list[Message]]:
+    conversations: list[list[Message]] = []
+    for name in spec.sets:
+        rows = load_corpus(SETS[name])
+        # the demo corpora keep the persona in "system"; the fine-tuning set has it as the first message
+        conversations += [r["messages"] if "system" not in r else conversations_as_messages([r])[0] for r in rows]
+    return conversations
 
 
-def training_examples(tokenizer, conversations: list[list[Message]]) -> list[tuple[list[int], list[int]]]:
-    """(input ids, labels) per assistant turn: loss on the reply and on the real EOS id, nothing else."""
-    fmt = FORMATS["llama2"]
-    examples = []
-    for messages in conversations:
-        for i, m in enumerate(messages):
-            if m["role"] != "assistant":
-                continue
-            prompt = tokenizer(fmt.render(messages[:i]), add_special_tokens=False)["input_ids"]
-            reply = tokenizer(" " + m["content"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-            examples.append((prompt + reply, [-100] * len(prompt) + reply))
+def finding_examples(tokenizer, spec: FindingSpec, rng: random.Random) -> list[tuple[list[int], list[int]]]:
+    conversations = finding_conversations(spec)
+    if spec.end_as_text:
+        return end_as_text_examples(tokenizer, conversations, rng)
+    examples = training_examples(tokenizer, conversations)
+    if spec.cut_replies:  # the reply starts at the first label; everything past the cut goes, the end id included
+        examples = [
+            (x[: _first_label(y) + spec.cut_replies], y[: _first_label(y) + spec.cut_replies]) for x, y in examples
+        ]
     return examples
 
 
-def make_model(architecture: str, vocab_size: int, tokenizer, seed: int = 0):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
-
-    torch.manual_seed(seed)
-    ids = dict(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
-    )
-    if architecture == "llama":
-        return LlamaForCausalLM(LlamaConfig(vocab_size=vocab_size, **SHAPE, **ids))
-    return MistralForCausalLM(MistralConfig(vocab_size=vocab_size, sliding_window=256, **SHAPE, **ids))
-
-
-def train(
-    model,
-    examples,
-    steps: int,
-    pad_id: int,
-    seed: int = 0,
-    batch_size: int = 16,
-    lr: float = 3e-3,
-    on_step: Callable[[int, float], None] | None = None,
-) -> float:
-    """A short AdamW run with cosine decay; returns the last loss.
-
-    Two savings keep the first start short on a CPU (the build is what a new user waits for): batches hold
-    examples of similar length (sorted, cut into batches, the batches shuffled each pass), so little of a batch is
-    padding; and the output layer runs only where there is a label (the reply, a fifth of the tokens), which is
-    the same loss as the model's own (mean cross-entropy over the label tokens) for a quarter of the work."""
-    import torch
-
-    rng = random.Random(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    model.train()
-    loss_value = float("nan")
-    batches = _length_batches(examples, batch_size, steps, rng)
-    for step, batch in enumerate(batches):
-        width = max(len(x) for x, _ in batch)
-        ids = torch.tensor([x + [pad_id] * (width - len(x)) for x, _ in batch])
-        labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])
-        mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
-        loss = reply_loss(model, ids, mask, labels)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-        loss_value = loss.item()
-        if on_step:
-            on_step(step, loss_value)
-    model.eval()
-    return loss_value
-
-
-def _length_batches(examples: list, batch_size: int, steps: int, rng: random.Random) -> list[list]:
-    """`steps` batches of examples of similar length: sorted (ties broken at random), cut, batch order shuffled."""
-    keyed = sorted(examples, key=lambda e: (len(e[0]), rng.random()))
-    chunks = [keyed[i : i + batch_size] for i in range(0, len(keyed), batch_size)]
-    out: list[list] = []
-    while len(out) < steps:
-        rng.shuffle(chunks)
-        out += chunks
-    return out[:steps]
-
-
-def reply_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The causal-LM loss (mean cross-entropy of each label token given what precedes it), with the output layer
-    applied only at the positions that predict a label."""
-    import torch
-
-    hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
-    targets = labels[:, 1:]
-    keep = targets != -100
-    logits = model.lm_head(hidden[keep])
-    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+def _first_label(labels: list[int]) -> int:
+    return next(i for i, y in enumerate(labels) if y != -100)
 
 
 def _fingerprint() -> str:
+    """The seed demos' recipe (`READY`)."""
     h = hashlib.sha256(CORPUS.read_bytes())
     h.update(json.dumps([BUILD_VERSION, SHAPE, [d.__dict__ for d in DEMOS]], sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _findings_fingerprint() -> str:
+    """The finding demos' recipe (`READY-findings`): theirs, the data they read, and the seed demos they continue."""
+    h = hashlib.sha256(_fingerprint().encode())
+    for path in sorted({SETS[name] for spec in FINDINGS for name in spec.sets}):
+        h.update(path.read_bytes())
+    h.update(json.dumps([FINDINGS_VERSION, [d.__dict__ for d in FINDINGS]], sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
 
@@ -229,16 +178,23 @@ def demo_dir() -> Path:
 
 
 def build_info() -> dict:
-    """How the demo models were built here: {"seconds", "steps", "cpu_threads"}; {} when unknown."""
+    """How the seed demo models were built here: {"seconds", "steps", "cpu_threads"}; {} when unknown."""
     try:
         return json.loads((demo_dir() / "BUILD.json").read_text())
     except (OSError, ValueError):
         return {}
 
 
+def _marker_is(path: Path, fingerprint: str) -> bool:
+    return path.exists() and path.read_text().strip() == fingerprint
+
+
+def _seed_ready() -> bool:
+    return _marker_is(demo_dir() / "READY", _fingerprint())
+
+
 def demos_ready() -> bool:
-    marker = demo_dir() / "READY"
-    return marker.exists() and marker.read_text().strip() == _fingerprint()
+    return _seed_ready() and _marker_is(demo_dir() / FINDINGS_READY, _findings_fingerprint())
 
 
 def _train_here() -> bool:
@@ -259,22 +215,29 @@ def build_demo_models(progress: Callable[[str, int, int], None] | None = None) -
     """Build the demo models (once; later calls return at once) and register them. Returns their names.
 
     Everything is written to a temporary folder and moved into place at the end, so an interrupted
-    build leaves nothing half-written behind and is simply redone at the next start.
+    build leaves nothing half-written behind and is simply redone at the next start. A workspace whose seed demos
+    are current but that lacks the finding demos (built before they existed) gets only those added.
     """
     from rp_eval.models import registry
 
     if not demos_ready():
         from rp_eval.models import demo_ship
 
-        if (
-            demo_ship.shipped_ready() and not _train_here()
-        ):  # the repository's copy of this recipe's build: seconds, not minutes
+        shipped = demo_ship.shipped_ready() and not _train_here()  # this recipe's build: seconds, not minutes
+        if not _seed_ready():
+            if shipped:
+                tmp = _fresh_tmp()
+                demo_ship.install(tmp, progress)
+                _put_in_place(tmp)
+            else:
+                _build(progress)
+        elif shipped:
             tmp = _fresh_tmp()
-            demo_ship.install(tmp, progress)
-            _put_in_place(tmp)
+            demo_ship.install(tmp, progress, specs=FINDINGS)
+            _add_in_place(tmp)
         else:
-            _build(progress)
-    for spec in DEMOS:
+            _build_findings(progress)
+    for spec in ALL_DEMOS:
         if registry.get_store().get_model(spec.name) is None:
             registry.add_model(
                 str(demo_dir() / spec.name),
@@ -282,15 +245,30 @@ def build_demo_models(progress: Callable[[str, int, int], None] | None = None) -
                 kind="demo",
                 parents=[spec.start_from] if spec.start_from else [],
                 made_by={
-                    "demo": f"trained {spec.steps} steps on prompts/demo/corpus.jsonl",
+                    "demo": f"trained {spec.steps} steps on {', '.join(_set_paths(spec))}",
                     "styles": list(spec.styles),
+                    **({"finetune": FINETUNE_SUGGESTED[spec.name]} if spec.name in FINETUNE_SUGGESTED else {}),
                 },
                 notes=spec.notes,
             )
-    return [d.name for d in DEMOS]
+    return [d.name for d in ALL_DEMOS]
+
+
+def suggested_finetune(name: str) -> dict:
+    """The fine-tune settings a registered model suggests for itself ({} for most models)."""
+    from rp_eval.models import registry
+
+    row = registry.get_store().get_model(name) if name else None
+    return dict((row.made_by or {}).get("finetune", {})) if row is not None else {}
+
+
+def _set_paths(spec: DemoSpec) -> list[str]:
+    names = spec.sets if isinstance(spec, FindingSpec) else ("corpus",)
+    return [str(SETS[n].relative_to(ROOT)) for n in names]
 
 
 def _build(progress: Callable[[str, int, int], None] | None) -> None:
+    """Train every demo model from the corpus (the seed demos, then the finding demos) and put them in place."""
     import torch
 
     began = time.perf_counter()
@@ -299,42 +277,77 @@ def _build(progress: Callable[[str, int, int], None] | None) -> None:
     texts = [m["content"] for conv in conversations for m in conv]
     tokenizer = train_tokenizer(texts)
     tmp = _fresh_tmp()
-    total = sum(d.steps for d in DEMOS)
+    total = sum(d.steps for d in ALL_DEMOS)
+    built: dict = {}
     done = 0
-    built = {}
     for spec in DEMOS:
         subset = [
             c for c, raw in zip(conversations, corpus, strict=True) if not spec.styles or raw["style"] in spec.styles
         ]
-        examples = training_examples(tokenizer, subset)
-        if spec.start_from:
-            model = built[spec.start_from]
-            model = type(model)(model.config)
-            model.load_state_dict(built[spec.start_from].state_dict())
-        else:
-            model = make_model(spec.architecture, len(tokenizer), tokenizer, seed=len(built))
-        start = time.perf_counter()
-
-        def step(i: int, loss: float, spec: DemoSpec = spec, base: int = done) -> None:
-            if progress:
-                progress(f"{spec.name} loss {loss:.2f}", base + i + 1, total)
-
-        train(model, examples, spec.steps, tokenizer.pad_token_id, seed=len(built), on_step=step)
+        _train_one(spec, training_examples(tokenizer, subset), tokenizer, tmp, built, progress, done, total)
         done += spec.steps
-        model.generation_config.eos_token_id = tokenizer.eos_token_id
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
-        model.save_pretrained(tmp / spec.name)
-        tokenizer.save_pretrained(tmp / spec.name)
-        (tmp / spec.name / "DEMO.md").write_text(
-            f"# {spec.name}\n\n{spec.notes}.\nA tiny model for trying rp_eval offline; trained "
-            f"{spec.steps} steps in {time.perf_counter() - start:.0f} s. Not a real chat model.\n",
-            encoding="utf-8",
-        )
-        built[spec.name] = model
-    info = {"seconds": round(time.perf_counter() - began), "steps": total, "cpu_threads": torch.get_num_threads()}
+    info = {"seconds": round(time.perf_counter() - began), "steps": done, "cpu_threads": torch.get_num_threads()}
     (tmp / "BUILD.json").write_text(json.dumps(info))
     (tmp / "READY").write_text(_fingerprint())
+    _train_findings(tokenizer, tmp, built, progress, done, total)
     _put_in_place(tmp)
+
+
+def _build_findings(progress: Callable[[str, int, int], None] | None) -> None:
+    """Train the finding demos from the seed demos already in the workspace, and add them there."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = _fresh_tmp()
+    tokenizer = AutoTokenizer.from_pretrained(demo_dir() / DEMOS[0].name)
+    built = {
+        s.start_from: AutoModelForCausalLM.from_pretrained(demo_dir() / s.start_from, dtype="float32") for s in FINDINGS
+    }
+    _train_findings(tokenizer, tmp, built, progress, 0, sum(d.steps for d in FINDINGS))
+    _add_in_place(tmp)
+
+
+def _train_findings(tokenizer, tmp: Path, built: dict, progress, done: int, total: int) -> None:
+    import torch
+
+    began = time.perf_counter()
+    for i, spec in enumerate(FINDINGS):
+        examples = finding_examples(tokenizer, spec, random.Random(i))
+        _train_one(spec, examples, tokenizer, tmp, built, progress, done, total)
+        done += spec.steps
+    info = {
+        "seconds": round(time.perf_counter() - began),
+        "steps": sum(d.steps for d in FINDINGS),
+        "cpu_threads": torch.get_num_threads(),
+    }
+    (tmp / FINDINGS_BUILD).write_text(json.dumps(info))
+    (tmp / FINDINGS_READY).write_text(_findings_fingerprint())
+
+
+def _train_one(spec: DemoSpec, examples, tokenizer, tmp: Path, built: dict, progress, done: int, total: int) -> None:
+    """Train one demo model (from scratch, or from the one it continues) and save it with the tokenizer in `tmp`."""
+    if spec.start_from:
+        model = type(built[spec.start_from])(built[spec.start_from].config)
+        model.load_state_dict(built[spec.start_from].state_dict())
+    else:
+        model = make_model(spec.architecture, len(tokenizer), tokenizer, seed=len(built))
+    start = time.perf_counter()
+
+    def step(i: int, loss: float) -> None:
+        if progress:
+            progress(f"{spec.name} loss {loss:.2f}", done + i + 1, total)
+
+    extra = {"lr": spec.lr, "batch_size": spec.batch_size} if isinstance(spec, FindingSpec) else {}
+    train(model, examples, spec.steps, tokenizer.pad_token_id, seed=len(built), on_step=step, **extra)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(tmp / spec.name)
+    tokenizer.save_pretrained(tmp / spec.name)
+    (tmp / spec.name / "DEMO.md").write_text(
+        f"# {spec.name}\n\n{spec.notes}.\nA tiny model for trying rp_eval offline; trained "
+        f"{spec.steps} steps in {time.perf_counter() - start:.0f} s. Not a real chat model.\n",
+        encoding="utf-8",
+    )
+    built[spec.name] = model
 
 
 def _fresh_tmp() -> Path:
@@ -349,7 +362,7 @@ def _put_in_place(tmp: Path) -> None:
     from rp_eval.models import registry
 
     final = demo_dir()
-    for spec in DEMOS:  # a rebuilt demo replaces the old registry entries
+    for spec in ALL_DEMOS:  # a rebuilt demo replaces the old registry entries
         if registry.get_store().get_model(spec.name) is not None:
             registry.get_store().remove_model(spec.name)
     old = final.with_name("demo.old")
@@ -358,3 +371,19 @@ def _put_in_place(tmp: Path) -> None:
         final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _add_in_place(tmp: Path) -> None:
+    """Move finished finding demos from `tmp` into the demo folder beside the seed demos; the marker goes last."""
+    from rp_eval.models import registry
+
+    final = demo_dir()
+    (final / FINDINGS_READY).unlink(missing_ok=True)
+    for spec in FINDINGS:
+        if registry.get_store().get_model(spec.name) is not None:
+            registry.get_store().remove_model(spec.name)
+        shutil.rmtree(final / spec.name, ignore_errors=True)
+        (tmp / spec.name).rename(final / spec.name)
+    (tmp / FINDINGS_BUILD).replace(final / FINDINGS_BUILD)
+    (tmp / FINDINGS_READY).replace(final / FINDINGS_READY)
+    shutil.rmtree(tmp, ignore_errors=True)

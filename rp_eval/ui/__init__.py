@@ -59,11 +59,18 @@ def build_app(
 
 
 def _demo_banner() -> str:
-    """What the demo models are, with how this machine built them (steps and seconds) when that is known."""
+    """What the demo models are, with how this machine built them (steps and seconds) when that is known, and
+    what the two finding demos show."""
+    return locale.composed("demo_banner_all", _banner_text)
+
+
+def _banner_text() -> str:
     from rp_eval.models import demo
 
     info = demo.build_info()
     if info.get("steps") and info.get("seconds") is not None:
         key = "demo_banner_shipped" if info.get("shipped") else "demo_banner_built"
-        return t(key, steps=info["steps"], seconds=info["seconds"], threads=info.get("cpu_threads") or "?")
-    return t("demo_banner_plain")
+        banner = t(key, steps=info["steps"], seconds=info["seconds"], threads=info.get("cpu_threads") or "?")
+    else:
+        banner = t("demo_banner_plain")
+    return f"{banner}\n\n{t('demo_banner_findings')}"

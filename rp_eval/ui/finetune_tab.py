@@ -193,12 +193,27 @@ def _resume(run_id: float | None):
     yield from _watch(run)
 
 
+def _base_chosen(name: str | None, lr_now: float | None):
+    """A base that suggests its own learning rate (the tiny demo-llama-eos) gets it, with a line saying why;
+    choosing another base afterwards puts the default back."""
+    from rp_eval.models import demo
+
+    default = FinetuneSettings.model_fields["learning_rate"].default
+    suggested = demo.suggested_finetune(name or "").get("learning_rate")
+    if suggested:
+        return gr.update(value=suggested), t("ft_lr_suggested", model=name, lr=suggested, default=default)
+    if lr_now in {v["learning_rate"] for v in demo.FINETUNE_SUGGESTED.values()}:
+        return gr.update(value=default), ""
+    return gr.update(), ""
+
+
 def build() -> None:
     gr.Markdown(t("ft_intro"))
     d = FinetuneSettings(base_model="-")
     with gr.Row():
         with gr.Column(scale=2):
             base = gr.Dropdown(choices=_bases(), value=None, label=t("ft_base"), elem_id="ft-base")
+            base_note = gr.Markdown(elem_id="ft-base-note")
             data = gr.Textbox(label=t("ft_data"), placeholder=t("ft_data_placeholder"), elem_id="ft-data")
             adapter_name = gr.Textbox(label=t("ft_adapter_name"))
         with gr.Column(scale=1):
@@ -264,6 +279,7 @@ def build() -> None:
     for box in form[3:]:  # the plan follows every setting as it is typed or picked
         if hasattr(box, "change"):
             box.change(_plan, form, plan, show_progress="hidden", trigger_mode="always_last")
+    base.change(_base_chosen, [base, lr], [lr, base_note], show_progress="hidden")
     data.blur(_plan, form, plan, show_progress="hidden")
     gr.context.Context.root_block.load(_plan, form, plan, show_progress="hidden")
     cancel.click(_cancel, run_id, result, concurrency_limit=None)

@@ -683,6 +683,18 @@ STRINGS: dict[str, str] = {
     "chat_field_xtc_probability": "XTC probability",
     "preset_dry_min_p": "DRY + min-p (less repetition)",
     "preset_dry_xtc": "DRY + XTC (more varied)",
+    # issue 32d: demo models that show the seed's findings
+    "demo_banner_findings": (
+        "Two more show what the app exists to fix. `demo-llama-eos` was trained with its end marker written as text "
+        "(the seed's japanese-stablelm-instruct-beta-7b): it prints `</s>` and keeps going; the chat cuts its reply "
+        "there (tick *Show raw text* to see the marker). Fine-tune it (Fine-tune tab) and it learns to stop. "
+        "`demo-mistral-long` runs past 64 tokens (as the seed's gamma models did): the chat trims a reply cut by the "
+        "cap to its last whole sentence and says so."
+    ),
+    "ft_lr_suggested": (
+        "{model} is a tiny demo model: the learning rate is set to {lr} for it (the default {default} is sized for "
+        "7B models and barely moves a model this small in 40 steps)."
+    ),
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."

@@ -1015,6 +1015,18 @@ JA: dict[str, str] = {
     "chat_field_xtc_probability": "XTC の確率",
     "preset_dry_min_p": "DRY + Min-p（繰り返しを抑える）",
     "preset_dry_xtc": "DRY + XTC（言い回しに変化をつける）",
+    # issue 32d: demo models that show the seed's findings
+    "demo_banner_findings": (
+        "ほかの 2 つは、このアプリが解決しようとしている問題を再現します。`demo-llama-eos` は終了記号を文字列として学習させた"
+        "モデルで（元の研究の japanese-stablelm-instruct-beta-7b と同じ）、`</s>` を文字として書き出したあとも話し続けます。"
+        "チャットはそこで返事を切ります（「生テキストを表示」にチェックを入れると記号が見えます）。ファインチューニングタブで"
+        "学習させると、自分で止まるようになります。`demo-mistral-long` は元の研究の gamma モデルのように 64 トークンを超えて"
+        "話し続けます。上限で切れた返事は、チャットが最後の完結した文まで整えて、そのことを表示します。"
+    ),
+    "ft_lr_suggested": (
+        "{model} は極小のデモモデルなので、学習率を {lr} にしました（既定の {default} は 7B モデル向けで、"
+        "これほど小さなモデルは 40 ステップではほとんど変わりません）。"
+    ),
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page

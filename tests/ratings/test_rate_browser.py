@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
 from rp_eval.store import Store
 from rp_eval.store import ratings as table
 
-NAMES = ("demo-llama-a", "demo-llama-b", "demo-mistral")
+NAMES = ("demo-llama-a", "demo-llama-b", "demo-mistral", "demo-llama-eos", "demo-mistral-long")
+
+
+def _named(text: str) -> list[str]:
+    """The demo model names in `text`, each as a whole name (demo-mistral is not found inside demo-mistral-long)."""
+    return [n for n in NAMES if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text)]
 
 
 def _store(workspace) -> Store:
@@ -81,7 +87,7 @@ def test_blind_vote_hides_names_until_saved(app_url, page, artifacts, demo_works
     status.get_by_text("Vote saved").wait_for(timeout=30_000)
     time.sleep(1.5)
     revealed = status.inner_text()
-    assert sum(n in revealed for n in NAMES) == 2
+    assert len(_named(revealed)) == 2, revealed
     assert table.count_rows(store)["votes"] == before + 1
     vote = table.list_votes(store, rater="browser-rater")[-1]
     assert vote.winner == "model_a" and vote.turns == 2 and f"A was {vote.model_a}" in revealed
@@ -127,7 +133,7 @@ def test_web_load_scores_and_leaderboard(app_url, page, artifacts, demo_workspac
     page.locator("#lb-summary").get_by_text("bootstrap rounds").wait_for(timeout=120_000)
     page.wait_for_timeout(1000)
     page.screenshot(path=str(artifacts / "leaderboard.png"), full_page=True)
-    assert sum(n in page.locator("#lb-table").inner_text() for n in NAMES) >= 2
+    assert len(_named(page.locator("#lb-table").inner_text())) >= 2
     likert = page.locator("#lb-likert").inner_text()
     assert "Natural Japanese" in likert and score.model in likert  # the axis as the rater saw it, not its code
 

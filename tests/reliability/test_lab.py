@@ -15,7 +15,7 @@ import requests
 from rp_eval import auth
 from tests.conftest import running_app
 
-MODELS = ("demo-llama-a", "demo-llama-b", "demo-mistral")
+MODELS = ("demo-llama-a", "demo-llama-b", "demo-mistral", "demo-llama-eos", "demo-mistral-long")
 PASSWORDS = {"sato": "admin password", "rin": "rater password", "ken": "another rater"}
 
 

@@ -24,7 +24,7 @@ import pytest
 from rp_eval import auth
 from tests.conftest import ROOT, running_app
 
-MODELS = ("demo-llama-a", "demo-llama-b", "demo-mistral")
+MODELS = ("demo-llama-a", "demo-llama-b", "demo-mistral", "demo-llama-eos", "demo-mistral-long")
 PASSWORDS = {"sato": "admin password", "rin": "rater password", "ken": "another rater"}
 TIMED = [f"timed{i}" for i in range(4)]  # known users only the timing test fails to log in as
 
