@@ -135,6 +135,7 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("chat_conversations", "owner", "VARCHAR(200) NOT NULL DEFAULT ''"),
     ("chat_turns", "waited_seconds", "FLOAT NOT NULL DEFAULT 0"),
     ("chat_turns", "dropped_turns", "INTEGER NOT NULL DEFAULT 0"),
+    ("persona_cards", "owner", "VARCHAR(200) NOT NULL DEFAULT ''"),
 ]
 
 

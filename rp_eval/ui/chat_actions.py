@@ -16,12 +16,21 @@ import gradio as gr
 
 from rp_eval import settings as app_settings
 from rp_eval.chat import session
-from rp_eval.chat.cards import MAX_CARD_BYTES, Card, CardError, card_png, persona_to_card, read_card_file
+from rp_eval.chat.cards import (
+    MAX_CARD_BYTES,
+    Card,
+    CardError,
+    card_png,
+    card_to_persona,
+    persona_to_card,
+    read_card_file,
+)
 from rp_eval.chat.generate import GenerationSettings
 from rp_eval.chat.personas import DEFAULT_USER, Persona
 from rp_eval.chat.presets import PRESETS
 from rp_eval.errors import RpEvalError
 from rp_eval.models import registry
+from rp_eval.store import cards as card_store
 from rp_eval.store import chat as chat_store
 from rp_eval.store import get_store
 from rp_eval.ui import signed_in
@@ -47,7 +56,8 @@ def model_names() -> list[str]:
 
 
 def personas() -> dict[str, Persona]:
-    return session.personas(get_store())
+    """The personas the signed-in person may use: the shipped ones, the lab's cards and their own imports."""
+    return session.personas(get_store(), viewer=signed_in.scope())
 
 
 def persona_choices() -> list[tuple[str, str]]:
@@ -355,14 +365,19 @@ def import_card(path):
         card = read_card_file(path)
         blob = Path(path).read_bytes()
         image = blob if blob[:8] == b"\x89PNG\r\n\x1a\n" else None
-        persona = session.import_card(get_store(), card, image)
+        admin = signed_in.scope() is None
+        persona = session.import_card(get_store(), card, image, owner=signed_in.login(), admin=admin)
     except RpEvalError as err:
         return gr.update(), warn(err)
-    return gr.update(choices=persona_choices(), value=persona.id), t("chat_imported", name=persona.name, id=persona.id)
+    said = t("chat_imported", name=persona.name, id=persona.id)
+    wanted = card_to_persona(card).id
+    if persona.id != wanted:  # a shipped persona's id, or another person's card: kept beside it, not over it
+        said += " " + t("chat_imported_own_id", wanted=wanted)
+    return gr.update(choices=persona_choices(), value=persona.id), said
 
 
 def card_for(persona_id: str) -> Card | None:
-    stored = {row.persona_id: row.card for row in chat_store.list_cards(get_store())}
+    stored = {row.persona_id: row.card for row in card_store.visible(get_store(), signed_in.scope())}
     persona = personas().get(persona_id)
     if persona_id in stored and persona is not None and persona_id not in session.load_personas():
         return Card(stored[persona_id])  # an imported card goes out exactly as it came in

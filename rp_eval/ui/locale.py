@@ -589,6 +589,8 @@ STRINGS: dict[str, str] = {
     "chat_lore_dropped": "Called up but left out to fit the model's context: {names}",
     "chat_examples_dropped": "The example dialogues are left out of this prompt to fit the model's context.",
     "chat_side_by_side_new": "Side by side changed: a new conversation starts here; the earlier one is kept under Saved conversations.",
+    # issue 29c: card owners, card and upload limits
+    "chat_imported_own_id": "Its own id `{wanted}` is a shipped persona or another person's card, which an import does not replace, so it is kept under this id.",
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."
