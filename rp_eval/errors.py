@@ -288,6 +288,12 @@ MESSAGES: dict[str, str] = {
     "err_guard_form": "the form body is not valid UTF-8: {detail}",
     "err_guard_no_event": "this page has no event number {fn}",
     "err_guard_media_type": ("{path} takes a JSON body (Content-Type: application/json), not '{kind}'"),
+    # issue 29c: card PNGs read from their chunks, upload limits
+    "err_card_pixels": (
+        "{source}: the picture is {width} x {height} ({mp} megapixels); a card's picture may have at most {limit} "
+        "megapixels"
+    ),
+    "err_card_text_too_big": "{source}: the PNG's '{chunk}' text is over {limit} MB; a card's text may be at most {limit} MB",
 }
 
 

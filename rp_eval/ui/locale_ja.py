@@ -817,6 +817,8 @@ JA: dict[str, str] = {
     "err_guard_media_type": "{path} が受け付けるのは JSON の本体（Content-Type: application/json）だけです。'{kind}' は使えません",
     # issue 29c: card owners, card and upload limits
     "chat_imported_own_id": "カード自身の ID `{wanted}` は同梱のペルソナか他の人のカードで、読み込みでは置き換えないため、この ID で保存しました。",
+    "err_card_pixels": "{source}: 画像が {width} × {height}（{mp} メガピクセル）あります。カードの画像は {limit} メガピクセルまでです",
+    "err_card_text_too_big": "{source}: PNG の '{chunk}' テキストが {limit} MB を超えています。カードのテキストは {limit} MB までです",
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page

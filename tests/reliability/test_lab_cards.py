@@ -4,19 +4,25 @@ naming the uploaded copy."""
 
 from __future__ import annotations
 
+import io
 import json
-import shutil
 import sqlite3
+import threading
+import time
 import uuid
+import zlib
 from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
+from rp_eval.chat import cards
 from rp_eval.chat.personas import PERSONAS_DIR
-from tests.conftest import running_app
+from tests.conftest import demo_copy_with, running_app
+from tests.reliability.test_lab_limits import LONG, _finish, _join, _long_chat
 from tests.reliability.test_lab_safety import _config, _event, _sql
-from tests.reliability.test_lab_trust import _login, _users
+from tests.reliability.test_lab_trust import _login, _server_pid, _users
 
 LEGACY = "old-lab-card"  # a card stored before cards had owners
 
@@ -37,10 +43,9 @@ def _legacy_workspace(workspace: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def lab(demo_build, tmp_path_factory):
+def lab(demo_build, tmp_path_factory, tokenizer):
     root = tmp_path_factory.mktemp("labcards")
-    workspace = root / "workspace"
-    shutil.copytree(demo_build, workspace)
+    workspace = demo_copy_with(demo_build, root, tokenizer, LONG, max_position_embeddings=8192)  # a model that talks
     _legacy_workspace(workspace)
     users = _users(root / "users.yaml")
     env = {"GRADIO_TEMP_DIR": str(root / "gradio-cache")}
@@ -87,12 +92,13 @@ def _fn(config: dict, trigger: str, inputs: list[int]) -> int:
     raise AssertionError(f"no {event} event on component {comp}")
 
 
-def _import(c: httpx.Client, card: dict | bytes, path: str = "", name: str = "card.json") -> str:
+def _import(c: httpx.Client, card: dict | bytes, path: str = "", name: str = "card.json", session: str = "") -> str:
     """Import a card as the page does (upload, then the File's upload event); the status line it gives."""
     config = _config(c, path)
     box = _by_elem(config, "chat-card-import")
     blob = card if isinstance(card, bytes) else json.dumps(card, ensure_ascii=False).encode()
-    raw, done = _event(c, _fn(config, (box, "upload"), [box]), [_upload(c, name, blob, path)], _session(c), path)
+    file = _upload(c, name, blob, path)
+    raw, done = _event(c, _fn(config, (box, "upload"), [box]), [file], session or _session(c), path)
     assert done.get("success"), raw[-1500:]
     return done["output"]["data"][1]
 
@@ -166,3 +172,98 @@ def test_a_raters_card_is_theirs_and_no_one_elses_import_replaces_it(lab):
     assert "`old-lab-card`" in _import(sato, _card("古いカード", LEGACY, "管理者が直した版"), "/admin")
     stored = _stored(workspace)
     assert stored["mio"] == ("ルースの新しい版", "ruth") and stored[LEGACY] == ("管理者が直した版", "")
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+
+def _bomb(side: int = 13_000) -> bytes:
+    """A PNG of `side` x `side` RGB pixels, all black (169 megapixels in about half a megabyte), with a card in a
+    `chara` chunk after the picture, where SillyTavern writes it."""
+    ihdr = side.to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
+    squeeze, row = zlib.compressobj(9), bytes(1 + 3 * side)
+    idat = b"".join(squeeze.compress(row) for _ in range(side)) + squeeze.flush()
+    card = _card("爆弾", "bomb", "画素の爆弾")
+    text = b"chara\0" + cards._b64(card).encode()
+    return (
+        cards.PNG_SIGNATURE
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", idat)
+        + _chunk(b"tEXt", text)
+        + _chunk(b"IEND", b"")
+    )
+
+
+def _peak_kb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
+
+
+def test_a_card_png_is_read_without_decoding_its_pixels(lab):
+    """Finding 6: the 169-megapixel, half-megabyte PNG imported four times at once (two raters, two each): each
+    answers within a second or two with a message naming the cap, and the server's peak memory hardly moves. A
+    card whose `chara` text inflates past the cap (zTXt) is refused naming it; an ordinary card PNG still imports."""
+    url, workspace, _ = lab
+    ruth, rita = _login(url, "ruth"), _login(url, "rita")
+    bomb = _bomb()
+    assert len(bomb) < 600_000
+    pid = _server_pid(url)
+    for c in (ruth, rita):
+        _config(c)
+        _session(c)
+    before = _peak_kb(pid)
+    said: list[tuple[str, float]] = []
+    start = threading.Barrier(4)
+
+    def send(c: httpx.Client) -> None:
+        start.wait()
+        t0 = time.perf_counter()
+        said.append((_import(c, bomb, name="bomb.png", session=uuid.uuid4().hex), time.perf_counter() - t0))
+
+    threads = [threading.Thread(target=send, args=(c,)) for c in (ruth, ruth, rita, rita)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    grown_mb = (_peak_kb(pid) - before) / 1024
+    print(f"four 169-megapixel PNGs at once: {[f'{s:.2f}' for _, s in said]} s each, peak memory +{grown_mb:.0f} MB")
+    assert len(said) == 4
+    for text, seconds in said:
+        assert "13000 x 13000" in text and "at most 32 megapixels" in text, text
+        assert seconds < 3, said
+    assert grown_mb < 40, grown_mb
+    assert "bomb" not in _stored(workspace)
+
+    ruth.cookies.set("rp_lang", "ja")
+    assert "32 メガピクセルまで" in _import(ruth, bomb, name="bomb.png")
+    ruth.cookies.delete("rp_lang")
+    big = b"chara\0\0" + zlib.compress(b"A" * (6 * 2**20))  # a zTXt chunk: 6 MB of text in a few kilobytes
+    blank = io.BytesIO()
+    Image.new("RGB", (40, 60)).save(blank, format="PNG")
+    iend = blank.getvalue().rindex(b"IEND") - 4
+    text_bomb = blank.getvalue()[:iend] + _chunk(b"zTXt", big) + blank.getvalue()[iend:]
+    said = _import(ruth, text_bomb, name="text.png")
+    assert "'chara' text is over 5 MB" in said, said
+    tiny = cards.card_png(cards.Card(_card("小", "tiny", "小さなカード")))
+    assert "`tiny`" in _import(ruth, tiny, name="tiny.png")  # an ordinary card PNG (chara after the picture)
+
+
+def test_card_imports_count_against_the_per_login_limit(lab):
+    """Finding 6: with two long replies of rita's in flight (limit_events_per_login 2), her card import is refused
+    with 429 and the limit's message; ruth's import at the same moment is not."""
+    url, workspace, _ = lab
+    rita, ruth = _login(url, "rita"), _login(url, "ruth")
+    config = _config(rita)
+    fns = {d.get("api_name"): d["id"] for d in config["dependencies"]}
+    box = _by_elem(config, "chat-card-import")
+    file = _upload(rita, "card.json", json.dumps(_card("待", "wait", "待つカード")).encode())
+    chats = [uuid.uuid4().hex for _ in range(2)]
+    for session in chats:
+        assert _join(rita, fns["respond"], _long_chat("長い話を聞かせて。"), session).status_code == 200
+    r = _join(rita, _fn(config, (box, "upload"), [box]), [file], uuid.uuid4().hex)
+    assert r.status_code == 429 and "at most 2 at once for one login" in r.json()["detail"], r.text
+    assert "`wait`" in _import(ruth, _card("待", "wait", "ルースの待つカード"))
+    for session in chats:
+        assert _finish(rita, session).get("success")
+    assert "`wait-rita`" in _import(rita, _card("待", "wait", "待つカード"))
