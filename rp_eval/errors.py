@@ -294,6 +294,15 @@ MESSAGES: dict[str, str] = {
         "megapixels"
     ),
     "err_card_text_too_big": "{source}: the PNG's '{chunk}' text is over {limit} MB; a card's text may be at most {limit} MB",
+    "err_upload_budget": (
+        "this login uploaded {used} MB in the last {minutes} minutes; at most {limit} MB per {minutes} minutes is "
+        "accepted (setting limit_upload_mb_per_login). Try again in {wait} minutes"
+    ),
+    "err_upload_no_length": "an upload must declare its size (the Content-Length header)",
+    "err_upload_disk_low": (
+        "the server's disk ({folder}) has {free} MB free, less than the {limit} MB kept for votes and chats "
+        "(setting limit_disk_free_mb): uploads and card imports are refused until space is freed"
+    ),
 }
 
 

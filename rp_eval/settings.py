@@ -62,6 +62,16 @@ class Config(BaseModel):
     limit_login_failures: int = Field(
         5, ge=1, description="failed logins of one name before each try waits longer (an address: four times as many)"
     )
+    limit_upload_mb_per_login: float = Field(
+        100.0,
+        gt=0,
+        description="MB one login may upload per limit_upload_window_minutes (more: 429 until it falls out)",
+    )
+    limit_upload_window_minutes: int = Field(60, ge=1, description="the window limit_upload_mb_per_login counts over")
+    limit_disk_free_mb: float = Field(
+        500.0, ge=0, description="uploads and card imports stop while less is free (votes and chats keep it)"
+    )
+    keep_uploads_hours: float = Field(6.0, gt=0, description="uploaded files older than this are deleted")
 
     @field_validator("allowed_roots", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from rp_eval import settings as app_settings
+from rp_eval import upload_budget
 from rp_eval.chat import session
 from rp_eval.chat.cards import (
     MAX_CARD_BYTES,
@@ -358,6 +359,7 @@ def import_card(path):
         return gr.update(), ""
     try:
         path = uploaded(path)  # never a server path named by the client
+        upload_budget.check_disk()  # the import writes to the store: not while the disk is nearly full
         size = os.path.getsize(path)
         if size > MAX_CARD_BYTES:
             mb, limit = f"{size / 2**20:.1f}", MAX_CARD_BYTES // 2**20

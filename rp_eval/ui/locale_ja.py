@@ -819,6 +819,15 @@ JA: dict[str, str] = {
     "chat_imported_own_id": "カード自身の ID `{wanted}` は同梱のペルソナか他の人のカードで、読み込みでは置き換えないため、この ID で保存しました。",
     "err_card_pixels": "{source}: 画像が {width} × {height}（{mp} メガピクセル）あります。カードの画像は {limit} メガピクセルまでです",
     "err_card_text_too_big": "{source}: PNG の '{chunk}' テキストが {limit} MB を超えています。カードのテキストは {limit} MB までです",
+    "err_upload_budget": (
+        "このログインは直近 {minutes} 分に {used} MB をアップロードしました。受け付けるのは {minutes} 分あたり {limit} MB までです"
+        "（設定 limit_upload_mb_per_login）。{wait} 分ほどしてから、もう一度お試しください"
+    ),
+    "err_upload_no_length": "アップロードにはサイズの申告（Content-Length ヘッダー）が必要です",
+    "err_upload_disk_low": (
+        "サーバーのディスク（{folder}）の空きが {free} MB で、投票やチャットのために残しておく {limit} MB を下回っています"
+        "（設定 limit_disk_free_mb）。空きができるまで、アップロードとカードの読み込みはお受けできません"
+    ),
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page

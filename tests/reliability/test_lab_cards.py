@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -17,14 +18,17 @@ import httpx
 import pytest
 from PIL import Image
 
+from rp_eval import auth
 from rp_eval.chat import cards
 from rp_eval.chat.personas import PERSONAS_DIR
 from tests.conftest import demo_copy_with, running_app
 from tests.reliability.test_lab_limits import LONG, _finish, _join, _long_chat
-from tests.reliability.test_lab_safety import _config, _event, _sql
+from tests.reliability.test_lab_safety import _config, _endpoints, _event, _sql, _vote
 from tests.reliability.test_lab_trust import _login, _server_pid, _users
 
 LEGACY = "old-lab-card"  # a card stored before cards had owners
+ROSE = "rose password"
+BUDGET_MB = 30  # limit_upload_mb_per_login on this server (per 60 minutes, the default window)
 
 
 def _legacy_workspace(workspace: Path) -> None:
@@ -48,7 +52,14 @@ def lab(demo_build, tmp_path_factory, tokenizer):
     workspace = demo_copy_with(demo_build, root, tokenizer, LONG, max_position_embeddings=8192)  # a model that talks
     _legacy_workspace(workspace)
     users = _users(root / "users.yaml")
-    env = {"GRADIO_TEMP_DIR": str(root / "gradio-cache")}
+    auth.add_user(users, "rose", ROSE)
+    cache = root / "gradio-cache"
+    for name, age_h in (("old", 30), ("fresh", 0)):  # an upload of yesterday's run, and one of a minute ago
+        kept = cache / f"{name}-upload" / f"{name}.json"
+        kept.parent.mkdir(parents=True)
+        kept.write_text("{}")
+        os.utime(kept, (time.time() - age_h * 3600, time.time() - age_h * 3600))
+    env = {"GRADIO_TEMP_DIR": str(cache), "RP_EVAL_LIMIT_UPLOAD_MB_PER_LOGIN": str(BUDGET_MB)}
     with running_app(workspace, root / "app.log", "--auth", str(users), env=env) as url:
         yield url, workspace, root
 
@@ -267,3 +278,64 @@ def test_card_imports_count_against_the_per_login_limit(lab):
     for session in chats:
         assert _finish(rita, session).get("success")
     assert "`wait-rita`" in _import(rita, _card("待", "wait", "待つカード"))
+
+
+def _send(c: httpx.Client, blob: bytes, name: str = "data.jsonl") -> httpx.Response:
+    return c.post("/gradio_api/upload", files={"files": (name, blob, "application/octet-stream")})
+
+
+def test_uploads_have_a_budget_per_login_and_old_ones_are_purged(lab):
+    """Finding 7: rose sends twelve 9 MB files at once (30 MB per hour on this server): three are kept, nine get
+    429 with Retry-After and the limit named (in Japanese with the switch's cookie); rita's upload meanwhile goes
+    through. The upload left by an earlier run 30 hours ago was deleted at start; a fresh one was kept."""
+    url, _, root = lab
+    rose, rita = _login(url, "rose", password=ROSE), _login(url, "rita")
+    blob = b"x" * (9 * 2**20)
+    answers: list[httpx.Response] = []
+    start = threading.Barrier(12)
+
+    def send() -> None:
+        start.wait()
+        answers.append(_send(rose, blob))
+
+    threads = [threading.Thread(target=send) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [200] * 3 + [429] * 9, [(r.status_code, r.text[:200]) for r in answers]
+    refused = next(r for r in answers if r.status_code == 429)
+    assert int(refused.headers["retry-after"]) > 0
+    assert f"at most {BUDGET_MB} MB per 60 minutes" in refused.text and "limit_upload_mb_per_login" in refused.text
+    rose.cookies.set("rp_lang", "ja")
+    r = _send(rose, b"x" * (4 * 2**20))  # 27 MB kept: 4 more is past 30
+    assert r.status_code == 429 and f"60 分あたり {BUDGET_MB} MB まで" in r.text, r.text
+    assert _send(rita, blob).status_code == 200  # another login's budget is untouched
+
+    cache = root / "gradio-cache"
+    assert not (cache / "old-upload").exists()
+    assert (cache / "fresh-upload" / "fresh.json").exists()
+
+
+def test_a_nearly_full_disk_refuses_uploads_and_imports_but_not_votes(demo_build, tmp_path):
+    """Finding 7: a server whose disk has less free than limit_disk_free_mb (set just above what is free): an
+    upload is refused with 507 naming the space left and the setting, in the page's language; a blind pair and
+    its vote still work."""
+    import shutil as sh
+
+    workspace = tmp_path / "workspace"
+    sh.copytree(demo_build, workspace)
+    users = _users(tmp_path / "users.yaml")
+    free_mb = sh.disk_usage(tmp_path).free / 2**20
+    env = {"GRADIO_TEMP_DIR": str(tmp_path / "cache"), "RP_EVAL_LIMIT_DISK_FREE_MB": str(int(free_mb + 10_000))}
+    with running_app(workspace, tmp_path / "app.log", "--auth", str(users), env=env) as url:
+        rita = _login(url, "rita")
+        r = _send(rita, json.dumps(_card("満", "full", "満杯")).encode(), "card.json")
+        assert r.status_code == 507, (r.status_code, r.text[:300])
+        assert "limit_disk_free_mb" in r.text and "MB free" in r.text, r.text
+        rita.cookies.set("rp_lang", "ja")
+        assert "空きができるまで" in _send(rita, b"{}").text
+        ((votes,),) = _sql(workspace, "SELECT count(*) FROM rating_votes")
+        _vote(rita, _endpoints(rita), uuid.uuid4().hex)
+        assert _sql(workspace, "SELECT count(*) FROM rating_votes") == [(votes + 1,)]
