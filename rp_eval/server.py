@@ -105,7 +105,10 @@ def serve(args: argparse.Namespace) -> int:
         mounted["/rate"], mounted[""] = blind_page, build_app(problems, demo_models=use_demo)
         for path, page in mounted.items():
             server = _mount(server, page, path)
-    print(f"data: {settings.home()} (database {settings.database_url()}); blind rating page: /rate")
+    from rp_eval.store import get_store
+
+    schema = get_store().revision  # the Alembic revision the database was brought to (rp_eval.store.migrate)
+    print(f"data: {settings.home()} (database {settings.database_url()}, schema {schema}); blind rating page: /rate")
     print(
         f"ready in {time.perf_counter() - start:.1f} s: http://{args.host}:{args.port}  (OpenAI-compatible API at /v1)"
     )

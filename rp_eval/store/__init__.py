@@ -76,6 +76,11 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         for module in TABLE_MODULES:
             import_module(f"rp_eval.store.{module}")
+        from rp_eval.store import migrate
+
+        # the schema by Alembic revisions (rp_eval.store.migrate); then any table or ADDED_COLUMNS entry that no
+        # revision has made yet
+        self.revision = migrate.upgrade(self.engine, set(Base.metadata.tables), _add_columns)
         try:
             Base.metadata.create_all(self.engine)
         except (IntegrityError, ProgrammingError, OperationalError):
@@ -129,13 +134,13 @@ class Store:
             return c.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
 
 
-# Columns added to a table after its first release: (table, column, SQL type and default). A database made
-# before gets them on open; create_all only makes missing tables.
+# Columns added to a table after its first release, before the store had migrations: (table, column, SQL type and
+# default). A database made before gets them on open; the baseline revision has them. A new change to a table is
+# an Alembic revision (rp_eval/store/migrations/versions/), not a line here.
 ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("chat_conversations", "owner", "VARCHAR(200) NOT NULL DEFAULT ''"),
     ("chat_turns", "waited_seconds", "FLOAT NOT NULL DEFAULT 0"),
     ("chat_turns", "dropped_turns", "INTEGER NOT NULL DEFAULT 0"),
-    ("persona_cards", "owner", "VARCHAR(200) NOT NULL DEFAULT ''"),
 ]
 
 
