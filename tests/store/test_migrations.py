@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import shutil
 import sqlite3
+import threading
 import uuid
 from pathlib import Path
 
@@ -55,12 +56,33 @@ def test_a_database_made_before_migrations_upgrades_without_loss(tmp_path):
     again.engine.dispose()
 
 
-def test_a_new_database_gets_every_revision(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'new.sqlite'}")
-    assert store.revision == migrate.head()
-    with store.engine.connect() as c:
+def test_a_new_database_opened_by_four_at_once_gets_every_revision_once(database_url):
+    """Four stores opening one empty database at the same moment (the app, a CLI command ...): each ends at the
+    newest revision, the schema is today's models, and the migration ran once (the lock)."""
+    stores: list[Store] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            stores.append(Store(database_url))
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "the opens are still waiting on each other (no lock?)"
+    assert not errors, errors
+    assert [s.revision for s in stores] == [migrate.head()] * 4
+    with stores[0].engine.connect() as c:
         assert compare_metadata(MigrationContext.configure(c), Base.metadata) == []
-    store.engine.dispose()
+        assert c.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
+    for s in stores:
+        s.engine.dispose()
 
 
 def test_a_lab_server_started_on_a_database_made_before_migrations_finds_every_vote(demo_build, tmp_path):
