@@ -299,6 +299,10 @@ MESSAGES: dict[str, str] = {
         "accepted (setting limit_upload_mb_per_login). Try again in {wait} minutes"
     ),
     "err_upload_no_length": "an upload must declare its size (the Content-Length header)",
+    "recipe_yaml_expands": (
+        "the YAML's aliases (*name) expand to more than {limit} values, far past any recipe: write the values out"
+    ),
+    "err_card_number": "{source}: the card holds a number too long to read ({detail})",
     "err_upload_disk_low": (
         "the server's disk ({folder}) has {free} MB free, less than the {limit} MB kept for votes and chats "
         "(setting limit_disk_free_mb): uploads and card imports are refused until space is freed"

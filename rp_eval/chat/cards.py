@@ -111,6 +111,8 @@ def _parse_json(text: str | bytes, source: str) -> Card:
         raise CardError(key="err_card_not_json", source=source, detail=str(e)) from None
     except RecursionError:
         raise CardError(key="err_card_too_deep", source=source) from None
+    except ValueError as e:  # an integer past Python's 4,300-digit limit for reading text
+        raise CardError(key="err_card_number", source=source, detail=str(e)[:120]) from None
     return Card(_v2(obj, source))
 
 

@@ -37,6 +37,7 @@ def _legacy_workspace(workspace: Path) -> None:
     columns = [r[1] for r in db.execute("PRAGMA table_info(persona_cards)")]
     if "owner" in columns:
         db.execute("ALTER TABLE persona_cards DROP COLUMN owner")
+    db.execute("DROP TABLE IF EXISTS alembic_version")  # made before migrations
     card = _card("古いカード", LEGACY, "以前から研究室にあるカード")
     db.execute(
         "INSERT INTO persona_cards (persona_id, card, created_at) VALUES (?, ?, '2026-11-01 00:00:00')",
@@ -339,3 +340,29 @@ def test_a_nearly_full_disk_refuses_uploads_and_imports_but_not_votes(demo_build
         ((votes,),) = _sql(workspace, "SELECT count(*) FROM rating_votes")
         _vote(rita, _endpoints(rita), uuid.uuid4().hex)
         assert _sql(workspace, "SELECT count(*) FROM rating_votes") == [(votes + 1,)]
+
+
+def test_a_huge_number_in_a_card_and_a_billion_laughs_recipe_get_clear_messages(lab):
+    """Finding 9: a card whose `data.age` is a 4,000,000-digit number (4 MB, under the card cap), imported by a
+    rater; the Merge tab's YAML box given "billion laughs" (nine levels of nine aliases: 387 million values) by
+    the admin. Each answers at once with a message naming what is wrong; no traceback in the server's log."""
+    url, _, root = lab
+    ruth, sato = _login(url, "ruth"), _login(url, "sato", "/admin")
+    log_start = len((root / "app.log").read_text(errors="replace"))
+    card = json.dumps(_card("数", "number", "大きな数")).replace(
+        '"first_mes"', '"age": ' + "9" * 4_000_000 + ', "first_mes"'
+    )
+    said = _import(ruth, card.encode(), name="number.json")
+    assert "number too long to read" in said and "4300" in said, said[:300]
+
+    lol = "merge_method: linear\na: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    fns = _endpoints(sato, "/admin")
+    t0 = time.perf_counter()
+    raw, done = _event(sato, fns["yaml_to_form"], [lol], _session(sato), "/admin")
+    seconds = time.perf_counter() - t0
+    assert done.get("success"), raw[-800:]
+    assert "expand to more than 100000 values" in json.dumps(done["output"]["data"], ensure_ascii=False), done
+    assert seconds < 5, seconds
+    assert "Traceback" not in (root / "app.log").read_text(errors="replace")[log_start:]
