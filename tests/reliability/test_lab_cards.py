@@ -366,3 +366,16 @@ def test_a_huge_number_in_a_card_and_a_billion_laughs_recipe_get_clear_messages(
     assert "expand to more than 100000 values" in json.dumps(done["output"]["data"], ensure_ascii=False), done
     assert seconds < 5, seconds
     assert "Traceback" not in (root / "app.log").read_text(errors="replace")[log_start:]
+
+
+def test_a_login_typed_in_another_width_or_case_is_the_same_rater(lab):
+    """Finding 9 (user names): rita signs in as full-width "ＲＩＴＡ " and as "Rita": each session is rita's (her own
+    imported cards are in her list, her chat owner is "rita"), not a new person with none of her work."""
+    url, workspace, _ = lab
+    for typed in ("ＲＩＴＡ ", "Rita"):
+        c = httpx.Client(base_url=url, timeout=120)
+        r = c.post("/login", data={"username": typed, "password": "rater password"})
+        assert r.status_code == 200 and r.json()["success"], (typed, r.text)
+        assert "mio-rita" in _choices(c), typed
+        assert "`wait-rita`" in _import(c, _card("待", "wait", "待つカード")), typed  # her own card, replaced
+    assert _stored(workspace)["wait-rita"] == ("待つカード", "rita")
