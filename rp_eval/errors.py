@@ -303,6 +303,9 @@ MESSAGES: dict[str, str] = {
         "the YAML's aliases (*name) expand to more than {limit} values, far past any recipe: write the values out"
     ),
     "err_card_number": "{source}: the card holds a number too long to read ({detail})",
+    "err_store_full": (
+        "the server's disk is full, so this was not stored (nothing of it was kept); please tell the lab's admin"
+    ),
     "err_upload_disk_low": (
         "the server's disk ({folder}) has {free} MB free, less than the {limit} MB kept for votes and chats "
         "(setting limit_disk_free_mb): uploads and card imports are refused until space is freed"

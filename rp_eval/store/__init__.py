@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from rp_eval import settings
+from rp_eval.errors import RpEvalError
 
 
 class Base(DeclarativeBase):
@@ -99,9 +100,15 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose changes commit together at the end, or roll back on any error."""
-        with self._sessions.begin() as session:
-            yield session
+        """A session whose changes commit together at the end, or roll back on any error (a full disk as
+        `StoreFull`, whose message says so in the person's language)."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as err:
+            if _disk_full(err):
+                raise StoreFull(key="err_store_full") from err
+            raise
 
     # -- models ------------------------------------------------------------------------------------
 
@@ -155,6 +162,15 @@ def _add_columns(engine: Engine) -> None:
                 c.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         except (OperationalError, ProgrammingError):  # another process added it a moment earlier
             pass
+
+
+class StoreFull(RpEvalError):
+    """The database's disk is full: nothing of the action was stored."""
+
+
+def _disk_full(err: OperationalError) -> bool:
+    # SQLite's SQLITE_FULL; PostgreSQL's disk_full (SQLSTATE 53100)
+    return "database or disk is full" in str(err) or getattr(err.orig, "sqlstate", None) == "53100"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -23,7 +24,7 @@ from rp_eval.chat import cards
 from rp_eval.chat.personas import PERSONAS_DIR
 from tests.conftest import demo_copy_with, running_app
 from tests.reliability.test_lab_limits import LONG, _finish, _join, _long_chat
-from tests.reliability.test_lab_safety import _config, _endpoints, _event, _sql, _vote
+from tests.reliability.test_lab_safety import _config, _endpoints, _event, _sql, _sql_file, _vote
 from tests.reliability.test_lab_trust import _login, _server_pid, _users
 
 LEGACY = "old-lab-card"  # a card stored before cards had owners
@@ -379,3 +380,55 @@ def test_a_login_typed_in_another_width_or_case_is_the_same_rater(lab):
         assert "mio-rita" in _choices(c), typed
         assert "`wait-rita`" in _import(c, _card("待", "wait", "待つカード")), typed  # her own card, replaced
     assert _stored(workspace)["wait-rita"] == ("待つカード", "rita")
+
+
+def _mount_small_disk(folder: Path) -> bool:
+    """A 4 MB tmpfs at `folder` (needs root; False where it can not be made)."""
+    import subprocess
+
+    folder.mkdir()
+    if os.geteuid() != 0:
+        return False
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)], capture_output=True)
+    return done.returncode == 0
+
+
+def test_a_full_disk_says_so_and_votes_work_again_once_there_is_room(demo_build, tmp_path):
+    """Finding 9 (full disk): the database on a 4 MB disk, filled up while the server runs: a blind pair is
+    refused with "the server's disk is full" (in Japanese with the switch's cookie), not "Start a new blind pair
+    first."; with room made again, a pair and its vote are stored."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    if not _mount_small_disk(disk):
+        pytest.skip("a small tmpfs can not be mounted here (needs root)")
+    try:
+        workspace = tmp_path / "workspace"
+        shutil.copytree(demo_build, workspace)
+        shutil.move(workspace / "rp_eval.sqlite", disk / "rp_eval.sqlite")
+        users = _users(tmp_path / "users.yaml")
+        env = {"RP_EVAL_DATABASE_URL": f"sqlite:///{disk / 'rp_eval.sqlite'}", "GRADIO_TEMP_DIR": str(tmp_path / "c")}
+        with running_app(workspace, tmp_path / "app.log", "--auth", str(users), env=env) as url:
+            rita = _login(url, "rita")
+            fns = _endpoints(rita)
+            filler = disk / "filler"
+            with filler.open("wb") as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 65536)
+                        f.flush()
+                except OSError:
+                    pass
+            pair = ["", "", "こんにちは。", 64, 0.7]
+            _, done = _event(rita, fns["rate_new_pair"], pair, uuid.uuid4().hex)
+            status = json.dumps(done["output"].get("data"), ensure_ascii=False)
+            assert "the server's disk is full" in status, done
+            rita.cookies.set("rp_lang", "ja")
+            _, done = _event(rita, fns["rate_new_pair"], pair, uuid.uuid4().hex)
+            assert "ディスクがいっぱい" in json.dumps(done["output"].get("data"), ensure_ascii=False), done
+            filler.unlink()
+            _vote(rita, fns, uuid.uuid4().hex)
+        rows = _sql_file(disk / "rp_eval.sqlite", "SELECT rater FROM rating_votes WHERE rater = 'rita'")
+        assert rows == [("rita",)], rows
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
