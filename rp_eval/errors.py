@@ -303,6 +303,10 @@ MESSAGES: dict[str, str] = {
         "the YAML's aliases (*name) expand to more than {limit} values, far past any recipe: write the values out"
     ),
     "err_card_number": "{source}: the card holds a number too long to read ({detail})",
+    "err_guard_host": (
+        "this server answers only for {names} (Host was '{host}'); add a name to the allowed_hosts setting to "
+        "reach it by another"
+    ),
     "err_store_full": (
         "the server's disk is full, so this was not stored (nothing of it was kept); please tell the lab's admin"
     ),

@@ -116,7 +116,9 @@ def serve(args: argparse.Namespace) -> int:
     waiting.close()
     from rp_eval.guard import Guard
 
-    guarded = Guard(server, {path: set(page.fns) for path, page in mounted.items()})
+    loopback = args.host in ("127.0.0.1", "localhost", "::1")  # elsewhere (a lab server, a Space) any Host
+    hosts = list(config.allowed_hosts) if loopback else None
+    guarded = Guard(server, {path: set(page.fns) for path, page in mounted.items()}, hosts=hosts)
     from rp_eval.upload_budget import start_purging
 
     start_purging()  # uploads older than keep_uploads_hours, now and every ten minutes

@@ -72,6 +72,16 @@ class Config(BaseModel):
         500.0, ge=0, description="uploads and card imports stop while less is free (votes and chats keep it)"
     )
     keep_uploads_hours: float = Field(6.0, gt=0, description="uploaded files older than this are deleted")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the server answers to besides localhost when it listens on loopback only "
+        "(a web page elsewhere can not drive it through DNS rebinding); comma-separated in the environment",
+    )
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value):
+        return [h.strip().lower() for h in value.split(",") if h.strip()] if isinstance(value, str) else value
 
     @field_validator("allowed_roots", mode="before")
     @classmethod

@@ -826,6 +826,7 @@ JA: dict[str, str] = {
     "err_upload_no_length": "アップロードにはサイズの申告（Content-Length ヘッダー）が必要です",
     "recipe_yaml_expands": "YAML の別名（*名前）を展開すると値が {limit} 個を超え、どんなレシピよりはるかに大きくなります。値をそのまま書いてください",
     "err_card_number": "{source}: カードに長すぎて読めない数値が含まれています（{detail}）",
+    "err_guard_host": "このサーバーが応答するのは {names} だけです（Host は '{host}' でした）。別の名前で使うには allowed_hosts の設定に加えてください",
     "err_store_full": "サーバーのディスクがいっぱいのため、保存できませんでした（何も残っていません）。研究室の管理者に知らせてください",
     "err_upload_disk_low": (
         "サーバーのディスク（{folder}）の空きが {free} MB で、投票やチャットのために残しておく {limit} MB を下回っています"

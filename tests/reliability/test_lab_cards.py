@@ -432,3 +432,19 @@ def test_a_full_disk_says_so_and_votes_work_again_once_there_is_room(demo_build,
         assert rows == [("rita",)], rows
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_server_on_loopback_answers_only_for_its_own_names(lab):
+    """Finding 9 (hosts): the server listens on 127.0.0.1; a request whose Host is another site's name (what a
+    page there sends after DNS rebinding points the name at 127.0.0.1) is refused with 403 naming the setting, for
+    the page, the login and the API; localhost and 127.0.0.1 are answered."""
+    url, _, _ = lab
+    port = url.rsplit(":", 1)[1]
+    for path, method in (("/config", "GET"), ("/login", "POST"), ("/v1/models", "GET")):
+        r = httpx.request(method, f"{url}{path}", headers={"host": f"rebind.example:{port}"}, timeout=30)
+        assert r.status_code == 403, (path, r.status_code, r.text[:200])
+        assert "allowed_hosts" in r.json()["error"]["message"] and "rebind.example" in r.text, r.text
+    r = httpx.get(f"{url}/config", headers={"host": "rebind.example", "accept-language": "ja"}, timeout=30)
+    assert "allowed_hosts の設定" in r.json()["error"]["message"], r.text
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}"):
+        assert httpx.get(f"{url}/login_check", headers={"host": host}, timeout=30).status_code != 403, host
