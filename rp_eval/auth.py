@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import unicodedata
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
@@ -62,7 +63,14 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got, base64.b64decode(digest))
 
 
+def canonical(name: str) -> str:
+    """A user name as the server keeps it: NFKC (full-width ｓａｔｏ is sato), no spaces around, case-folded (Sato
+    is sato). Logins, the users file's look-ups and `users add` all go through it, so one person is one account."""
+    return unicodedata.normalize("NFKC", str(name)).strip().casefold()
+
+
 def load_users(path: str | Path) -> dict[str, User]:
+    """The users of the file by their canonical name (`canonical`)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -82,7 +90,13 @@ def load_users(path: str | Path) -> dict[str, User]:
             raise AuthError(f"users file {path}: users[{i}].role must be admin or rater, not '{entry['role']}'")
         if not str(entry["password"]).startswith("pbkdf2_sha256$"):
             raise AuthError(f"users file {path}: users[{i}].password must be a hash (use rp-eval users add)")
-        users[str(entry["name"])] = User(str(entry["name"]), entry["role"], str(entry["password"]))
+        key = canonical(entry["name"])
+        if key in users:
+            raise AuthError(
+                f"users file {path}: '{users[key].name}' and '{entry['name']}' are the same name once spaces, width "
+                "and case are ignored: remove one (rp-eval users remove)"
+            )
+        users[key] = User(str(entry["name"]), entry["role"], str(entry["password"]))
     return users
 
 
@@ -98,22 +112,32 @@ def save_users(path: str | Path, users: dict[str, User]) -> None:
     os.replace(tmp, path)
 
 
-def add_user(path: str | Path, name: str, password: str, role: Role = "rater") -> None:
-    name = name.strip()
-    if not name:
+def add_user(path: str | Path, name: str, password: str, role: Role = "rater", replace: bool = False) -> None:
+    """Add a user under their canonical name; an existing one (the same name once spaces, width and case are
+    ignored) only with `replace` (a new password or role), never by accident."""
+    key = canonical(name)
+    if not key:
         raise AuthError("a user needs a name")
     if len(password) < 8:
         raise AuthError("the password must have at least 8 characters")
     users = load_users(path) if Path(path).exists() else {}
-    users[name] = User(name, role, hash_password(password))
+    if key in users and not replace:
+        same = (
+            "" if users[key].name == name else f" ('{name}' is the same name once spaces, width and case are ignored)"
+        )
+        raise AuthError(
+            f"a user '{users[key].name}' already exists in {path}{same}: add --replace to give them a new password "
+            "or role"
+        )
+    users[key] = User(key, role, hash_password(password))
     save_users(path, users)
 
 
 def remove_user(path: str | Path, name: str) -> None:
     users = load_users(path)
-    if name not in users:
+    if canonical(name) not in users:
         raise AuthError(f"no user named '{name}' in {path}")
-    del users[name]
+    del users[canonical(name)]
     save_users(path, users)
 
 
@@ -192,6 +216,7 @@ class Sessions(dict):
         self._versions: dict[str, str] = {}
 
     def __setitem__(self, token: str, name: str) -> None:  # a login
+        name = canonical(name)  # as typed (ＲＩＴＡ, " Rita "): the session, owners and roles use the one form
         self._versions[token] = version(self.file.users().get(name))
         super().__setitem__(token, name)
 
@@ -296,6 +321,7 @@ class Login:
 
     def __call__(self, username: str, password: str, address: str | None = None) -> bool:
         address = address or CLIENT_ADDRESS.get()
+        username = canonical(username)  # the session keeps the same form (Sessions)
         wait = self.throttle.wait(username, address)
         if wait > 0:
             audit(f"login refused (too many failures, {wait:.0f} s to wait)", username, address)

@@ -110,8 +110,8 @@ def _users(args: argparse.Namespace) -> int:
         password = getpass.getpass(f"password for {args.name}: ")
         if getpass.getpass("again: ") != password:
             raise auth.AuthError("the two passwords differ")
-    auth.add_user(args.file, args.name, password, args.role)
-    print(f"{args.name} ({args.role}) written to {args.file}")
+    auth.add_user(args.file, args.name, password, args.role, replace=args.replace)
+    print(f"{auth.canonical(args.name)} ({args.role}) written to {args.file}")
     return 0
 
 
@@ -290,6 +290,7 @@ def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     u.add_argument("--file", default="users.yaml")
     u.add_argument("--role", choices=["rater", "admin"], default="rater")
     u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    u.add_argument("--replace", action="store_true", help="add: change an existing user's password or role")
     u.set_defaults(func=_users)
 
     b = sub.add_parser("backup", help="copy the SQLite store safely, also while the app runs (SQLite backup API)")

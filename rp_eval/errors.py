@@ -399,6 +399,32 @@ MESSAGES: dict[str, str] = {
     ),
     "err_prefit_flat": "no metric tells the preferred reply from the other in these {pairs} preferences: nothing to fit",
     "prefit_few_blind": "only {n} blind votes with a winner: at least {need} are needed to measure the held-out agreement",
+    # issue 29c: card PNGs read from their chunks, upload limits
+    "err_card_pixels": (
+        "{source}: the picture is {width} x {height} ({mp} megapixels); a card's picture may have at most {limit} "
+        "megapixels"
+    ),
+    "err_card_text_too_big": "{source}: the PNG's '{chunk}' text is over {limit} MB; a card's text may be at most {limit} MB",
+    "err_upload_budget": (
+        "this login uploaded {used} MB in the last {minutes} minutes; at most {limit} MB per {minutes} minutes is "
+        "accepted (setting limit_upload_mb_per_login). Try again in {wait} minutes"
+    ),
+    "err_upload_no_length": "an upload must declare its size (the Content-Length header)",
+    "recipe_yaml_expands": (
+        "the YAML's aliases (*name) expand to more than {limit} values, far past any recipe: write the values out"
+    ),
+    "err_card_number": "{source}: the card holds a number too long to read ({detail})",
+    "err_guard_host": (
+        "this server answers only for {names} (Host was '{host}'); add a name to the allowed_hosts setting to "
+        "reach it by another"
+    ),
+    "err_store_full": (
+        "the server's disk is full, so this was not stored (nothing of it was kept); please tell the lab's admin"
+    ),
+    "err_upload_disk_low": (
+        "the server's disk ({folder}) has {free} MB free, less than the {limit} MB kept for votes and chats "
+        "(setting limit_disk_free_mb): uploads and card imports are refused until space is freed"
+    ),
 }
 
 

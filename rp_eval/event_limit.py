@@ -18,6 +18,8 @@ from rp_eval import settings
 
 # The page events that generate text (their Gradio api_name); the others (lists, votes, exports) are quick.
 GENERATING = frozenset({"respond", "regenerate", "rate_new_pair", "rate_continue", "rate_new_single"})
+# Page events that read an uploaded file, counted with them: a card import parses a file of up to 5 MB
+COUNTED = GENERATING | {"import_card"}
 
 
 class TooManyEvents(Exception):
@@ -27,7 +29,7 @@ class TooManyEvents(Exception):
 
 
 def _generating(fn) -> bool:
-    return getattr(fn, "api_name", None) in GENERATING
+    return getattr(fn, "api_name", None) in COUNTED
 
 
 _QUEUES: list = []  # the queue of every page installed (the raters' page, /rate, /admin): one count over all

@@ -25,7 +25,14 @@ from rp_eval.errors import MESSAGES, format_message
 
 JSON_TYPES = ("application/json", "text/plain", "")  # what fetch() and scripts send JSON as
 FORM_TYPE = "application/x-www-form-urlencoded"
-CODES = {400: "invalid_value", 404: "unknown_event", 413: "request_too_large", 415: "unsupported_media_type"}
+CODES = {
+    400: "invalid_value",
+    403: "host_not_allowed",
+    404: "unknown_event",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 class BadRequest(ValueError):
@@ -107,8 +114,9 @@ class Guard:
     """ASGI middleware around the whole server. `pages` maps a mount path ("/admin", "/rate", "") to the set
     of event numbers (`fn_index`) its page has."""
 
-    def __init__(self, app, pages: dict[str, set[int]] | None = None) -> None:
+    def __init__(self, app, pages: dict[str, set[int]] | None = None, hosts: list[str] | None = None) -> None:
         self.app, self.pages = app, dict(sorted((pages or {}).items(), key=lambda kv: -len(kv[0])))
+        self.hosts = None if hosts is None else {h.lower() for h in (*LOCAL_NAMES, *hosts)}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -121,8 +129,25 @@ class Guard:
         finally:
             CLIENT_ADDRESS.reset(token)
 
+    def _host_allowed(self, headers: dict[str, str]) -> bool:
+        # a server on loopback answers only for its own names: a web page on another site that points its DNS
+        # name at 127.0.0.1 (DNS rebinding) sends that name as Host, and is refused
+        if self.hosts is None:
+            return True
+        host = headers.get("host", "").strip().lower()
+        name = host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0] if ":" in host else host
+        return name in self.hosts or name.endswith(".localhost")
+
     async def _http(self, scope, receive, send) -> None:
         path: str = scope.get("path", "")
+        if self.hosts is not None:
+            raw = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            if not self._host_allowed(raw):
+                host = raw.get("host", "")[:100]
+                await _reply(
+                    send, BadRequest(403, "err_guard_host", host=host, names=", ".join(sorted(self.hosts))), raw
+                )
+                return
         query: bytes = scope.get("query_string", b"")
         if b"all_endpoints" in query and not path.rstrip("/").endswith("/info"):
             # a page asked with ?all_endpoints describes every event, names and choices, before any login

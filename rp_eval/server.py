@@ -105,7 +105,10 @@ def serve(args: argparse.Namespace) -> int:
         mounted["/rate"], mounted[""] = blind_page, build_app(problems, demo_models=use_demo)
         for path, page in mounted.items():
             server = _mount(server, page, path)
-    print(f"data: {settings.home()} (database {settings.database_url()}); blind rating page: /rate")
+    from rp_eval.store import get_store
+
+    schema = get_store().revision  # the Alembic revision the database was brought to (rp_eval.store.migrate)
+    print(f"data: {settings.home()} (database {settings.database_url()}, schema {schema}); blind rating page: /rate")
     print(
         f"ready in {time.perf_counter() - start:.1f} s: http://{args.host}:{args.port}  (OpenAI-compatible API at /v1)"
     )
@@ -113,7 +116,12 @@ def serve(args: argparse.Namespace) -> int:
     waiting.close()
     from rp_eval.guard import Guard
 
-    guarded = Guard(server, {path: set(page.fns) for path, page in mounted.items()})
+    loopback = args.host in ("127.0.0.1", "localhost", "::1")  # elsewhere (a lab server, a Space) any Host
+    hosts = list(config.allowed_hosts) if loopback else None
+    guarded = Guard(server, {path: set(page.fns) for path, page in mounted.items()}, hosts=hosts)
+    from rp_eval.upload_budget import start_purging
+
+    start_purging()  # uploads older than keep_uploads_hours, now and every ten minutes
     _quiet_shutdown()
     # SIGTERM: open event streams are not waited for more than a few seconds
     uvicorn.run(guarded, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3)
@@ -186,12 +194,15 @@ def _mount(server, blocks, path: str, users: str | None = None, **login):
         **login,
     )
     blocks.has_launched = True  # turns on Gradio's "was this file uploaded here?" check for the mounted page
-    if users:  # sessions that end when their user changes in the users file (rp_eval.auth.Sessions)
-        from starlette.routing import Mount
+    from starlette.routing import Mount
 
+    from rp_eval.upload_budget import UploadBudget
+
+    page = next(r.app for r in reversed(server.routes) if isinstance(r, Mount) and r.path == (path or ""))
+    page.add_middleware(UploadBudget, page=page)  # bytes per login, the disk kept free (rp_eval.upload_budget)
+    if users:  # sessions that end when their user changes in the users file (rp_eval.auth.Sessions)
         from rp_eval import auth
 
-        page = next(r.app for r in reversed(server.routes) if isinstance(r, Mount) and r.path == path)
         page.tokens = auth.Sessions(auth.users_file(users))
     return server
 

@@ -67,6 +67,26 @@ class Config(BaseModel):
     limit_login_failures: int = Field(
         5, ge=1, description="failed logins of one name before each try waits longer (an address: four times as many)"
     )
+    limit_upload_mb_per_login: float = Field(
+        100.0,
+        gt=0,
+        description="MB one login may upload per limit_upload_window_minutes (more: 429 until it falls out)",
+    )
+    limit_upload_window_minutes: int = Field(60, ge=1, description="the window limit_upload_mb_per_login counts over")
+    limit_disk_free_mb: float = Field(
+        500.0, ge=0, description="uploads and card imports stop while less is free (votes and chats keep it)"
+    )
+    keep_uploads_hours: float = Field(6.0, gt=0, description="uploaded files older than this are deleted")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the server answers to besides localhost when it listens on loopback only "
+        "(a web page elsewhere can not drive it through DNS rebinding); comma-separated in the environment",
+    )
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value):
+        return [h.strip().lower() for h in value.split(",") if h.strip()] if isinstance(value, str) else value
 
     chat_preferences: bool = Field(
         True, description="store chat choices (kept alternatives, edits, Stop then Regenerate) as preferences"

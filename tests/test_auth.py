@@ -149,3 +149,28 @@ def test_an_unknown_name_is_checked_against_a_hash_too(tmp_path, monkeypatch):
     assert not login("nobody", "admin password") and not login("sato", "wrong")
     assert len(checked) == 2 and all(h.startswith("pbkdf2_sha256$600000$") for h in checked)
     assert login("sato", "admin password")
+
+
+def test_user_names_are_one_form_and_an_existing_user_is_replaced_only_on_purpose(tmp_path):
+    """Finding 9 (user names): with sato in the file, `users add` of " sato ", "Sato" and full-width "ｓａｔｏ" is
+    refused naming sato and --replace; `users add sato --replace` gives a new password; one account throughout,
+    and each of those spellings logs in as it."""
+    path = tmp_path / "users.yaml"
+    auth.add_user(path, "sato", "first password", "admin")
+    env = {**os.environ, "RP_EVAL_HOME": str(tmp_path / "ws")}
+
+    def cli(*args: str, password: str = "second password") -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "rp_eval", "users", *args, "--file", str(path), "--password-stdin"]
+        return subprocess.run(command, input=password + "\n", capture_output=True, text=True, cwd=ROOT, env=env)
+
+    for spelling in (" sato ", "Sato", "ｓａｔｏ", "sato"):
+        out = cli("add", spelling)
+        assert out.returncode == 2, (spelling, out.stdout, out.stderr)
+        assert "a user 'sato' already exists" in out.stderr and "--replace" in out.stderr, out.stderr
+    assert Login(path)("sato", "first password")
+    out = cli("add", "ｓａｔｏ", "--role", "admin", "--replace")
+    assert out.returncode == 0, out.stderr
+    assert list(auth.load_users(path)) == ["sato"]
+    for spelling in ("sato", "Sato", " ＳＡＴＯ "):
+        assert Login(path, admins_only=True)(spelling, "second password"), spelling
+    assert not Login(path)("sato", "first password")

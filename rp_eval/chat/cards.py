@@ -20,9 +20,10 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from pydantic import ValidationError
 
+from rp_eval.chat import png_chunks
 from rp_eval.chat.personas import Persona, StyleMarkers
 from rp_eval.errors import RpEvalError
 
@@ -47,7 +48,7 @@ _PERSONA_TEXT = ("description", "personality", "scenario", "first_mes", "mes_exa
 
 
 SPECS = ("chara_card_v2", "chara_card_v3")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_SIGNATURE = png_chunks.PNG_SIGNATURE
 
 
 class CardError(RpEvalError):
@@ -110,17 +111,18 @@ def _parse_json(text: str | bytes, source: str) -> Card:
         raise CardError(key="err_card_not_json", source=source, detail=str(e)) from None
     except RecursionError:
         raise CardError(key="err_card_too_deep", source=source) from None
+    except ValueError as e:  # an integer past Python's 4,300-digit limit for reading text
+        raise CardError(key="err_card_number", source=source, detail=str(e)[:120]) from None
     return Card(_v2(obj, source))
 
 
 def read_card_png(blob: bytes, source: str = "card.png") -> Card:
-    """The card in a PNG's `ccv3` (V3) or `chara` (V2) text chunk (base64 JSON)."""
+    """The card in a PNG's `ccv3` (V3) or `chara` (V2) text chunk (base64 JSON), read from the chunks alone: no
+    pixel is decoded (`rp_eval.chat.png_chunks`: the picture's size and the chunk's size are capped)."""
     try:
-        image = Image.open(io.BytesIO(blob))
-        image.load()
-    except (UnidentifiedImageError, OSError) as e:
-        raise CardError(key="err_card_not_png", source=source, detail=str(e)) from None
-    texts = {**image.info, **getattr(image, "text", {})}
+        texts = png_chunks.card_texts(blob, source)
+    except png_chunks.PngError as e:
+        raise CardError(key=e.key, **e.values) from None
     chunk = texts.get("ccv3") or texts.get("chara")
     if not chunk:
         raise CardError(key="err_card_no_chunk", source=source)

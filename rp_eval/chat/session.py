@@ -19,6 +19,7 @@ from rp_eval.chat.generate import GenerationResult, GenerationSettings, context_
 from rp_eval.chat.personas import PERSONAS_DIR, Persona, is_japanese, load_personas
 from rp_eval.errors import RpEvalError
 from rp_eval.store import Store
+from rp_eval.store import cards as card_store
 from rp_eval.store import chat as chat_store
 
 SIDES = ("a", "b")
@@ -60,20 +61,24 @@ class Reply:
         return self.result is not None or self.error is not None
 
 
-def personas(store: Store, folder=PERSONAS_DIR) -> dict[str, Persona]:
-    """The persona files, then the cards imported into the store (an import may not shadow a file)."""
+def personas(store: Store, folder=PERSONAS_DIR, viewer: str | None = card_store.EVERYONE) -> dict[str, Persona]:
+    """The persona files, then the cards imported into the store that `viewer` may use (`rp_eval.store.cards`:
+    the lab's and their own; every card for EVERYONE). An import never shadows a file."""
     found = load_personas(folder)
-    for row in chat_store.list_cards(store):
+    for row in card_store.visible(store, viewer):
         found.setdefault(row.persona_id, card_to_persona(Card(row.card), row.persona_id))
     return found
 
 
-def import_card(store: Store, card: Card, image: bytes | None = None) -> Persona:
-    """Store a card (and the PNG it came in, so an export keeps the portrait) as a persona."""
+def import_card(
+    store: Store, card: Card, image: bytes | None = None, owner: str = card_store.LAB, admin: bool = True
+) -> Persona:
+    """Store a card (and the PNG it came in, so an export keeps the portrait) as a persona of `owner`. Its id is
+    the card's own unless that is a shipped persona or a card `owner` may not replace: then one of its own
+    (`rp_eval.store.cards`); the persona returned has the id it was stored under."""
     persona = card_to_persona(card)
-    chat_store.save_card(store, persona.id, card.raw)
-    chat_store.save_card_image(store, persona.id, image)
-    return persona
+    stored = card_store.save(store, persona.id, card.raw, image, owner, admin, reserved=load_personas(PERSONAS_DIR))
+    return persona if stored == persona.id else persona.model_copy(update={"id": stored})
 
 
 def for_format(fmt: PromptFormat, messages: list[Message], persona_name: str = "", user: str = "あなた"):

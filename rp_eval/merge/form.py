@@ -10,6 +10,7 @@ from __future__ import annotations
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from rp_eval import yaml_text
 from rp_eval.errors import Said
 from rp_eval.merge.methods import methods
 from rp_eval.merge.recipe import RecipeError
@@ -62,9 +63,11 @@ def uncell(text, field: str):
     if not text:
         return None
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise RecipeError(Said("recipe_cell_value", text=text), field) from err
+        return yaml_text.load(text)
+    except yaml_text.TooLarge as err:
+        raise RecipeError(Said("recipe_yaml_expands", limit=yaml_text.MAX_NODES), field) from err
+    except (yaml.YAMLError, RecursionError) as err:
+        raise RecipeError(Said("recipe_cell_value", text=text[:200]), field) from err
 
 
 def _split_filters(value) -> dict[str, str] | None:

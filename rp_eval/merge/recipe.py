@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from rp_eval import yaml_text
 from rp_eval.errors import RpEvalError, Said, said
 from rp_eval.merge.methods import methods
 
@@ -47,7 +48,9 @@ def recipes_dir() -> Path:
 def load_yaml(text: str) -> dict:
     """The recipe as a dict; malformed YAML is reported with its line and column."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml_text.load(text)  # safe_load, with a cap on what aliases expand to (billion laughs)
+    except yaml_text.TooLarge as err:
+        raise RecipeError(Said("recipe_yaml_expands", limit=yaml_text.MAX_NODES), "yaml") from err
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         message = Said("recipe_yaml_at", line=mark.line + 1, column=mark.column + 1, problem=err.problem) if mark \

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from rp_eval import settings
+from rp_eval.errors import RpEvalError
 
 
 class Base(DeclarativeBase):
@@ -77,6 +78,11 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         for module in TABLE_MODULES:
             import_module(f"rp_eval.store.{module}")
+        from rp_eval.store import migrate
+
+        # the schema by Alembic revisions (rp_eval.store.migrate); then any table or ADDED_COLUMNS entry that no
+        # revision has made yet
+        self.revision = migrate.upgrade(self.engine, set(Base.metadata.tables), _add_columns)
         try:
             Base.metadata.create_all(self.engine)
         except (IntegrityError, ProgrammingError, OperationalError):
@@ -95,9 +101,15 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose changes commit together at the end, or roll back on any error."""
-        with self._sessions.begin() as session:
-            yield session
+        """A session whose changes commit together at the end, or roll back on any error (a full disk as
+        `StoreFull`, whose message says so in the person's language)."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as err:
+            if _disk_full(err):
+                raise StoreFull(key="err_store_full") from err
+            raise
 
     # -- models ------------------------------------------------------------------------------------
 
@@ -130,8 +142,9 @@ class Store:
             return c.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
 
 
-# Columns added to a table after its first release: (table, column, SQL type and default). A database made
-# before gets them on open; create_all only makes missing tables.
+# Columns added to a table after its first release, before the store had migrations: (table, column, SQL type and
+# default). A database made before gets them on open; the baseline revision has them. A new change to a table is
+# an Alembic revision (rp_eval/store/migrations/versions/), not a line here.
 ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("chat_conversations", "owner", "VARCHAR(200) NOT NULL DEFAULT ''"),
     ("chat_turns", "waited_seconds", "FLOAT NOT NULL DEFAULT 0"),
@@ -150,6 +163,15 @@ def _add_columns(engine: Engine) -> None:
                 c.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         except (OperationalError, ProgrammingError):  # another process added it a moment earlier
             pass
+
+
+class StoreFull(RpEvalError):
+    """The database's disk is full: nothing of the action was stored."""
+
+
+def _disk_full(err: OperationalError) -> bool:
+    # SQLite's SQLITE_FULL; PostgreSQL's disk_full (SQLSTATE 53100)
+    return "database or disk is full" in str(err) or getattr(err.orig, "sqlstate", None) == "53100"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -104,6 +104,7 @@ class PersonaCardRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     persona_id: Mapped[str] = mapped_column(String(200), unique=True, index=True)
     card: Mapped[dict] = mapped_column(JSON)
+    owner: Mapped[str] = mapped_column(String(200), default="")  # the rater who imported it; "" the lab's (store.cards)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 

@@ -15,14 +15,24 @@ from pathlib import Path
 import gradio as gr
 
 from rp_eval import settings as app_settings
+from rp_eval import upload_budget
 from rp_eval.chat import choices, session
-from rp_eval.chat.cards import MAX_CARD_BYTES, Card, CardError, card_png, persona_to_card, read_card_file
+from rp_eval.chat.cards import (
+    MAX_CARD_BYTES,
+    Card,
+    CardError,
+    card_png,
+    card_to_persona,
+    persona_to_card,
+    read_card_file,
+)
 from rp_eval.chat.generate import GenerationSettings
 from rp_eval.chat.personas import DEFAULT_USER, Persona
 from rp_eval.chat.presets import PRESETS
 from rp_eval.chat.sampler_params import bounds, ui_fields
 from rp_eval.errors import RpEvalError
 from rp_eval.models import registry
+from rp_eval.store import cards as card_store
 from rp_eval.store import chat as chat_store
 from rp_eval.store import get_store
 from rp_eval.ui import signed_in
@@ -58,7 +68,8 @@ def model_names() -> list[str]:
 
 
 def personas() -> dict[str, Persona]:
-    return session.personas(get_store())
+    """The personas the signed-in person may use: the shipped ones, the lab's cards and their own imports."""
+    return session.personas(get_store(), viewer=signed_in.scope())
 
 
 def persona_choices() -> list[tuple[str, str]]:
@@ -355,6 +366,7 @@ def import_card(path):
         return gr.update(), ""
     try:
         path = uploaded(path)  # never a server path named by the client
+        upload_budget.check_disk()  # the import writes to the store: not while the disk is nearly full
         size = os.path.getsize(path)
         if size > MAX_CARD_BYTES:
             mb, limit = f"{size / 2**20:.1f}", MAX_CARD_BYTES // 2**20
@@ -362,14 +374,19 @@ def import_card(path):
         card = read_card_file(path)
         blob = Path(path).read_bytes()
         image = blob if blob[:8] == b"\x89PNG\r\n\x1a\n" else None
-        persona = session.import_card(get_store(), card, image)
+        admin = signed_in.scope() is None
+        persona = session.import_card(get_store(), card, image, owner=signed_in.login(), admin=admin)
     except RpEvalError as err:
         return gr.update(), warn(err)
-    return gr.update(choices=persona_choices(), value=persona.id), t("chat_imported", name=persona.name, id=persona.id)
+    said = t("chat_imported", name=persona.name, id=persona.id)
+    wanted = card_to_persona(card).id
+    if persona.id != wanted:  # a shipped persona's id, or another person's card: kept beside it, not over it
+        said += " " + t("chat_imported_own_id", wanted=wanted)
+    return gr.update(choices=persona_choices(), value=persona.id), said
 
 
 def card_for(persona_id: str) -> Card | None:
-    stored = {row.persona_id: row.card for row in chat_store.list_cards(get_store())}
+    stored = {row.persona_id: row.card for row in card_store.visible(get_store(), signed_in.scope())}
     persona = personas().get(persona_id)
     if persona_id in stored and persona is not None and persona_id not in session.load_personas():
         return Card(stored[persona_id])  # an imported card goes out exactly as it came in

@@ -382,6 +382,8 @@ def build() -> None:
         [conv_id, persona, model_a, model_b, side_by_side, system, chat_a, chat_b, alternative, status],
     ).then(lambda on: gr.update(visible=on), side_by_side, pick_row)
     jsonl_button.click(act.export_jsonl, conv_id, [jsonl_out, status])
+    # the page is built once for everyone: each person's own imported cards join the list when it opens
+    persona.focus(lambda: gr.update(choices=act.persona_choices()), None, persona, queue=False, show_progress="hidden")
     for picker in (model_a, model_b):  # models merged, trained or added in other tabs show up when a list opens
         picker.focus(lambda: gr.update(choices=act.model_names()), None, picker, queue=False, show_progress="hidden")
     refresh.click(

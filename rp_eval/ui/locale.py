@@ -695,6 +695,8 @@ STRINGS: dict[str, str] = {
         "{model} is a tiny demo model: the learning rate is set to {lr} for it (the default {default} is sized for "
         "7B models and barely moves a model this small in 40 steps)."
     ),
+    # issue 29c: card owners, card and upload limits
+    "chat_imported_own_id": "Its own id `{wanted}` is a shipped persona or another person's card, which an import does not replace, so it is kept under this id.",
 }
 
 STRINGS.update(MESSAGES)  # the library's error messages (rp_eval/errors.py), keyed "err_..."

@@ -1027,6 +1027,23 @@ JA: dict[str, str] = {
         "{model} は極小のデモモデルなので、学習率を {lr} にしました（既定の {default} は 7B モデル向けで、"
         "これほど小さなモデルは 40 ステップではほとんど変わりません）。"
     ),
+    # issue 29c: card owners, card and upload limits
+    "chat_imported_own_id": "カード自身の ID `{wanted}` は同梱のペルソナか他の人のカードで、読み込みでは置き換えないため、この ID で保存しました。",
+    "err_card_pixels": "{source}: 画像が {width} × {height}（{mp} メガピクセル）あります。カードの画像は {limit} メガピクセルまでです",
+    "err_card_text_too_big": "{source}: PNG の '{chunk}' テキストが {limit} MB を超えています。カードのテキストは {limit} MB までです",
+    "err_upload_budget": (
+        "このログインは直近 {minutes} 分に {used} MB をアップロードしました。受け付けるのは {minutes} 分あたり {limit} MB までです"
+        "（設定 limit_upload_mb_per_login）。{wait} 分ほどしてから、もう一度お試しください"
+    ),
+    "err_upload_no_length": "アップロードにはサイズの申告（Content-Length ヘッダー）が必要です",
+    "recipe_yaml_expands": "YAML の別名（*名前）を展開すると値が {limit} 個を超え、どんなレシピよりはるかに大きくなります。値をそのまま書いてください",
+    "err_card_number": "{source}: カードに長すぎて読めない数値が含まれています（{detail}）",
+    "err_guard_host": "このサーバーが応答するのは {names} だけです（Host は '{host}' でした）。別の名前で使うには allowed_hosts の設定に加えてください",
+    "err_store_full": "サーバーのディスクがいっぱいのため、保存できませんでした（何も残っていません）。研究室の管理者に知らせてください",
+    "err_upload_disk_low": (
+        "サーバーのディスク（{folder}）の空きが {free} MB で、投票やチャットのために残しておく {limit} MB を下回っています"
+        "（設定 limit_disk_free_mb）。空きができるまで、アップロードとカードの読み込みはお受けできません"
+    ),
 }
 
 # Metric names (the identifiers of rp_eval/evaluate/metrics.py, the weights file and the CSV) as the Japanese page

@@ -253,9 +253,9 @@ def test_sessions_end_when_their_user_changes(demo_build, tmp_path):
         fn = admin_events["models_refresh"] if "models_refresh" in admin_events else next(iter(admin_events.values()))
         for c, page in ((rita, ""), (ruth, ""), (ada, "/admin"), (sato, "/admin")):
             assert c.get(f"{page}/gradio_api/login_check").status_code == 200
-        _cli_users(users, "add", "rita", password="a new password")
+        _cli_users(users, "add", "rita", "--replace", password="a new password")
         _cli_users(users, "remove", "ruth")
-        _cli_users(users, "add", "ada", "--role", "rater", password="admin two password")
+        _cli_users(users, "add", "ada", "--role", "rater", "--replace", password="admin two password")
         for c, page in ((rita, ""), (ruth, ""), (ada, "/admin")):
             assert c.get(f"{page}/gradio_api/login_check").status_code == 401, page
             assert c.get(f"{page}/config").status_code == 401, page
