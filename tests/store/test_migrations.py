@@ -111,3 +111,21 @@ def test_a_lab_server_started_on_a_database_made_before_migrations_finds_every_v
     )
     assert _rows(db, VOTES) == before
     assert _rows(db, "SELECT version_num FROM alembic_version") == [(migrate.head(),)]
+
+
+def test_the_revisions_alone_make_todays_schema(tmp_path):
+    """Every table and column of today's models comes from a revision, not only from `create_all` (which the
+    store runs after the upgrade and would hide a table no revision makes: chat_preferences had none at first)."""
+    from importlib import import_module
+
+    from sqlalchemy import create_engine
+
+    from rp_eval.store import TABLE_MODULES
+
+    for module in TABLE_MODULES:
+        import_module(f"rp_eval.store.{module}")
+    engine = create_engine(f"sqlite:///{tmp_path / 'fresh.sqlite'}")
+    assert migrate.upgrade(engine, set(Base.metadata.tables), lambda _engine: None) == migrate.head()
+    with engine.connect() as c:
+        assert compare_metadata(MigrationContext.configure(c), Base.metadata) == []
+    engine.dispose()
