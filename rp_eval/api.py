@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from rp_eval import settings
 from rp_eval.chat.generate import (
+    API,
     ContextError,
     GenerationResult,
     GenerationSettings,
@@ -427,7 +428,9 @@ def _start(req: ChatRequest) -> tuple[Iterator, str | GenerationResult]:
     """The reply's generator and its first item: every error a request can cause is raised here, before the
     response starts (a stream can not turn into a 400 after its first byte)."""
     loaded, messages, gen, dropped = _prepare(req)
-    return started(_counting_dropped(stream(loaded.model, loaded.tokenizer, loaded.format, messages, gen), dropped))
+    return started(
+        _counting_dropped(stream(loaded.model, loaded.tokenizer, loaded.format, messages, gen, priority=API), dropped)
+    )
 
 
 def started(items: Iterator) -> tuple[Iterator, str | GenerationResult]:

@@ -44,7 +44,7 @@ from rp_eval.api import (
     registered,
     started,
 )
-from rp_eval.chat.generate import GenerationResult, GenerationSettings, context_of, stream_prompt
+from rp_eval.chat.generate import API, GenerationResult, GenerationSettings, context_of, stream_prompt
 from rp_eval.chat.sampler_params import api_fields
 from rp_eval.models.loading import model_cache
 
@@ -309,7 +309,7 @@ def _usage(prompts: list[list[int]], results: list[GenerationResult | None]) -> 
 
 def _begin(req: TextRequest, ids: list[int], loaded, gen: GenerationSettings):
     text = loaded.tokenizer.decode(ids, skip_special_tokens=False)
-    return started(stream_prompt(loaded.model, loaded.tokenizer, loaded.format, text, ids, gen))
+    return started(stream_prompt(loaded.model, loaded.tokenizer, loaded.format, text, ids, gen, priority=API))
 
 
 def _prepare(req: TextRequest):

@@ -21,13 +21,14 @@ if TYPE_CHECKING:
 class BlockAdmission:
     """Mixed into GenerationService; uses its engine (`_static`), sampler, row owners and `_take`."""
 
-    def _queue(self, request: Request) -> None:
-        """Each prompt of the request into the admission queue; a prompt that could never fit the pool fails
+    def _queue(self, request: Request, priority: int) -> None:
+        """Each prompt of the request into the admission queue (before waiting ones of a lower priority: a
+        larger number); a prompt that could never fit the pool fails
         the whole request now, before any work."""
         for i, ids in enumerate(request.encoded):
             key = (id(request), i)
             try:
-                self.admission.submit(key, ids, request.settings.max_new_tokens)
+                self.admission.submit(key, ids, request.settings.max_new_tokens, priority)
             except TooLong as err:
                 raise GenerationError(f"this request can never fit the model's KV cache: {err}") from None
             self._keys[key] = (request, i)

@@ -233,8 +233,9 @@ class BlockPool:
 
 
 class Admission:
-    """Which requests run: arrival order, waiting while the pool is short, the newest paused when a running
-    request can not grow. `submit` refuses (TooLong) a request whose prompt and reply could never fit."""
+    """Which requests run: by priority (a smaller number first: the page before the API), then arrival order,
+    waiting while the pool is short; the newest of the lowest priority paused when a running request can not
+    grow. `submit` refuses (TooLong) a request whose prompt and reply could never fit."""
 
     def __init__(self, pool: BlockPool) -> None:
         self.pool = pool
@@ -243,8 +244,21 @@ class Admission:
         self.cached: dict[object, int] = {}  # tokens the latest admission of each request found in the cache
         self._tokens: dict[object, list[int]] = {}  # a waiting request's tokens so far (prompt, then its reply)
         self._left: dict[object, int] = {}  # tokens each request has still to make
+        self.priority: dict[object, int] = {}  # each request's priority (smaller first)
 
-    def submit(self, key, prompt: list[int], new_tokens: int) -> None:
+    def _enter(self, key, front: bool) -> None:
+        """Into the waiting queue after every key of a higher priority (a smaller number) and, unless `front`
+        (a paused request: it goes back before its equals), after its equals too."""
+        mine = self.priority[key]
+        at = len(self.waiting)
+        for n, other in enumerate(self.waiting):
+            theirs = self.priority.get(other, 1)
+            if theirs > mine or (front and theirs == mine):
+                at = n
+                break
+        self.waiting.insert(at, key)
+
+    def submit(self, key, prompt: list[int], new_tokens: int, priority: int = 1) -> None:
         if new_tokens < 1:
             raise ValueError(f"new_tokens must be at least 1 (got {new_tokens})")
         need = blocks_for(len(prompt) + new_tokens, self.pool.block_tokens)
@@ -254,13 +268,14 @@ class Admission:
                 f"{self.pool.block_tokens}; the KV pool holds {self.pool.blocks:,} blocks "
                 f"({self.pool.blocks * self.pool.block_tokens:,} tokens)"
             )
-        self.waiting.append(key)
+        self.priority[key] = priority
+        self._enter(key, front=False)
         self._tokens[key], self._left[key] = list(prompt), new_tokens
 
     def schedule(self, most: int | None = None) -> list[object]:
         """Admit waiting requests from the front while they fit (each with room for its next token), at most
         `most` of them (the engine's free rows); returns the keys admitted now. The front one is never
-        overtaken, so a long request is not starved."""
+        overtaken by one of its own priority, so a long request is not starved by shorter ones after it."""
         admitted = []
         while self.waiting and (most is None or len(admitted) < most):
             key = self.waiting[0]
@@ -285,7 +300,8 @@ class Admission:
             return []
         paused = []
         while not self.pool.append(key, [token], extra=1):
-            victim = self.running[-1]
+            lowest = max(self.priority.get(k, 1) for k in self.running)
+            victim = next(k for k in reversed(self.running) if self.priority.get(k, 1) == lowest)
             paused.append(victim)
             if victim == key:
                 self._left[key] -= 1
@@ -301,7 +317,7 @@ class Admission:
         tokens = list(self.pool._tables[key].tokens) + list(pending)
         self.running.remove(key)
         self.pool.release(key)
-        self.waiting.appendleft(key)
+        self._enter(key, front=True)
         self._tokens[key] = tokens
 
     def finish(self, key) -> None:
@@ -309,6 +325,7 @@ class Admission:
         self.pool.release(key)
         self._left.pop(key, None)
         self.cached.pop(key, None)
+        self.priority.pop(key, None)
 
     def cancel(self, key) -> None:
         """Wherever the request is: waiting, paused or running. Its blocks go back."""
@@ -320,6 +337,7 @@ class Admission:
         self._tokens.pop(key, None)
         self._left.pop(key, None)
         self.cached.pop(key, None)
+        self.priority.pop(key, None)
 
 
 def explain(config, element_size: int, budget_bytes: int) -> str:

@@ -76,6 +76,11 @@ class StopRules:
 _rules_cache: dict[tuple, tuple] = {}
 
 
+# The generation service's admission order (rp_eval.chat.service): the page's requests (a rater's blind pair or
+# single reply, the Chat tab) first, then the API's, then evaluation batches; arrival order within each.
+PAGE, API, BATCH = 0, 1, 2
+
+
 def stop_rules(tokenizer, model, fmt: PromptFormat, extra: tuple[str, ...] = ()) -> StopRules:
     """Every way a turn can end for this model, tokenizer and prompt format (worked out once per combination:
     the vocabulary is copied by `get_vocab`)."""
@@ -248,7 +253,7 @@ def _prompt(model, tokenizer, fmt: PromptFormat, messages: list[Message], settin
     return prompt, ids, dropped
 
 
-def _submit(model, tokenizer, fmt, conversations, settings, streaming: bool):
+def _submit(model, tokenizer, fmt, conversations, settings, streaming: bool, priority: int = API):
     from rp_eval.chat.service import service_for
 
     prompts, encoded, dropped = [], [], []
@@ -258,7 +263,9 @@ def _submit(model, tokenizer, fmt, conversations, settings, streaming: bool):
         encoded.append(ids)
         dropped.append(n)
     rules = stop_rules(tokenizer, model, fmt, settings.stop_strings)
-    request = service_for(model).submit(tokenizer, prompts, encoded, settings, rules, streaming=streaming)
+    request = service_for(model).submit(
+        tokenizer, prompts, encoded, settings, rules, streaming=streaming, priority=priority
+    )
     return request, rules, dropped
 
 
@@ -268,15 +275,23 @@ def stream(
     fmt: PromptFormat,
     messages: list[Message],
     settings: GenerationSettings = GenerationSettings(),
+    priority: int = API,
 ) -> Iterator[str | GenerationResult]:
     """Text deltas as they become safe to show, then the `GenerationResult` (whose `text` is final).
-    Closing the generator early (a Stop button, a client that left) stops the reply at the next step."""
-    request, rules, dropped = _submit(model, tokenizer, fmt, [messages], settings, streaming=True)
+    Closing the generator early (a Stop button, a client that left) stops the reply at the next step.
+    `priority`: the generation service's admission order (rp_eval.chat.service: PAGE 0, API 1, BATCH 2)."""
+    request, rules, dropped = _submit(model, tokenizer, fmt, [messages], settings, streaming=True, priority=priority)
     yield from _deltas(request, rules, dropped[0])
 
 
 def stream_prompt(
-    model, tokenizer, fmt: PromptFormat, prompt: str, ids: list[int], settings: GenerationSettings
+    model,
+    tokenizer,
+    fmt: PromptFormat,
+    prompt: str,
+    ids: list[int],
+    settings: GenerationSettings,
+    priority: int = API,
 ) -> Iterator[str | GenerationResult]:
     """`stream` for a text completion: the prompt's ids as the client gave them (no chat format around them, no
     turns to drop); the reply stops and is cut by the same rules as a chat reply."""
@@ -285,7 +300,9 @@ def stream_prompt(
     if not ids:
         raise GenerationError("the prompt is empty")
     rules = stop_rules(tokenizer, model, fmt, settings.stop_strings)
-    request = service_for(model).submit(tokenizer, [prompt], [list(ids)], settings, rules, streaming=True)
+    request = service_for(model).submit(
+        tokenizer, [prompt], [list(ids)], settings, rules, streaming=True, priority=priority
+    )
     yield from _deltas(request, rules, 0)
 
 
@@ -313,9 +330,10 @@ def generate(
     fmt: PromptFormat,
     messages: list[Message],
     settings: GenerationSettings = GenerationSettings(),
+    priority: int = API,
 ) -> GenerationResult:
     """One reply, cut and trimmed; see the module docstring for the rules."""
-    *_, result = stream(model, tokenizer, fmt, messages, settings)
+    *_, result = stream(model, tokenizer, fmt, messages, settings, priority)
     return result
 
 
@@ -325,11 +343,12 @@ def generate_batch(
     fmt: PromptFormat,
     conversations: list[list[Message]],
     settings: GenerationSettings = GenerationSettings(),
+    priority: int = API,
 ) -> list[GenerationResult]:
     """One reply per conversation, submitted together (one request of several rows); each row stops on its own."""
     if not conversations:
         return []
-    request, _, dropped = _submit(model, tokenizer, fmt, conversations, settings, streaming=False)
+    request, _, dropped = _submit(model, tokenizer, fmt, conversations, settings, streaming=False, priority=priority)
     try:
         results = request.wait()
     finally:

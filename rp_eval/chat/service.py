@@ -40,6 +40,8 @@ from rp_eval.chat.admitting import BlockAdmission
 from rp_eval.chat.blocks import Admission, BlockPool
 from rp_eval.chat.engine import EagerEngine, StaticEngine, _bucket_batch, supports_static
 from rp_eval.chat.generate import (
+    API,
+    PAGE,
     GenerationError,
     GenerationResult,
     GenerationSettings,
@@ -51,6 +53,13 @@ from rp_eval.chat.generate import (
 from rp_eval.chat.sampling import Sampler
 
 IDLE_SECONDS = 2.0  # the scheduler thread ends after this long without work (a new request starts it again)
+
+# Who waits for whom: a request of the page (the Rate tab's blind pair or single reply, the Chat tab) is admitted
+# before any API request waiting with it, and an API request before an evaluation's or a job's batch; within one
+# priority, arrival order. Raters are people clicking (few requests, each short, capped per login), so the API is
+# not starved by them; on the eager path (CPU) the API still gets API_TURNS of its runs stepped in every round
+# while page runs go, so its streams keep moving.
+API_TURNS = 1
 
 
 @dataclass
@@ -71,6 +80,7 @@ class Request:
     results: list[GenerationResult] | None = None
     error: Exception | None = None
     seeds: list[int] = field(default_factory=list)
+    priority: int = API  # PAGE, API or BATCH: lower is admitted first
 
     def __post_init__(self) -> None:
         self.rows = [_Row() for _ in self.prompts]
@@ -133,6 +143,7 @@ class GenerationService(BlockAdmission):
         self._sampler: Sampler | None = None
         self._owners: list[tuple[Request, int] | None] = []
         self._eager: list[_EagerRun] = []
+        self._turn = 0  # the next API eager run to step while page runs go (round robin)
         self._waiting: list[Request] = []
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -150,8 +161,11 @@ class GenerationService(BlockAdmission):
         settings: GenerationSettings,
         rules: StopRules,
         streaming: bool = False,
+        priority: int = API,
     ) -> Request:
-        request = Request(tokenizer, prompts, encoded, settings, rules, streaming)
+        """Queue a request; `priority` PAGE (a rater's or chatter's page), API or BATCH: waiting requests are
+        admitted by (priority, arrival)."""
+        request = Request(tokenizer, prompts, encoded, settings, rules, streaming, priority=priority)
         with self._cond:
             if self.closed:
                 raise GenerationError("this model is being unloaded: choose it again to load it anew")
@@ -213,7 +227,7 @@ class GenerationService(BlockAdmission):
                         self._fail_all(GenerationError("this model was unloaded while it was generating"))
                     self._thread = None
                     return
-                waiting, self._waiting = self._waiting, []
+                waiting, self._waiting = _by_priority(self._waiting), []
             try:
                 with torch.inference_mode():  # per step, in this thread only
                     self._once(waiting)
@@ -232,14 +246,27 @@ class GenerationService(BlockAdmission):
             if not arrived:
                 break
             waiting.extend(arrived)  # the loop's list: should this step fail, they are failed or put back too
-            left = self._admit(arrived)
+            left = self._admit(_by_priority(arrived))
         with self._cond:
             self._waiting[:0] = left
         self._drop_cancelled()
         if any(self._owners) or self._pending is not None:
             self._static_step()
-        for run in list(self._eager):
+        for run in self._eager_turns():
             self._eager_step(run)
+
+    def _eager_turns(self) -> list[_EagerRun]:
+        """The eager runs to step this round: all of them, or while a page's run goes, the page's runs and
+        API_TURNS of the others in turn (one eager step per run and round: forty API streams would otherwise
+        make a rater's reply forty times slower)."""
+        runs = list(self._eager)
+        first = [run for run in runs if run.request.priority <= PAGE]
+        rest = [run for run in runs if run.request.priority > PAGE]
+        if not first or len(rest) <= API_TURNS:
+            return runs
+        start = self._turn % len(rest)
+        self._turn = start + API_TURNS
+        return first + (rest + rest)[start : start + API_TURNS]
 
     def _uses_static(self, request: Request) -> bool:
         choice = request.settings.engine
@@ -262,7 +289,7 @@ class GenerationService(BlockAdmission):
                 if not self._uses_static(request):
                     self._start_eager(request)
                 elif self.admission is not None:
-                    self._queue(request)
+                    self._queue(request, request.priority)
                 elif not self._place(request):
                     left.append(request)
             except Exception as err:  # noqa: BLE001 - a request that can not run fails alone
@@ -484,6 +511,11 @@ class GenerationService(BlockAdmission):
         if all(row.done for row in request.rows):
             self._eager.remove(run)
         self._report(request)
+
+
+def _by_priority(requests: list[Request]) -> list[Request]:
+    """Page requests first, then API, then batches; arrival order within each (a stable sort)."""
+    return sorted(requests, key=lambda r: r.priority)
 
 
 # -- which service serves a model ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from rp_eval.chat import choices, fitting, lorebook
 from rp_eval.chat.cards import Card, card_to_persona
 from rp_eval.chat.formats import Message, PromptFormat, render_prompt, speaker_tags
-from rp_eval.chat.generate import GenerationResult, GenerationSettings, context_of, stream
+from rp_eval.chat.generate import PAGE, GenerationResult, GenerationSettings, context_of, stream
 from rp_eval.chat.personas import PERSONAS_DIR, Persona, is_japanese, load_personas
 from rp_eval.errors import RpEvalError
 from rp_eval.store import Store
@@ -251,7 +251,9 @@ def reply(
                 messages.append(Message(role="user", content=message.strip()))
             r.fitted = fit(loaded, messages, settings.max_new_tokens, book, name, conv.user_name, examples)
             prompts[r.side] = r.fitted.prompt
-            streams[r.side] = stream(loaded.model, loaded.tokenizer, loaded.format, r.fitted.messages, settings)
+            streams[r.side] = stream(
+                loaded.model, loaded.tokenizer, loaded.format, r.fitted.messages, settings, priority=PAGE
+            )
         except RpEvalError as err:
             r.error = ChatError(key="err_chat_side_failed", model=r.model, error=err)
     if not streams:

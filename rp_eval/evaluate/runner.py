@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
-from rp_eval.chat.generate import GenerationResult, GenerationSettings, generate_batch
+from rp_eval.chat.generate import BATCH, GenerationResult, GenerationSettings, generate_batch
 from rp_eval.errors import RpEvalError, Said, said
 from rp_eval.evaluate.metrics import LengthTarget, Reply, measure
 from rp_eval.evaluate.score import Weights, combined, load_weights
@@ -94,7 +94,7 @@ def generate_items(
         batch = items[start : start + batch_size]
         conversations = [item.messages(task.personas[item.persona], user) for item in batch]
         batch_settings = settings.model_copy(update={"seed": batch_seed(seed, batch)})
-        yield batch, generate_batch(model, tokenizer, fmt, conversations, batch_settings)
+        yield batch, generate_batch(model, tokenizer, fmt, conversations, batch_settings, priority=BATCH)
 
 
 def to_reply(

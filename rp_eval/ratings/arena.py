@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rp_eval.chat.formats import Message
-from rp_eval.chat.generate import GenerationResult, GenerationSettings, generate
+from rp_eval.chat.generate import PAGE, GenerationResult, GenerationSettings, generate
 from rp_eval.ratings import sampling
 from rp_eval.ratings.records import WINNERS, RatingError, check_scores, item_key
 from rp_eval.store import Store
@@ -40,7 +40,7 @@ def live_reply(model: str, messages: list[Message], settings: GenerationSettings
     from rp_eval.models.loading import model_cache
 
     loaded = model_cache().get(model)
-    return generate(loaded.model, loaded.tokenizer, loaded.format, messages, settings)
+    return generate(loaded.model, loaded.tokenizer, loaded.format, messages, settings, priority=PAGE)
 
 
 @dataclass

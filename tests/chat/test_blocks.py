@@ -242,3 +242,28 @@ def test_the_plan_for_a_7b_llama2_on_a_24_gb_card():
     )
     with pytest.raises(ValueError, match="must be positive"):
         plan_blocks(0, 10**9)
+
+
+def test_a_page_request_goes_before_waiting_api_requests_and_api_ones_are_paused_first():
+    """Priorities (0 the page, 1 the API): a page request submitted last is admitted first; when the pool runs
+    short the newest API request is paused, not the newer page one; a paused API request goes back behind the
+    waiting page requests, before the other API ones."""
+    pool = BlockPool(blocks=6, block_tokens=4)
+    admission = Admission(pool)
+    admission.submit("api-1", [1] * 8, 12, priority=1)
+    admission.submit("api-2", [2] * 8, 12, priority=1)
+    admission.submit("page", [3] * 8, 12, priority=0)
+    assert list(admission.waiting) == ["page", "api-1", "api-2"]
+    assert admission.schedule(most=1) == ["page"]
+    assert admission.schedule(most=1) == ["api-1"]
+    for key in ("page", "api-1"):
+        pool.written(key)
+    admission.submit("page-2", [4] * 8, 4, priority=0)
+    assert list(admission.waiting) == ["page-2", "api-2"]
+    paused = []
+    for token in range(8):  # both running grow until the six blocks are short
+        for key in ("page", "api-1"):
+            if key in admission.running:
+                paused += admission.grow(key, token)
+    assert paused and set(paused) == {"api-1"}
+    assert list(admission.waiting) == ["page-2", "api-1", "api-2"]

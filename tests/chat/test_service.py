@@ -349,3 +349,34 @@ def test_a_request_that_waited_for_a_row_says_how_long(tmp_path, tokenizer, layo
     # the second began its prefill only once the first had its last token
     assert b.waited_seconds >= a.seconds - (second.submitted - first.submitted) - 1e-3, (a, b)
     assert b.waited_seconds > a.waited_seconds
+
+
+def _start(request) -> float:
+    """When the request's (first) prompt began its prefill, on the perf_counter clock."""
+    return request.submitted + request.rows[0].placed
+
+
+@pytest.mark.parametrize("layout", ["rows", "blocks"])
+def test_a_page_request_takes_the_next_free_row_before_api_requests_that_came_earlier(tmp_path, tokenizer, layout):
+    """One row, taken by an API request: a second API request waits, then a page request (a rater's blind pair
+    side) arrives; when the row frees, the page's request is prefilled first. The API request still runs."""
+    from rp_eval.chat.generate import API, PAGE, StopRules
+
+    folder = save_tiny(tmp_path / "m", tokenizer, seed=7)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    service = GenerationService(model, rows=1, columns=256, kv_layout=layout)
+    try:
+        settings = GenerationSettings(temperature=0, max_new_tokens=60, engine="static", trim_to_sentence=False)
+        ids = tokenizer("こんにちは、今日は", add_special_tokens=False)["input_ids"]
+        no_stops = StopRules(frozenset(), ())
+        first = service.submit(tokenizer, ["a"], [ids], settings, no_stops, priority=API)
+        while first.rows[0].slot == -1:  # the API request holds the row
+            time.sleep(0.001)
+        earlier = service.submit(tokenizer, ["b"], [ids], settings, no_stops, priority=API)
+        page = service.submit(tokenizer, ["c"], [ids], settings, no_stops, priority=PAGE)
+        results = [r.wait()[0] for r in (first, earlier, page)]
+    finally:
+        service.close()
+    assert [r.new_tokens for r in results] == [60, 60, 60]
+    assert page.submitted > earlier.submitted
+    assert _start(page) < _start(earlier), (page.rows[0].placed, earlier.rows[0].placed)
