@@ -20,9 +20,10 @@ def counted(monkeypatch):
     calls: list[int] = []
     real = gen.generate_batch
 
-    def spy(model, tokenizer, fmt, conversations, settings):
+    def spy(model, tokenizer, fmt, conversations, settings, **options):
         calls.append(len(conversations))
-        return real(model, tokenizer, fmt, conversations, settings)
+        assert options.get("priority") == gen.BATCH, "an evaluation's batches queue behind the page and the API"
+        return real(model, tokenizer, fmt, conversations, settings, **options)
 
     monkeypatch.setattr(runner, "generate_batch", spy)
     return calls
@@ -55,11 +56,11 @@ def test_a_second_run_reuses_the_stored_replies(tiny_registered, task, counted):
 def test_a_crash_loses_at_most_the_batch_in_flight(tiny_registered, task, monkeypatch):
     real, calls = gen.generate_batch, []
 
-    def crash_second(model, tokenizer, fmt, conversations, settings):
+    def crash_second(model, tokenizer, fmt, conversations, settings, **options):
         calls.append(len(conversations))
         if len(calls) == 2:
             raise RuntimeError("CUDA out of memory")
-        return real(model, tokenizer, fmt, conversations, settings)
+        return real(model, tokenizer, fmt, conversations, settings, **options)
 
     monkeypatch.setattr(runner, "generate_batch", crash_second)
     broken = evaluate(EvalConfig(models=[tiny_registered], **SMALL), task=task)
@@ -78,7 +79,7 @@ def test_a_model_that_fails_does_not_stop_the_others(tiny_registered, task):
 
 
 def test_empty_replies_are_kept_and_counted(tiny_registered, task, monkeypatch):
-    def empty(model, tokenizer, fmt, conversations, settings):
+    def empty(model, tokenizer, fmt, conversations, settings, **options):
         return [gen.GenerationResult("", "</s>", "eos", False, 5, 1, 0.1, 0.1, 0.0) for _ in conversations]
 
     monkeypatch.setattr(runner, "generate_batch", empty)
