@@ -1,7 +1,8 @@
 """An OpenAI-compatible HTTP API beside the page: `GET /v1/models`, `POST /v1/chat/completions`.
 
 So SillyTavern, the `openai` client and evaluation harnesses can talk to any registered model. Replies come
-from the same `rp_eval.chat.generate.stream` as the chat tab, with the same stop rules. `finish_reason` is
+from the same generation service as the chat tab (`rp_eval.chat.generate.stream_choices`: `n` replies as rows
+of one request), with the same stop rules. `finish_reason` is
 OpenAI's `stop` (eos or a stop string) or `length` (the token cap); the project's own reason, the raw text and
 whether the cap cut a sentence are in the extra `rp_eval` field. A streamed reply that hits the cap may have
 streamed a sentence fragment that the final `rp_eval.text` trims away (a stream can not take text back).
@@ -33,7 +34,7 @@ from rp_eval.chat.generate import (
     GenerationSettings,
     context_of,
     fit_messages,
-    stream,
+    stream_choices,
 )
 from rp_eval.chat.sampler_params import DialectError, api_fields, values_of
 from rp_eval.errors import RpEvalError
@@ -86,7 +87,7 @@ class _ChatRequest(BaseModel):
     stop: str | list[str] | None = None
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # negative: a random seed (SillyTavern sends -1)
     stream: bool = False
-    n: int = Field(1, ge=1, le=1)
+    n: int = Field(1, ge=1)  # replies to the one conversation: at most limit_choices
 
 
 # the sampler fields (temperature, top_p, min_p ...) come from their one definition, with its bounds
@@ -284,6 +285,14 @@ def _check_request(req: ChatRequest) -> None:
         field = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
         raise ApiError(f"{field}: {wanted} is over this server's limit of {limits.limit_max_tokens}", param=field)
     check_stops([req.stop] if isinstance(req.stop, str) else list(req.stop or []))
+    check_choices(req.n)
+
+
+def check_choices(n: int) -> None:
+    limit = settings.config().limit_choices
+    if n > limit:
+        raise ApiError(f"n: {n} replies asked for; this server gives at most {limit} per request (limit_choices)",
+                       param="n")  # fmt: skip
 
 
 def check_stops(stops: list[str], field: str = "stop") -> None:
@@ -397,37 +406,40 @@ def _extra(result: GenerationResult) -> dict:
     }
 
 
-def _usage(result: GenerationResult) -> dict:
-    return {
-        "prompt_tokens": result.prompt_tokens,
-        "completion_tokens": result.new_tokens,
-        "total_tokens": result.prompt_tokens + result.new_tokens,
-    }
+def usage_of(prompt_tokens: int, results: list[GenerationResult]) -> dict:
+    """OpenAI's usage of a reply of several choices: the prompt counted once, every choice's new tokens."""
+    made = sum(r.new_tokens for r in results)
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": made, "total_tokens": prompt_tokens + made}
 
 
-def _reply(req: ChatRequest, result: GenerationResult) -> dict:
+def _reply(req: ChatRequest, results: list[GenerationResult]) -> dict:
+    choices = [
+        {
+            "index": i,
+            "message": {"role": "assistant", "content": result.text},
+            "finish_reason": OPENAI_REASON[result.finish_reason],
+            "rp_eval": _extra(result),
+        }
+        for i, result in enumerate(results)
+    ]
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": req.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": result.text},
-                "finish_reason": OPENAI_REASON[result.finish_reason],
-            }
-        ],
-        "usage": _usage(result),
-        "rp_eval": _extra(result),
+        "choices": choices,
+        "usage": usage_of(results[0].prompt_tokens, results),
+        "rp_eval": _extra(results[0]),  # the first choice's (each choice has its own under choices[i].rp_eval)
     }
 
 
-def _start(req: ChatRequest) -> tuple[Iterator, str | GenerationResult]:
+def _start(req: ChatRequest) -> tuple[Iterator, tuple[int, str] | list[GenerationResult]]:
     """The reply's generator and its first item: every error a request can cause is raised here, before the
-    response starts (a stream can not turn into a 400 after its first byte)."""
+    response starts (a stream can not turn into a 400 after its first byte). Its items are `(choice, delta)`
+    pairs, then the list of the `n` results."""
     loaded, messages, gen, dropped = _prepare(req)
-    return started(_counting_dropped(stream(loaded.model, loaded.tokenizer, loaded.format, messages, gen), dropped))
+    items = stream_choices(loaded.model, loaded.tokenizer, loaded.format, messages, gen, req.n)
+    return started(_counting_dropped(items, dropped))
 
 
 def started(items: Iterator) -> tuple[Iterator, str | GenerationResult]:
@@ -444,8 +456,8 @@ def _counting_dropped(items: Iterator, dropped: int) -> Iterator:
     """The reply's items, its result counting the turns the API dropped to fit the context."""
     try:
         for item in items:
-            if isinstance(item, GenerationResult):
-                item.dropped_turns += dropped
+            for result in item if isinstance(item, list) else ():
+                result.dropped_turns += dropped
             yield item
     finally:
         items.close()
@@ -458,15 +470,16 @@ def _next(items: Iterator):
 async def _complete(req: ChatRequest, request: Request) -> dict | None:
     """A whole reply; None when the client left."""
     items, item = await run_in_threadpool(_start, req)
-    result = await drain(items, item, request)
-    return None if result is None else _reply(req, result)
+    results = await drain(items, item, request)
+    return None if results is None else _reply(req, results)
 
 
-async def drain(items: Iterator, item, request: Request) -> GenerationResult | None:
-    """The result at the end of a reply's items (`item` the first, already taken); None as soon as the client is
-    gone. The generator is closed either way, which stops the generation."""
+async def drain(items: Iterator, item, request: Request):
+    """The result at the end of a reply's items (`item` the first, already taken): a `GenerationResult`, or the
+    list of them of a reply of several choices; None as soon as the client is gone. The generator is closed
+    either way, which stops the generation."""
     try:
-        while not isinstance(item, GenerationResult):
+        while not isinstance(item, GenerationResult | list):
             if item is None:
                 raise ApiError("the reply ended without a result", 500, "server_error")
             if await request.is_disconnected():
@@ -478,13 +491,15 @@ async def drain(items: Iterator, item, request: Request) -> GenerationResult | N
             await run_in_threadpool(items.close)
 
 
-def _chunk(req: ChatRequest, cid: str, created: int, delta: dict, reason: str | None = None, **extra) -> dict:
+def _chunk(
+    req: ChatRequest, cid: str, created: int, delta: dict, reason: str | None = None, index: int = 0, **extra
+) -> dict:
     return {
         "id": cid,
         "object": "chat.completion.chunk",
         "created": created,
         "model": req.model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": reason}],
+        "choices": [{"index": index, "delta": delta, "finish_reason": reason}],
         **extra,
     }
 
@@ -496,25 +511,33 @@ def _sse(body: dict) -> str:
 def _events(req: ChatRequest, items: Iterator, first, done) -> AsyncIterator[str]:
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
-    def piece(item: str | GenerationResult) -> dict:
-        if isinstance(item, str):
-            return _chunk(req, cid, created, {"content": item})
-        reason = OPENAI_REASON[item.finish_reason]
-        return _chunk(req, cid, created, {}, reason, usage=_usage(item), rp_eval=_extra(item))
+    def piece(item: tuple[int, str] | list[GenerationResult]) -> list[dict]:
+        if isinstance(item, tuple):
+            return [_chunk(req, cid, created, {"content": item[1]}, index=item[0])]
+        # each choice's end, the last one carrying the usage of them all
+        ends = [
+            _chunk(req, cid, created, {}, OPENAI_REASON[r.finish_reason], index=i, rp_eval=_extra(r))
+            for i, r in enumerate(item)
+        ]
+        ends[-1]["usage"] = usage_of(item[0].prompt_tokens, item)
+        return ends
 
-    return events(items, first, done, [_chunk(req, cid, created, {"role": "assistant", "content": ""})], piece)
+    head = [_chunk(req, cid, created, {"role": "assistant", "content": ""}, index=i) for i in range(req.n)]
+    return events(items, first, done, head, piece)
 
 
 async def events(items: Iterator, first, done, head: list[dict], piece) -> AsyncIterator[str]:
-    """A reply's SSE chunks: `head`, then `piece(item)` for each text delta and for the final result; the
-    generator is closed when the stream ends or the client leaves, and `done` called."""
+    """A reply's SSE chunks: `head`, then `piece(item)` (a chunk or a list of them) for each text delta and for
+    the final result(s); the generator is closed when the stream ends or the client leaves, and `done` called."""
     item = first
     try:
         for body in head:
             yield _sse(body)
         while item is not None:
-            yield _sse(piece(item))
-            if isinstance(item, GenerationResult):
+            bodies = piece(item)
+            for body in bodies if isinstance(bodies, list) else [bodies]:
+                yield _sse(body)
+            if isinstance(item, GenerationResult | list):
                 break
             item = await run_in_threadpool(_next, items)
         yield "data: [DONE]\n\n"
