@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from rp_eval import settings
+from rp_eval.api_logprobs import chat_logprobs
 from rp_eval.chat.generate import (
     ContextError,
     GenerationResult,
@@ -63,8 +64,6 @@ class ChatMessage(BaseModel):
 # OpenAI fields that change what is sampled and that rp_eval does not do: refused, naming the field, unless
 # given their neutral value (SillyTavern and the openai client send some of them by default).
 UNSUPPORTED: dict[str, tuple] = {
-    "logprobs": (None, False),
-    "top_logprobs": (None, 0),
     "response_format": (None, {"type": "text"}),
     "tools": (None, []),
     "tool_choice": (None, "none", "auto"),
@@ -88,6 +87,8 @@ class _ChatRequest(BaseModel):
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # negative: a random seed (SillyTavern sends -1)
     stream: bool = False
     n: int = Field(1, ge=1)  # replies to the one conversation: at most limit_choices
+    logprobs: bool | None = False  # the generated tokens' log-probabilities (rp_eval/api_logprobs.py)
+    top_logprobs: int | None = Field(None, ge=0, le=20)  # OpenAI's limit; needs logprobs true
 
 
 # the sampler fields (temperature, top_p, min_p ...) come from their one definition, with its bounds
@@ -286,6 +287,10 @@ def _check_request(req: ChatRequest) -> None:
         raise ApiError(f"{field}: {wanted} is over this server's limit of {limits.limit_max_tokens}", param=field)
     check_stops([req.stop] if isinstance(req.stop, str) else list(req.stop or []))
     check_choices(req.n)
+    if req.logprobs and req.stream:
+        raise ApiError("logprobs: not given in a stream here; send stream: false", param="logprobs")
+    if req.top_logprobs and not req.logprobs:
+        raise ApiError("top_logprobs: needs logprobs: true", param="top_logprobs")
 
 
 def check_choices(n: int) -> None:
@@ -318,8 +323,8 @@ def _prepare(req: ChatRequest):
     )
     loaded = model_cache().get(registered(req.model))
     check_token_ids(gen, loaded.model)
-    messages, dropped = _fit(loaded, messages, gen.max_new_tokens, req)
-    return loaded, messages, gen, dropped
+    messages, dropped, ids = _fit(loaded, messages, gen.max_new_tokens, req)
+    return loaded, messages, gen, dropped, ids
 
 
 def engine_values(req) -> dict:
@@ -359,9 +364,9 @@ def registered(name: str | None):
     return row
 
 
-def _fit(loaded, messages: list[dict], max_new_tokens: int, req: ChatRequest) -> tuple[list[dict], int]:
+def _fit(loaded, messages: list[dict], max_new_tokens: int, req: ChatRequest) -> tuple[list[dict], int, list[int]]:
     """The conversation with its oldest turns dropped until it fits the model's context and the server's limit
-    (the system prompt and the last user message stay); 400 `context_length_exceeded` when those alone do not."""
+    (the system prompt and the last user message stay), and the prompt's ids; 400 `context_length_exceeded` when those alone do not."""
     context = context_of(loaded.model)
     limit = settings.config().limit_prompt_tokens
     field = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
@@ -373,7 +378,7 @@ def _fit(loaded, messages: list[dict], max_new_tokens: int, req: ChatRequest) ->
         )
     room = min(context - max_new_tokens, limit)
     try:
-        _, _, kept, dropped = fit_messages(loaded.tokenizer, loaded.format, messages, room)
+        _, ids, kept, dropped = fit_messages(loaded.tokenizer, loaded.format, messages, room)
     except ContextError as err:
         raise ApiError(
             f"messages: the prompt is {err.tokens} tokens even with only the system prompt and the last user "
@@ -389,7 +394,7 @@ def _fit(loaded, messages: list[dict], max_new_tokens: int, req: ChatRequest) ->
         raise ApiError(
             f"messages: model '{loaded.name}' can not take this conversation: {err}", param="messages"
         ) from err
-    return kept, dropped
+    return kept, dropped, list(ids)
 
 
 def _extra(result: GenerationResult) -> dict:
@@ -417,6 +422,7 @@ def _reply(req: ChatRequest, results: list[GenerationResult]) -> dict:
         {
             "index": i,
             "message": {"role": "assistant", "content": result.text},
+            "logprobs": None,
             "finish_reason": OPENAI_REASON[result.finish_reason],
             "rp_eval": _extra(result),
         }
@@ -433,11 +439,11 @@ def _reply(req: ChatRequest, results: list[GenerationResult]) -> dict:
     }
 
 
-def _start(req: ChatRequest) -> tuple[Iterator, tuple[int, str] | list[GenerationResult]]:
+def _start(req: ChatRequest, prepared=None) -> tuple[Iterator, tuple[int, str] | list[GenerationResult]]:
     """The reply's generator and its first item: every error a request can cause is raised here, before the
     response starts (a stream can not turn into a 400 after its first byte). Its items are `(choice, delta)`
     pairs, then the list of the `n` results."""
-    loaded, messages, gen, dropped = _prepare(req)
+    loaded, messages, gen, dropped, _ = prepared or _prepare(req)
     items = stream_choices(loaded.model, loaded.tokenizer, loaded.format, messages, gen, req.n)
     return started(_counting_dropped(items, dropped))
 
@@ -469,9 +475,18 @@ def _next(items: Iterator):
 
 async def _complete(req: ChatRequest, request: Request) -> dict | None:
     """A whole reply; None when the client left."""
-    items, item = await run_in_threadpool(_start, req)
+    prepared = await run_in_threadpool(_prepare, req)
+    items, item = await run_in_threadpool(_start, req, prepared)
     results = await drain(items, item, request)
-    return None if results is None else _reply(req, results)
+    if results is None:
+        return None
+    reply = _reply(req, results)
+    if req.logprobs:
+        loaded, ids = prepared[0], prepared[4]
+        for choice, result in zip(reply["choices"], results, strict=True):
+            top = req.top_logprobs or 0
+            choice["logprobs"] = await run_in_threadpool(chat_logprobs, loaded, ids, result.token_ids, top)
+    return reply
 
 
 async def drain(items: Iterator, item, request: Request):

@@ -172,6 +172,28 @@ def test_n_past_the_limit_is_a_400_naming_n(url):
     assert _chat(url, _swipes(1)).status_code == 200  # the server goes on
 
 
+def test_logprobs_of_the_generated_tokens_for_sillytaverns_token_view(url):
+    """`logprobs` with `top_logprobs` 3 on a greedy reply: one entry per generated token, in OpenAI's shape; each
+    token is its position's best alternative (greedy takes the argmax); the tokens spell the reply. A stream or
+    top_logprobs without logprobs is a 400 naming the field."""
+    r = _chat(url, _swipes(3, temperature=0, logprobs=True, top_logprobs=3))
+    assert r.status_code == 200, r.text
+    (choice,) = r.json()["choices"]
+    content = choice["logprobs"]["content"]
+    assert len(content) == r.json()["usage"]["completion_tokens"]
+    for entry in content:
+        top = entry["top_logprobs"]
+        assert len(top) == 3 and [t["logprob"] for t in top] == sorted((t["logprob"] for t in top), reverse=True)
+        assert entry["logprob"] <= 0 and entry["logprob"] == pytest.approx(top[0]["logprob"], abs=1e-4), entry
+        assert entry["token"] == top[0]["token"] and entry["bytes"] == list(entry["token"].encode())
+    spelled = "".join(e["token"] for e in content)  # the reply is the tokens' text, its edges' spaces stripped
+    assert spelled.strip().startswith(choice["message"]["content"]), (spelled, choice)
+    assert _chat(url, _swipes(3)).json()["choices"][0]["logprobs"] is None
+    for extra, param in (({"logprobs": True, "stream": True}, "logprobs"), ({"top_logprobs": 2}, "top_logprobs")):
+        bad = _chat(url, _swipes(3, **extra))
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == param, bad.text
+
+
 def test_errors_have_openais_shape_with_param_and_a_string_code(url):
     r = _chat(url, {"model": "no-such-model", "messages": [{"role": "user", "content": ASK}]})
     assert r.status_code == 404

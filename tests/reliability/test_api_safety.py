@@ -127,8 +127,7 @@ def test_sampling_fields_are_supported_or_refused_by_name(api):
         ("tfs", 0.5),
         ("tools", [{"type": "function", "function": {"name": "f"}}]),
         ("response_format", {"type": "json_object"}),
-        ("logprobs", True),
-        ("top_logprobs", 3),
+        ("top_logprobs", 3),  # without logprobs: true
     ):
         _json_error(_post(url, {**base, field: value}), 400, field)
     _json_error(_post(url, {**base, "n": 9}), 400, "n")  # past limit_choices (8)
