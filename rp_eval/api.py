@@ -1,7 +1,8 @@
 """An OpenAI-compatible HTTP API beside the page: `GET /v1/models`, `POST /v1/chat/completions`.
 
 So SillyTavern, the `openai` client and evaluation harnesses can talk to any registered model. Replies come
-from the same `rp_eval.chat.generate.stream` as the chat tab, with the same stop rules. `finish_reason` is
+from the same generation service as the chat tab (`rp_eval.chat.generate.stream_choices`: `n` replies as rows
+of one request), with the same stop rules. `finish_reason` is
 OpenAI's `stop` (eos or a stop string) or `length` (the token cap); the project's own reason, the raw text and
 whether the cap cut a sentence are in the extra `rp_eval` field. A streamed reply that hits the cap may have
 streamed a sentence fragment that the final `rp_eval.text` trims away (a stream can not take text back).
@@ -27,6 +28,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from rp_eval import settings
+from rp_eval.api_logprobs import chat_logprobs
 from rp_eval.chat.generate import (
     API,
     ContextError,
@@ -34,7 +36,7 @@ from rp_eval.chat.generate import (
     GenerationSettings,
     context_of,
     fit_messages,
-    stream,
+    stream_choices,
 )
 from rp_eval.chat.sampler_params import DialectError, api_fields, values_of
 from rp_eval.errors import RpEvalError
@@ -63,8 +65,6 @@ class ChatMessage(BaseModel):
 # OpenAI fields that change what is sampled and that rp_eval does not do: refused, naming the field, unless
 # given their neutral value (SillyTavern and the openai client send some of them by default).
 UNSUPPORTED: dict[str, tuple] = {
-    "logprobs": (None, False),
-    "top_logprobs": (None, 0),
     "response_format": (None, {"type": "text"}),
     "tools": (None, []),
     "tool_choice": (None, "none", "auto"),
@@ -87,7 +87,9 @@ class _ChatRequest(BaseModel):
     stop: str | list[str] | None = None
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # negative: a random seed (SillyTavern sends -1)
     stream: bool = False
-    n: int = Field(1, ge=1, le=1)
+    n: int = Field(1, ge=1)  # replies to the one conversation: at most limit_choices
+    logprobs: bool | None = False  # the generated tokens' log-probabilities (rp_eval/api_logprobs.py)
+    top_logprobs: int | None = Field(None, ge=0, le=20)  # OpenAI's limit; needs logprobs true
 
 
 # the sampler fields (temperature, top_p, min_p ...) come from their one definition, with its bounds
@@ -285,6 +287,18 @@ def _check_request(req: ChatRequest) -> None:
         field = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
         raise ApiError(f"{field}: {wanted} is over this server's limit of {limits.limit_max_tokens}", param=field)
     check_stops([req.stop] if isinstance(req.stop, str) else list(req.stop or []))
+    check_choices(req.n)
+    if req.logprobs and req.stream:
+        raise ApiError("logprobs: not given in a stream here; send stream: false", param="logprobs")
+    if req.top_logprobs and not req.logprobs:
+        raise ApiError("top_logprobs: needs logprobs: true", param="top_logprobs")
+
+
+def check_choices(n: int) -> None:
+    limit = settings.config().limit_choices
+    if n > limit:
+        raise ApiError(f"n: {n} replies asked for; this server gives at most {limit} per request (limit_choices)",
+                       param="n")  # fmt: skip
 
 
 def check_stops(stops: list[str], field: str = "stop") -> None:
@@ -310,8 +324,8 @@ def _prepare(req: ChatRequest):
     )
     loaded = model_cache().get(registered(req.model))
     check_token_ids(gen, loaded.model)
-    messages, dropped = _fit(loaded, messages, gen.max_new_tokens, req)
-    return loaded, messages, gen, dropped
+    messages, dropped, ids = _fit(loaded, messages, gen.max_new_tokens, req)
+    return loaded, messages, gen, dropped, ids
 
 
 def engine_values(req) -> dict:
@@ -351,9 +365,9 @@ def registered(name: str | None):
     return row
 
 
-def _fit(loaded, messages: list[dict], max_new_tokens: int, req: ChatRequest) -> tuple[list[dict], int]:
+def _fit(loaded, messages: list[dict], max_new_tokens: int, req: ChatRequest) -> tuple[list[dict], int, list[int]]:
     """The conversation with its oldest turns dropped until it fits the model's context and the server's limit
-    (the system prompt and the last user message stay); 400 `context_length_exceeded` when those alone do not."""
+    (the system prompt and the last user message stay), and the prompt's ids; 400 `context_length_exceeded` when those alone do not."""
     context = context_of(loaded.model)
     limit = settings.config().limit_prompt_tokens
     field = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
@@ -365,7 +379,7 @@ def _fit(loaded, messages: list[dict], max_new_tokens: int, req: ChatRequest) ->
         )
     room = min(context - max_new_tokens, limit)
     try:
-        _, _, kept, dropped = fit_messages(loaded.tokenizer, loaded.format, messages, room)
+        _, ids, kept, dropped = fit_messages(loaded.tokenizer, loaded.format, messages, room)
     except ContextError as err:
         raise ApiError(
             f"messages: the prompt is {err.tokens} tokens even with only the system prompt and the last user "
@@ -381,7 +395,7 @@ def _fit(loaded, messages: list[dict], max_new_tokens: int, req: ChatRequest) ->
         raise ApiError(
             f"messages: model '{loaded.name}' can not take this conversation: {err}", param="messages"
         ) from err
-    return kept, dropped
+    return kept, dropped, list(ids)
 
 
 def _extra(result: GenerationResult) -> dict:
@@ -398,39 +412,41 @@ def _extra(result: GenerationResult) -> dict:
     }
 
 
-def _usage(result: GenerationResult) -> dict:
-    return {
-        "prompt_tokens": result.prompt_tokens,
-        "completion_tokens": result.new_tokens,
-        "total_tokens": result.prompt_tokens + result.new_tokens,
-    }
+def usage_of(prompt_tokens: int, results: list[GenerationResult]) -> dict:
+    """OpenAI's usage of a reply of several choices: the prompt counted once, every choice's new tokens."""
+    made = sum(r.new_tokens for r in results)
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": made, "total_tokens": prompt_tokens + made}
 
 
-def _reply(req: ChatRequest, result: GenerationResult) -> dict:
+def _reply(req: ChatRequest, results: list[GenerationResult]) -> dict:
+    choices = [
+        {
+            "index": i,
+            "message": {"role": "assistant", "content": result.text},
+            "logprobs": None,
+            "finish_reason": OPENAI_REASON[result.finish_reason],
+            "rp_eval": _extra(result),
+        }
+        for i, result in enumerate(results)
+    ]
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": req.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": result.text},
-                "finish_reason": OPENAI_REASON[result.finish_reason],
-            }
-        ],
-        "usage": _usage(result),
-        "rp_eval": _extra(result),
+        "choices": choices,
+        "usage": usage_of(results[0].prompt_tokens, results),
+        "rp_eval": _extra(results[0]),  # the first choice's (each choice has its own under choices[i].rp_eval)
     }
 
 
-def _start(req: ChatRequest) -> tuple[Iterator, str | GenerationResult]:
+def _start(req: ChatRequest, prepared=None) -> tuple[Iterator, tuple[int, str] | list[GenerationResult]]:
     """The reply's generator and its first item: every error a request can cause is raised here, before the
-    response starts (a stream can not turn into a 400 after its first byte)."""
-    loaded, messages, gen, dropped = _prepare(req)
-    return started(
-        _counting_dropped(stream(loaded.model, loaded.tokenizer, loaded.format, messages, gen, priority=API), dropped)
-    )
+    response starts (a stream can not turn into a 400 after its first byte). Its items are `(choice, delta)`
+    pairs, then the list of the `n` results."""
+    loaded, messages, gen, dropped, _ = prepared or _prepare(req)
+    items = stream_choices(loaded.model, loaded.tokenizer, loaded.format, messages, gen, req.n, priority=API)
+    return started(_counting_dropped(items, dropped))
 
 
 def started(items: Iterator) -> tuple[Iterator, str | GenerationResult]:
@@ -447,8 +463,8 @@ def _counting_dropped(items: Iterator, dropped: int) -> Iterator:
     """The reply's items, its result counting the turns the API dropped to fit the context."""
     try:
         for item in items:
-            if isinstance(item, GenerationResult):
-                item.dropped_turns += dropped
+            for result in item if isinstance(item, list) else ():
+                result.dropped_turns += dropped
             yield item
     finally:
         items.close()
@@ -460,16 +476,26 @@ def _next(items: Iterator):
 
 async def _complete(req: ChatRequest, request: Request) -> dict | None:
     """A whole reply; None when the client left."""
-    items, item = await run_in_threadpool(_start, req)
-    result = await drain(items, item, request)
-    return None if result is None else _reply(req, result)
+    prepared = await run_in_threadpool(_prepare, req)
+    items, item = await run_in_threadpool(_start, req, prepared)
+    results = await drain(items, item, request)
+    if results is None:
+        return None
+    reply = _reply(req, results)
+    if req.logprobs:
+        loaded, ids = prepared[0], prepared[4]
+        for choice, result in zip(reply["choices"], results, strict=True):
+            top = req.top_logprobs or 0
+            choice["logprobs"] = await run_in_threadpool(chat_logprobs, loaded, ids, result.token_ids, top)
+    return reply
 
 
-async def drain(items: Iterator, item, request: Request) -> GenerationResult | None:
-    """The result at the end of a reply's items (`item` the first, already taken); None as soon as the client is
-    gone. The generator is closed either way, which stops the generation."""
+async def drain(items: Iterator, item, request: Request):
+    """The result at the end of a reply's items (`item` the first, already taken): a `GenerationResult`, or the
+    list of them of a reply of several choices; None as soon as the client is gone. The generator is closed
+    either way, which stops the generation."""
     try:
-        while not isinstance(item, GenerationResult):
+        while not isinstance(item, GenerationResult | list):
             if item is None:
                 raise ApiError("the reply ended without a result", 500, "server_error")
             if await request.is_disconnected():
@@ -481,13 +507,15 @@ async def drain(items: Iterator, item, request: Request) -> GenerationResult | N
             await run_in_threadpool(items.close)
 
 
-def _chunk(req: ChatRequest, cid: str, created: int, delta: dict, reason: str | None = None, **extra) -> dict:
+def _chunk(
+    req: ChatRequest, cid: str, created: int, delta: dict, reason: str | None = None, index: int = 0, **extra
+) -> dict:
     return {
         "id": cid,
         "object": "chat.completion.chunk",
         "created": created,
         "model": req.model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": reason}],
+        "choices": [{"index": index, "delta": delta, "finish_reason": reason}],
         **extra,
     }
 
@@ -499,25 +527,33 @@ def _sse(body: dict) -> str:
 def _events(req: ChatRequest, items: Iterator, first, done) -> AsyncIterator[str]:
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
-    def piece(item: str | GenerationResult) -> dict:
-        if isinstance(item, str):
-            return _chunk(req, cid, created, {"content": item})
-        reason = OPENAI_REASON[item.finish_reason]
-        return _chunk(req, cid, created, {}, reason, usage=_usage(item), rp_eval=_extra(item))
+    def piece(item: tuple[int, str] | list[GenerationResult]) -> list[dict]:
+        if isinstance(item, tuple):
+            return [_chunk(req, cid, created, {"content": item[1]}, index=item[0])]
+        # each choice's end, the last one carrying the usage of them all
+        ends = [
+            _chunk(req, cid, created, {}, OPENAI_REASON[r.finish_reason], index=i, rp_eval=_extra(r))
+            for i, r in enumerate(item)
+        ]
+        ends[-1]["usage"] = usage_of(item[0].prompt_tokens, item)
+        return ends
 
-    return events(items, first, done, [_chunk(req, cid, created, {"role": "assistant", "content": ""})], piece)
+    head = [_chunk(req, cid, created, {"role": "assistant", "content": ""}, index=i) for i in range(req.n)]
+    return events(items, first, done, head, piece)
 
 
 async def events(items: Iterator, first, done, head: list[dict], piece) -> AsyncIterator[str]:
-    """A reply's SSE chunks: `head`, then `piece(item)` for each text delta and for the final result; the
-    generator is closed when the stream ends or the client leaves, and `done` called."""
+    """A reply's SSE chunks: `head`, then `piece(item)` (a chunk or a list of them) for each text delta and for
+    the final result(s); the generator is closed when the stream ends or the client leaves, and `done` called."""
     item = first
     try:
         for body in head:
             yield _sse(body)
         while item is not None:
-            yield _sse(piece(item))
-            if isinstance(item, GenerationResult):
+            bodies = piece(item)
+            for body in bodies if isinstance(bodies, list) else [bodies]:
+                yield _sse(body)
+            if isinstance(item, GenerationResult | list):
                 break
             item = await run_in_threadpool(_next, items)
         yield "data: [DONE]\n\n"

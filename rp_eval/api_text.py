@@ -1,7 +1,7 @@
 """Text Completions and the tokenizer routes, beside the chat API of `rp_eval.api` (same errors, key, queue).
 
-- `POST /v1/completions`: the prompt as text, as token ids, or a list of such prompts (one choice each; one when
-  streaming), in OpenAI's fields and in the text-generation-webui dialect SillyTavern's Text Completion sends
+- `POST /v1/completions`: the prompt as text, as token ids, or a list of such prompts (`n` choices each, one
+  prompt when streaming), in OpenAI's fields and in the text-generation-webui dialect SillyTavern's Text Completion sends
   (`max_new_tokens`, `stopping_strings`, `sampler_seed`, `rep_pen`, `truncation_length`, `add_bos_token` ...).
   The prompt goes to the model as given: no chat format around it. The reply stops and is cut by the same rules
   as a chat reply (every end id and end string; a capped reply trimmed to its last sentence).
@@ -34,6 +34,7 @@ from rp_eval.api import (
     _check_key,
     _extra,
     _Stream,
+    check_choices,
     check_stops,
     check_token_ids,
     drain,
@@ -44,7 +45,7 @@ from rp_eval.api import (
     registered,
     started,
 )
-from rp_eval.chat.generate import API, GenerationResult, GenerationSettings, context_of, stream_prompt
+from rp_eval.chat.generate import API, GenerationResult, GenerationSettings, context_of, stream_prompt_choices
 from rp_eval.chat.sampler_params import api_fields
 from rp_eval.models.loading import model_cache
 
@@ -81,7 +82,6 @@ NEUTRAL: dict[str, tuple] = {
     "include_stop_str_in_output": (False,),
     "best_of": (1,),
     "suffix": ("",),
-    "n": (1,),
 }
 # how many recent tokens the repetition penalty looks at: 0 (or -1) is the whole context, which is what the
 # engine does; any other range is refused while a repetition penalty is on
@@ -105,6 +105,7 @@ class _TextRequest(BaseModel):
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # negative: a random seed
     sampler_seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     stream: bool = False
+    n: int = Field(1, ge=1)  # replies to each prompt (seeded: seed, seed + 1, ...): at most limit_choices
     echo: bool = False
     logprobs: int | None = Field(None, ge=0)
     add_bos_token: bool = True
@@ -244,6 +245,7 @@ def _fit(req: TextRequest, loaded, prompts: list[list[int]]) -> tuple[list[list[
 
 def _check(req: TextRequest) -> None:
     _refuse_unsupported(req)
+    check_choices(req.n)
     if req.logprobs is not None and req.logprobs > scoring.MAX_TOP:
         raise ApiError(f"logprobs: {req.logprobs} alternatives asked for; at most {scoring.MAX_TOP}", param="logprobs")
     if req.stream and req.logprobs is not None:
@@ -251,7 +253,7 @@ def _check(req: TextRequest) -> None:
     many = isinstance(req.prompt, list) and req.prompt and not isinstance(req.prompt[0], int)
     if req.stream and many and len(req.prompt) > 1:
         raise ApiError("prompt: a stream takes one prompt; send several with stream: false", param="prompt")
-    if many and len(req.prompt) > settings.config().limit_in_flight_api * 8:
+    if many and len(req.prompt) * req.n > settings.config().limit_in_flight_api * 8:
         raise ApiError(f"prompt: {len(req.prompt)} prompts in one request is too many", param="prompt")
 
 
@@ -308,8 +310,11 @@ def _usage(prompts: list[list[int]], results: list[GenerationResult | None]) -> 
 
 
 def _begin(req: TextRequest, ids: list[int], loaded, gen: GenerationSettings):
+    """The `n` replies to one prompt: `(choice, delta)` pairs, then the list of results."""
     text = loaded.tokenizer.decode(ids, skip_special_tokens=False)
-    return started(stream_prompt(loaded.model, loaded.tokenizer, loaded.format, text, ids, gen, priority=API))
+    return started(
+        stream_prompt_choices(loaded.model, loaded.tokenizer, loaded.format, text, ids, gen, req.n, priority=API)
+    )
 
 
 def _prepare(req: TextRequest):
@@ -324,19 +329,20 @@ def _prepare(req: TextRequest):
 
 async def _complete(req: TextRequest, request: Request) -> dict | None:
     loaded, prompts, cut, gen = await run_in_threadpool(_prepare, req)
-    results: list[GenerationResult | None] = []
+    results: list[GenerationResult | None] = []  # n per prompt, in the prompts' order (OpenAI's indexes)
     for ids in prompts:
         if _wanted(req) == 0:
-            results.append(None)
+            results.extend([None] * req.n)
             continue
         items, first = await run_in_threadpool(_begin, req, ids, loaded, gen)
-        result = await drain(items, first, request)
-        if result is None:
+        replies = await drain(items, first, request)
+        if replies is None:
             return None
-        results.append(result)
+        results.extend(replies)
     choices = []
-    for i, (ids, result) in enumerate(zip(prompts, results, strict=True)):
-        choices.append(await run_in_threadpool(_choice, req, loaded, i, ids, result, cut[i]))
+    for i, result in enumerate(results):
+        ids = prompts[i // req.n]
+        choices.append(await run_in_threadpool(_choice, req, loaded, i, ids, result, cut[i // req.n]))
     return {
         "id": f"cmpl-{uuid.uuid4().hex}",
         "object": "text_completion",
@@ -352,20 +358,26 @@ async def _stream(req: TextRequest, done) -> _Stream:
     cid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     (ids,) = prompts
 
-    def chunk(text: str, reason: str | None = None, **extra) -> dict:
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": reason}
+    def chunk(text: str, reason: str | None = None, index: int = 0, **extra) -> dict:
+        choice = {"index": index, "text": text, "logprobs": None, "finish_reason": reason}
         return {"id": cid, "object": "text_completion", "created": created, "model": loaded.name,
                 "choices": [choice], **extra}  # fmt: skip
 
-    def piece(item: str | GenerationResult) -> dict:
-        if isinstance(item, str):
-            return chunk(item)
-        extra = {**_extra(item), "truncated_prompt_tokens": cut[0]}
-        return chunk("", OPENAI_REASON[item.finish_reason], usage=_usage(prompts, [item]), rp_eval=extra)
+    def piece(item: tuple[int, str] | list[GenerationResult]) -> list[dict]:
+        if isinstance(item, tuple):
+            return [chunk(item[1], index=item[0])]
+        ends = [
+            chunk("", OPENAI_REASON[r.finish_reason], i, rp_eval={**_extra(r), "truncated_prompt_tokens": cut[0]})
+            for i, r in enumerate(item)
+        ]
+        ends[-1]["usage"] = _usage(prompts, item)  # the last choice's end carries the usage of them all
+        return ends
 
-    head = [chunk(_echoed(req, loaded.tokenizer, 0, ids))] if req.echo else []
+    echo = _echoed(req, loaded.tokenizer, 0, ids) if req.echo else None
+    head = [chunk(echo, index=i) for i in range(req.n)] if req.echo else []
     if _wanted(req) == 0:
-        head.append(chunk("", "length", usage=_usage(prompts, [None])))
+        head += [chunk("", "length", i) for i in range(req.n)]
+        head[-1]["usage"] = _usage(prompts, [None])
         items, first = (item for item in ()), None
     else:
         items, first = await run_in_threadpool(_begin, req, ids, loaded, gen)

@@ -52,6 +52,7 @@ class Config(BaseModel):
     limit_max_tokens: int = Field(2048, ge=1, le=8192, description="most new tokens one API reply may ask for")
     limit_stop_count: int = Field(16, ge=0, description="most stop strings one API request may send")
     limit_stop_chars: int = Field(64, ge=1, description="longest stop string, in characters")
+    limit_choices: int = Field(8, ge=1, le=64, description="most replies (`n`) one API request may ask for")
     limit_upload_mb: float = Field(10.0, gt=0, description="largest file the page accepts as an upload, in MB")
     limit_in_flight_api: int = Field(
         8, ge=1, description="API requests generating at once (more wait in their client's queue)"

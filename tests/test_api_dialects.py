@@ -1,10 +1,12 @@
 """The API as role-play clients and evaluation harnesses speak to it, over real HTTP against `python app.py`:
 SillyTavern's Chat Completion body (several system messages: main prompt, card, "[Start a new Chat]"), a chat
-longer than the context (oldest turns dropped, counted), lm-eval's `num_concurrent` burst from one client (waits
-its turn, no 429), OpenAI's error shape (`param`, string `code`, unknown routes)."""
+longer than the context (oldest turns dropped, counted), lm-eval's `num_concurrent` burst of 8 from one client
+(waits its turn, no 429), SillyTavern's multi-swipe (`n`), OpenAI's error shape (`param`, string `code`, unknown
+routes)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 
@@ -113,15 +115,83 @@ def test_even_the_system_prompt_and_last_message_alone_too_long_is_a_400_naming_
     assert "2048" in error["message"] and "last user" in error["message"]
 
 
-def test_a_burst_of_four_from_one_client_waits_its_turn_instead_of_429(url):
-    """lm-eval's `local-chat-completions` with num_concurrent=4 against a per-client limit of 2: every request is
-    answered (the two over the limit wait in the client's queue); lm-eval aborted on the 429s before."""
+def test_a_burst_of_eight_from_one_client_waits_its_turn_instead_of_429(url):
+    """lm-eval's `local-chat-completions` with num_concurrent=8 against a per-client limit of 2: every request is
+    answered (the six over the limit wait in the client's queue of limit_queue_per_user 16); lm-eval aborted on
+    the 429s before."""
     body = {"model": MODEL, "messages": [{"role": "user", "content": ASK}], "max_tokens": 24, "temperature": 0}
-    with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(lambda _: _chat(url, body), range(4)))
-    assert [r.status_code for r in answers] == [200] * 4, [r.text[:200] for r in answers]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: _chat(url, body, timeout=300), range(8)))
+    assert [r.status_code for r in answers] == [200] * 8, [r.text[:200] for r in answers]
     texts = {r.json()["choices"][0]["message"]["content"] for r in answers}
     assert len(texts) == 1  # greedy: queued or not, the same reply
+
+
+def _swipes(seed: int, **extra) -> dict:
+    chat = [{"role": "system", "content": MAIN}, {"role": "system", "content": CARD}, {"role": "user", "content": ASK}]
+    return _sillytavern(chat, seed=seed, max_tokens=12, **extra)
+
+
+def test_n_three_swipes_at_once_are_the_replies_of_seeds_seed_to_seed_plus_two(url):
+    """SillyTavern's multi-swipe: its Chat Completion body with `n` 3 gets three choices, indexed 0..2; seeded,
+    choice i is the reply a single request with seed + i gets, streamed or not."""
+    r = _chat(url, _swipes(41, n=3))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [c["index"] for c in body["choices"]] == [0, 1, 2]
+    texts = [c["message"]["content"] for c in body["choices"]]
+    singles = [_chat(url, _swipes(41 + i)).json() for i in range(3)]
+    assert texts == [one["choices"][0]["message"]["content"] for one in singles]
+    assert len(set(texts)) > 1, texts  # temperature 1 over three seeds: not one reply three times
+    # the prompt counted once, the new tokens of every choice
+    assert body["usage"]["prompt_tokens"] == singles[0]["usage"]["prompt_tokens"]
+    assert body["usage"]["completion_tokens"] == sum(one["usage"]["completion_tokens"] for one in singles)
+
+    streamed = httpx.post(f"{url}/v1/chat/completions", json=_swipes(41, n=3, stream=True), timeout=120)
+    assert streamed.status_code == 200, streamed.text
+    lines = [line[len("data: ") :] for line in streamed.text.splitlines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    chunks = [json.loads(line) for line in lines[:-1]]
+    got, ends = ["", "", ""], {}
+    for chunk in chunks:
+        (choice,) = chunk["choices"]
+        got[choice["index"]] += choice["delta"].get("content", "")
+        if choice["finish_reason"]:
+            ends[choice["index"]] = chunk["rp_eval"]["text"]
+    assert sorted(ends) == [0, 1, 2] and [ends[i] for i in range(3)] == texts
+    assert all(g.startswith(t) for g, t in zip(got, texts, strict=True))  # a capped reply may stream further
+    assert chunks[-1]["usage"] == body["usage"]
+
+
+def test_n_past_the_limit_is_a_400_naming_n(url):
+    r = _chat(url, _swipes(1, n=9))
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == "n" and "8" in error["message"] and "limit_choices" in error["message"], error
+    assert _chat(url, _swipes(1, n=0)).json()["error"]["param"] == "n"
+    assert _chat(url, _swipes(1)).status_code == 200  # the server goes on
+
+
+def test_logprobs_of_the_generated_tokens_for_sillytaverns_token_view(url):
+    """`logprobs` with `top_logprobs` 3 on a greedy reply: one entry per generated token, in OpenAI's shape; each
+    token is its position's best alternative (greedy takes the argmax); the tokens spell the reply. A stream or
+    top_logprobs without logprobs is a 400 naming the field."""
+    r = _chat(url, _swipes(3, temperature=0, logprobs=True, top_logprobs=3))
+    assert r.status_code == 200, r.text
+    (choice,) = r.json()["choices"]
+    content = choice["logprobs"]["content"]
+    assert len(content) == r.json()["usage"]["completion_tokens"]
+    for entry in content:
+        top = entry["top_logprobs"]
+        assert len(top) == 3 and [t["logprob"] for t in top] == sorted((t["logprob"] for t in top), reverse=True)
+        assert entry["logprob"] <= 0 and entry["logprob"] == pytest.approx(top[0]["logprob"], abs=1e-4), entry
+        assert entry["token"] == top[0]["token"] and entry["bytes"] == list(entry["token"].encode())
+    spelled = "".join(e["token"] for e in content)  # the reply is the tokens' text, its edges' spaces stripped
+    assert spelled.strip().startswith(choice["message"]["content"]), (spelled, choice)
+    assert _chat(url, _swipes(3)).json()["choices"][0]["logprobs"] is None
+    for extra, param in (({"logprobs": True, "stream": True}, "logprobs"), ({"top_logprobs": 2}, "top_logprobs")):
+        bad = _chat(url, _swipes(3, **extra))
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == param, bad.text
 
 
 def test_errors_have_openais_shape_with_param_and_a_string_code(url):

@@ -244,6 +244,24 @@ def test_four_completions_at_once_from_one_client(url):
     assert len({r.json()["choices"][0]["text"] for r in answers}) == 1
 
 
+def test_n_replies_to_one_prompt_are_the_seeds_seed_to_seed_plus_n_minus_1(url):
+    """`n` 3 with two prompts: six choices, each prompt's three in turn (OpenAI's order); seeded, choice j of a
+    prompt is what a single request with seed + j gets; streamed, the choices come indexed 0..n-1."""
+    other = STORY.replace("おすすめの本", "雨の日に読む本")
+    body = {**_ooba(url, STORY, 10), "seed": 5, "temperature": 1, "top_p": 1}
+    r = _post(url, "/v1/completions", {**body, "prompt": [STORY, other], "n": 3})
+    assert r.status_code == 200, r.text
+    choices = r.json()["choices"]
+    assert [c["index"] for c in choices] == list(range(6))
+    for k, prompt in enumerate([STORY, other]):
+        singles = [_post(url, "/v1/completions", {**body, "prompt": prompt, "seed": 5 + j}) for j in range(3)]
+        assert [c["text"] for c in choices[3 * k : 3 * k + 3]] == [s.json()["choices"][0]["text"] for s in singles]
+    assert len({c["text"] for c in choices[:3]}) > 1  # three seeds: not one reply three times
+    chunks = _events(_post(url, "/v1/completions", {**body, "n": 3, "stream": True}))
+    ends = {c["choices"][0]["index"]: c["rp_eval"]["text"] for c in chunks if c["choices"][0]["finish_reason"]}
+    assert [ends.get(i) for i in range(3)] == [c["text"] for c in choices[:3]]
+
+
 def test_tokenize_and_detokenize_round_trip(url, reference):
     _, tok = reference
     r = _post(url, "/tokenize", {"model": MODEL, "prompt": STORY, "add_special_tokens": False})
@@ -283,7 +301,7 @@ BAD = [
         "999999",
     ),  # fmt: skip
     ("an empty banned string", {"prompt": STORY, "banned_strings": ["本", ""]}, "banned_strings.1", "at least 1"),
-    ("n over 1", {"prompt": STORY, "n": 3}, "n", "'n'"),
+    ("n past the limit", {"prompt": STORY, "n": 9}, "n", "limit_choices"),
     (
         "malformed dry_sequence_breakers",
         {"prompt": STORY, "dry_sequence_breakers": "[\\n"},

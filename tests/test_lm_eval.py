@@ -1,6 +1,7 @@
 """lm-evaluation-harness itself (`lm_eval`, requirements-dev.txt) run against `python app.py` on the demo models,
-four requests at a time (`num_concurrent=4`), on two tiny tasks defined here from local JSON files (no data set
-download: HF_HUB_OFFLINE=1, `dataset_path: json` with `data_files`):
+eight requests at a time (`num_concurrent=8`: two run per client, six wait in its queue, none is refused), on two
+tiny tasks defined here from local JSON files (no data set download: HF_HUB_OFFLINE=1, `dataset_path: json` with
+`data_files`):
 - a multiple-choice task through `local-completions`: loglikelihood requests (token ids, echo, logprobs) scored
   with the demo model's own tokenizer; each choice's log-likelihood must equal a direct forward pass of the same
   model loaded here, and the accuracy what those numbers give;
@@ -35,7 +36,11 @@ GEN_DOCS = [
     {"prompt": "雨の日に読む本をひとつ挙げてください。", "answer": "詩集"},
     {"prompt": "好きな飲み物は？", "answer": "紅茶"},
     {"prompt": "お店の名前を教えてください。", "answer": "古本屋"},
-]
+    {"prompt": "今日の天気はどうですか？", "answer": "雨"},
+    {"prompt": "港には何が見えますか？", "answer": "漁船"},
+    {"prompt": "閉店は何時ですか？", "answer": "六時"},
+    {"prompt": "最近読んだ本の感想を聞かせてください。", "answer": "面白かった"},
+]  # eight: lm-eval's num_concurrent=8 sends them all at once
 
 
 def _task(folder, name: str, docs: list[dict], spec: str) -> None:
@@ -91,7 +96,7 @@ def test_lm_eval_multiple_choice_through_local_completions(setup):
     args = {
         "model": MODEL,
         "base_url": f"{url}/v1/completions",
-        "num_concurrent": 4,
+        "num_concurrent": 8,
         "max_retries": 1,
         "tokenizer_backend": "huggingface",
         "tokenizer": folder,
@@ -128,7 +133,7 @@ def test_lm_eval_generate_until_through_local_chat_completions(setup):
     import httpx
 
     url, root = setup
-    args = {"model": MODEL, "base_url": f"{url}/v1/chat/completions", "num_concurrent": 4, "max_retries": 1}
+    args = {"model": MODEL, "base_url": f"{url}/v1/chat/completions", "num_concurrent": 8, "max_retries": 1}
     results, samples = _lm_eval(root, "local-chat-completions", args, "rp_reply_tiny", "--apply_chat_template")
     assert "exact_match,none" in results["results"]["rp_reply_tiny"]
     assert len(samples) == len(GEN_DOCS)

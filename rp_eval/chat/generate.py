@@ -284,28 +284,6 @@ def stream(
     yield from _deltas(request, rules, dropped[0])
 
 
-def stream_prompt(
-    model,
-    tokenizer,
-    fmt: PromptFormat,
-    prompt: str,
-    ids: list[int],
-    settings: GenerationSettings,
-    priority: int = API,
-) -> Iterator[str | GenerationResult]:
-    """`stream` for a text completion: the prompt's ids as the client gave them (no chat format around them, no
-    turns to drop); the reply stops and is cut by the same rules as a chat reply."""
-    from rp_eval.chat.service import service_for
-
-    if not ids:
-        raise GenerationError("the prompt is empty")
-    rules = stop_rules(tokenizer, model, fmt, settings.stop_strings)
-    request = service_for(model).submit(
-        tokenizer, [prompt], [list(ids)], settings, rules, streaming=True, priority=priority
-    )
-    yield from _deltas(request, rules, 0)
-
-
 def _deltas(request, rules: StopRules, dropped: int) -> Iterator[str | GenerationResult]:
     shown = 0
     try:
@@ -322,6 +300,66 @@ def _deltas(request, rules: StopRules, dropped: int) -> Iterator[str | Generatio
     if len(result.text) > shown:
         yield result.text[shown:]
     yield result
+
+
+def stream_choices(
+    model,
+    tokenizer,
+    fmt: PromptFormat,
+    messages: list[Message],
+    settings: GenerationSettings,
+    n: int = 1,
+    priority: int = API,
+) -> Iterator[tuple[int, str] | list[GenerationResult]]:
+    """`stream` for `n` replies to one conversation, submitted together as `n` rows of one request (seeded:
+    seed, seed + 1, ...): `(index, text delta)` pairs as each row's text becomes safe to show, then the list of
+    the `n` results (the API's `n`, SillyTavern's several swipes at once)."""
+    request, rules, dropped = _submit(
+        model, tokenizer, fmt, [messages] * n, settings, streaming=True, priority=priority
+    )
+    yield from _choice_deltas(request, rules, dropped[0], n)
+
+
+def stream_prompt_choices(
+    model,
+    tokenizer,
+    fmt: PromptFormat,
+    prompt: str,
+    ids: list[int],
+    settings: GenerationSettings,
+    n: int = 1,
+    priority: int = API,
+) -> Iterator[tuple[int, str] | list[GenerationResult]]:
+    """`stream_choices` for a text completion: `n` replies to the prompt's ids as the client gave them."""
+    from rp_eval.chat.service import service_for
+
+    if not ids:
+        raise GenerationError("the prompt is empty")
+    rules = stop_rules(tokenizer, model, fmt, settings.stop_strings)
+    request = service_for(model).submit(
+        tokenizer, [prompt] * n, [list(ids)] * n, settings, rules, streaming=True, priority=priority
+    )
+    yield from _choice_deltas(request, rules, 0, n)
+
+
+def _choice_deltas(request, rules: StopRules, dropped: int, n: int) -> Iterator[tuple[int, str] | list]:
+    shown = [0] * n
+    try:
+        for texts in request.texts():
+            for i, text in enumerate(texts):
+                visible = textrules.showable(text)
+                safe = len(visible) - textrules.held_back(visible, list(rules.stop_strings))
+                if safe > shown[i]:
+                    yield i, visible[shown[i] : safe]
+                    shown[i] = safe
+    finally:
+        request.cancel()
+    results = list(request.results)
+    for i, result in enumerate(results):
+        result.dropped_turns = dropped
+        if len(result.text) > shown[i]:
+            yield i, result.text[shown[i] :]
+    yield results
 
 
 def generate(
